@@ -1,0 +1,208 @@
+// Package l2 holds the leaf value types that every part of torstitch shares:
+// VNIs, VLANs, MAC addresses, switch ports, bindings and MAC entries. It has
+// no dependencies beyond the standard library so that sources (vdsvlan, evpn)
+// and sinks (vtep clients) can all speak it without importing each other.
+package l2
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// VNI is a VXLAN network identifier (24 bits; 0 is not a valid VNI).
+type VNI uint32
+
+// MaxVNI is the largest valid VNI.
+const MaxVNI VNI = 1<<24 - 1
+
+// Validate reports whether v is a usable VNI (1–16777215).
+func (v VNI) Validate() error {
+	if v < 1 || v > MaxVNI {
+		return fmt.Errorf("VNI %d out of range 1-%d", uint64(v), MaxVNI)
+	}
+	return nil
+}
+
+// ParseVNI parses a decimal VNI and validates it.
+func ParseVNI(s string) (VNI, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("VNI %q: not a number", s)
+	}
+	v := VNI(n)
+	if n > uint64(MaxVNI) {
+		return 0, fmt.Errorf("VNI %s out of range 1-%d", s, MaxVNI)
+	}
+	return v, v.Validate()
+}
+
+// VLAN is an 802.1Q VLAN ID as used in hardware_vtep vlan_bindings. VLAN 0
+// means untagged frames.
+type VLAN uint16
+
+// MaxVLAN is the largest VLAN ID the hardware_vtep schema accepts.
+const MaxVLAN VLAN = 4095
+
+// Validate reports whether v fits the hardware_vtep range 0–4095.
+func (v VLAN) Validate() error {
+	if v > MaxVLAN {
+		return fmt.Errorf("VLAN %d out of range 0-%d", v, MaxVLAN)
+	}
+	return nil
+}
+
+// ValidateUsable is stricter than Validate: 4095 is reserved by 802.1Q and
+// refused for operator intent.
+func (v VLAN) ValidateUsable() error {
+	if v >= MaxVLAN {
+		return fmt.Errorf("VLAN %d out of range 0-4094 (0 = untagged, 4095 is reserved)", v)
+	}
+	return nil
+}
+
+// ParseVLAN parses a decimal VLAN ID and checks it with ValidateUsable.
+func ParseVLAN(s string) (VLAN, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("VLAN %q: not a number in 0-4094", s)
+	}
+	v := VLAN(n)
+	return v, v.ValidateUsable()
+}
+
+// MAC is an Ethernet address. Unlike net.HardwareAddr it is comparable and can
+// key maps.
+type MAC [6]byte
+
+// ParseMAC parses "aa:bb:cc:dd:ee:ff" (also with '-' separators).
+func ParseMAC(s string) (MAC, error) {
+	var m MAC
+	t := strings.ReplaceAll(strings.TrimSpace(s), "-", ":")
+	parts := strings.Split(t, ":")
+	if len(parts) != 6 {
+		return m, fmt.Errorf("invalid MAC address %q", s)
+	}
+	for i, p := range parts {
+		if len(p) != 2 {
+			return m, fmt.Errorf("invalid MAC address %q", s)
+		}
+		b, err := strconv.ParseUint(p, 16, 8)
+		if err != nil {
+			return m, fmt.Errorf("invalid MAC address %q", s)
+		}
+		m[i] = byte(b)
+	}
+	return m, nil
+}
+
+// MustMAC is ParseMAC for constants in tests and examples; it panics on error.
+func MustMAC(s string) MAC {
+	m, err := ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+const hexDigits = "0123456789abcdef"
+
+// String formats m as lower-case colon-separated hex, the form hardware_vtep uses.
+func (m MAC) String() string {
+	var b [17]byte
+	for i, v := range m {
+		if i > 0 {
+			b[i*3-1] = ':'
+		}
+		b[i*3] = hexDigits[v>>4]
+		b[i*3+1] = hexDigits[v&0xf]
+	}
+	return string(b[:])
+}
+
+// IsZero reports whether m is 00:00:00:00:00:00.
+func (m MAC) IsZero() bool { return m == MAC{} }
+
+// IsMulticast reports whether the group bit is set (includes broadcast).
+func (m MAC) IsMulticast() bool { return m[0]&1 == 1 }
+
+// ValidateUnicast rejects the all-zero and group addresses, which can never be
+// a host's address in a MAC table.
+func (m MAC) ValidateUnicast() error {
+	if m.IsZero() || m.IsMulticast() {
+		return fmt.Errorf("MAC %s is not a unicast host address", m)
+	}
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (m MAC) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (m *MAC) UnmarshalText(b []byte) error {
+	v, err := ParseMAC(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// PortRef names one port of one switch of the pair, written SWITCH:PORT.
+type PortRef struct {
+	Switch string `json:"switch"`
+	Port   string `json:"port"`
+}
+
+// ParsePortRef parses "SWITCH:PORT". Port names may contain ':' after the first.
+func ParsePortRef(s string) (PortRef, error) {
+	sw, port, ok := strings.Cut(s, ":")
+	if !ok || sw == "" || port == "" {
+		return PortRef{}, fmt.Errorf("port %q: want SWITCH:PORT", s)
+	}
+	return PortRef{Switch: sw, Port: port}, nil
+}
+
+func (p PortRef) String() string { return p.Switch + ":" + p.Port }
+
+// Compare orders port references by switch, then port.
+func (p PortRef) Compare(q PortRef) int {
+	if c := strings.Compare(p.Switch, q.Switch); c != 0 {
+		return c
+	}
+	return strings.Compare(p.Port, q.Port)
+}
+
+// Binding maps a VLAN on a set of switch ports to a VNI.
+type Binding struct {
+	VLAN  VLAN      `json:"vlan"`
+	VNI   VNI       `json:"vni"`
+	Ports []PortRef `json:"ports"`
+}
+
+// RemoteMAC is a MAC reachable through a remote VTEP: a Ucast_Macs_Remote row
+// on the switch side, a type-2 route on the EVPN side.
+type RemoteMAC struct {
+	VNI  VNI        `json:"vni"`
+	MAC  MAC        `json:"mac"`
+	IP   netip.Addr `json:"ip,omitzero"`   // optional host IP (ipaddr), for ARP suppression
+	VTEP netip.Addr `json:"vtep"`          // remote tunnel endpoint
+	Seq  uint32     `json:"seq,omitempty"` // MAC mobility sequence number
+}
+
+// LocalMAC is a MAC learned by a switch on one of its bound ports: a
+// Ucast_Macs_Local row, advertised as a type-2 route.
+type LocalMAC struct {
+	Switch string     `json:"switch"`
+	VNI    VNI        `json:"vni"`
+	MAC    MAC        `json:"mac"`
+	IP     netip.Addr `json:"ip,omitzero"`
+	VTEP   netip.Addr `json:"vtep"` // tunnel IP of the switch that learned it
+}
+
+// MACKey identifies a MAC within a VNI.
+type MACKey struct {
+	VNI VNI
+	MAC MAC
+}
