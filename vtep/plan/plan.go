@@ -1,0 +1,348 @@
+package plan
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/torstitch/torstitch/vtep/l2"
+)
+
+// Options tune a plan.
+type Options struct {
+	// KeepStale suppresses every delete: rows torstitch owns but no longer
+	// wants stay until a later plan without KeepStale. The agent sets it until
+	// its picture of the world is complete (make before break).
+	KeepStale bool
+}
+
+type portVLAN struct {
+	port string
+	vlan l2.VLAN
+}
+
+type planner struct {
+	d   *Desired
+	o   *Observed
+	opt Options
+	p   problems
+	out *Changes
+
+	desiredLS map[l2.VNI]LogicalSwitch
+	canonical map[string]l2.VNI // owned LS UUID -> VNI, for the one LS kept per desired VNI
+
+	creates, updates, binds, ucastAdds, ucastUpdates, mcastSets []Change
+	unbinds, ucastDels, mcastDels, lsDels                        []Change
+}
+
+// Plan computes the changes that bring the observed switch to the desired
+// state. It validates first: on any error nothing is planned and the error
+// names every offending item. A switch already in the desired state yields an
+// empty plan.
+func Plan(d *Desired, o *Observed, opt Options) (*Changes, error) {
+	if err := Validate(d, o); err != nil {
+		return nil, err
+	}
+	pl := &planner{d: d, o: o, opt: opt, out: &Changes{
+		LSByVNI:  map[l2.VNI]string{},
+		Locators: map[netip.Addr]string{},
+	}}
+	pl.locators()
+	pl.logicalSwitches()
+	pl.bindings()
+	pl.ucastRemote()
+	pl.mcastRemote()
+	pl.staleSwitches()
+	if err := pl.p.err(); err != nil {
+		return nil, err
+	}
+	n := len(pl.creates) + len(pl.updates) + len(pl.binds) + len(pl.ucastAdds) + len(pl.ucastUpdates) +
+		len(pl.mcastSets) + len(pl.unbinds) + len(pl.ucastDels) + len(pl.mcastDels) + len(pl.lsDels)
+	list := make([]Change, 0, n)
+	for _, part := range [][]Change{pl.creates, pl.updates, pl.binds, pl.ucastAdds, pl.ucastUpdates,
+		pl.mcastSets, pl.unbinds, pl.ucastDels, pl.mcastDels, pl.lsDels} {
+		list = append(list, part...)
+	}
+	pl.out.List = list
+	return pl.out, nil
+}
+
+func (pl *planner) locators() {
+	for uuid, loc := range pl.o.Locators {
+		if loc.Encap != EncapVXLAN || loc.TunnelKey != nil {
+			continue
+		}
+		ip, err := netip.ParseAddr(loc.DstIP)
+		if err != nil {
+			continue
+		}
+		if prev, ok := pl.out.Locators[ip]; !ok || uuid < prev {
+			pl.out.Locators[ip] = uuid
+		}
+	}
+}
+
+func sortedUUIDs[T any](m map[string]T) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (pl *planner) logicalSwitches() {
+	pl.desiredLS = make(map[l2.VNI]LogicalSwitch, len(pl.d.LogicalSwitches))
+	wantName := make(map[string]l2.VNI)
+	for _, ls := range pl.d.LogicalSwitches {
+		if ls.Name == "" {
+			ls.Name = DefaultName(ls.VNI)
+		}
+		pl.desiredLS[ls.VNI] = ls
+		wantName[ls.Name] = ls.VNI
+	}
+	owned := map[l2.VNI][]*ObservedLS{}
+	ownedByName := map[string]*ObservedLS{}
+	for _, uuid := range sortedUUIDs(pl.o.Switches) {
+		ls := pl.o.Switches[uuid]
+		if !ls.Owned() {
+			if v := ls.VNI(); v != 0 {
+				if _, ok := pl.desiredLS[v]; ok {
+					pl.p.add("VNI %d is already used by logical switch %q, which torstitch does not manage", v, ls.Name)
+				}
+			}
+			if v, ok := wantName[ls.Name]; ok {
+				pl.p.add("logical switch name %q (VNI %d) is taken by a logical switch torstitch does not manage", ls.Name, v)
+			}
+			continue
+		}
+		owned[ls.VNI()] = append(owned[ls.VNI()], ls)
+		ownedByName[ls.Name] = ls
+	}
+	pl.canonical = map[string]l2.VNI{}
+	vnis := make([]l2.VNI, 0, len(pl.desiredLS))
+	for v := range pl.desiredLS {
+		vnis = append(vnis, v)
+	}
+	slices.Sort(vnis)
+	for _, v := range vnis {
+		spec := pl.desiredLS[v]
+		var pick *ObservedLS
+		for _, ls := range owned[v] {
+			if ls.Name == spec.Name {
+				pick = ls
+			}
+		}
+		if pick == nil && len(owned[v]) > 0 {
+			pick = owned[v][0] // sorted by UUID
+		}
+		if pick == nil {
+			// An owned switch may hold the name under a VNI nobody wants any more: reuse it.
+			if ls, ok := ownedByName[spec.Name]; ok {
+				if _, wanted := pl.desiredLS[ls.VNI()]; !wanted {
+					pick = ls
+				}
+			}
+		}
+		if pick == nil {
+			pl.creates = append(pl.creates, Change{Op: LSCreate, VNI: v, Name: spec.Name, ReplicationMode: spec.ReplicationMode})
+			continue
+		}
+		pl.canonical[pick.UUID] = v
+		pl.out.LSByVNI[v] = pick.UUID
+		if pick.Name != spec.Name || pick.VNI() != v ||
+			(spec.ReplicationMode != "" && pick.ReplicationMode != spec.ReplicationMode) {
+			pl.updates = append(pl.updates, Change{Op: LSUpdate, UUID: pick.UUID, VNI: v, Name: spec.Name, ReplicationMode: spec.ReplicationMode})
+		}
+	}
+}
+
+func (pl *planner) owned(lsUUID string) bool {
+	ls := pl.o.Switches[lsUUID]
+	return ls != nil && ls.Owned()
+}
+
+func (pl *planner) bindings() {
+	want := make(map[portVLAN]l2.VNI, len(pl.d.Bindings))
+	order := make([]portVLAN, 0, len(pl.d.Bindings))
+	for _, b := range pl.d.Bindings {
+		k := portVLAN{b.Port, b.VLAN}
+		if _, dup := want[k]; !dup {
+			order = append(order, k)
+		}
+		want[k] = b.VNI
+	}
+	present := make(map[portVLAN]bool)
+	for _, name := range sortedUUIDs(pl.o.Ports) {
+		port := pl.o.Ports[name]
+		vlans := make([]l2.VLAN, 0, len(port.Bindings))
+		for v := range port.Bindings {
+			vlans = append(vlans, v)
+		}
+		slices.Sort(vlans)
+		for _, vlan := range vlans {
+			lsUUID := port.Bindings[vlan]
+			k := portVLAN{name, vlan}
+			vni, desired := want[k]
+			switch {
+			case desired && !pl.owned(lsUUID):
+				lsName := lsUUID
+				if ls := pl.o.Switches[lsUUID]; ls != nil {
+					lsName = ls.Name
+				}
+				pl.p.add("port %s VLAN %d is bound to logical switch %q, which torstitch does not manage", name, vlan, lsName)
+				present[k] = true
+			case desired:
+				present[k] = true
+				if pl.out.LSByVNI[vni] != lsUUID || lsUUID == "" {
+					pl.binds = append(pl.binds, Change{Op: BindingSet, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: vni, Rebind: true})
+				}
+			case pl.owned(lsUUID) && !pl.opt.KeepStale:
+				pl.unbinds = append(pl.unbinds, Change{Op: BindingDelete, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: pl.o.Switches[lsUUID].VNI()})
+			}
+		}
+	}
+	for _, k := range order {
+		if present[k] {
+			continue
+		}
+		pl.binds = append(pl.binds, Change{Op: BindingSet, Port: k.port, PortUUID: pl.o.Ports[k.port].UUID, VLAN: k.vlan, VNI: want[k]})
+	}
+}
+
+func ipString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func (pl *planner) ucastRemote() {
+	want := make(map[l2.MACKey]*l2.RemoteMAC, len(pl.d.RemoteMACs))
+	for i := range pl.d.RemoteMACs {
+		m := &pl.d.RemoteMACs[i]
+		want[l2.MACKey{VNI: m.VNI, MAC: m.MAC}] = m
+	}
+	done := make(map[l2.MACKey]bool, len(pl.o.UcastRemote))
+	for uuid, row := range pl.o.UcastRemote {
+		if !pl.owned(row.LS) {
+			continue
+		}
+		v, canonical := pl.canonical[row.LS]
+		mac, okMAC := normMAC(row.MAC)
+		k := l2.MACKey{VNI: v, MAC: mac}
+		w := want[k]
+		if !canonical || !okMAC || w == nil || done[k] {
+			if !pl.opt.KeepStale {
+				pl.ucastDels = append(pl.ucastDels, Change{Op: UcastDelete, UUID: uuid, VNI: v, MAC: mac})
+			}
+			continue
+		}
+		done[k] = true
+		loc, okLoc := pl.o.Locators[row.Locator]
+		if okLoc && loc.Encap == EncapVXLAN && loc.TunnelKey == nil && loc.DstIP == w.VTEP.String() && row.IP == ipString(w.IP) {
+			continue
+		}
+		pl.ucastUpdates = append(pl.ucastUpdates, Change{Op: UcastUpdate, UUID: uuid, VNI: v, MAC: mac, IP: w.IP, VTEP: w.VTEP})
+	}
+	for i := range pl.d.RemoteMACs {
+		m := &pl.d.RemoteMACs[i]
+		k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
+		if done[k] {
+			continue
+		}
+		done[k] = true
+		pl.ucastAdds = append(pl.ucastAdds, Change{Op: UcastAdd, VNI: m.VNI, MAC: m.MAC, IP: m.IP, VTEP: m.VTEP})
+	}
+	slices.SortFunc(pl.ucastUpdates, func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
+	slices.SortFunc(pl.ucastDels, func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
+}
+
+func sortedSet(ips []netip.Addr) []netip.Addr {
+	s := slices.Clone(ips)
+	slices.SortFunc(s, netip.Addr.Compare)
+	return slices.Compact(s)
+}
+
+func (pl *planner) mcastRemote() {
+	done := map[l2.VNI]bool{}
+	for _, uuid := range sortedUUIDs(pl.o.McastRemote) {
+		row := pl.o.McastRemote[uuid]
+		if !pl.owned(row.LS) {
+			continue
+		}
+		v, canonical := pl.canonical[row.LS]
+		want := sortedSet(pl.d.Flood[v])
+		if !canonical || row.MAC != UnknownDst || len(want) == 0 || done[v] {
+			if !pl.opt.KeepStale {
+				pl.mcastDels = append(pl.mcastDels, Change{Op: McastDelete, UUID: uuid, VNI: v})
+			}
+			continue
+		}
+		done[v] = true
+		if slices.Equal(pl.locatorSetIPs(row.LocatorSet), want) && row.IP == "" {
+			continue
+		}
+		pl.mcastSets = append(pl.mcastSets, Change{Op: McastSet, UUID: uuid, VNI: v, VTEPs: want})
+	}
+	vnis := make([]l2.VNI, 0, len(pl.d.Flood))
+	for v := range pl.d.Flood {
+		vnis = append(vnis, v)
+	}
+	slices.Sort(vnis)
+	for _, v := range vnis {
+		want := sortedSet(pl.d.Flood[v])
+		if done[v] || len(want) == 0 {
+			continue
+		}
+		pl.mcastSets = append(pl.mcastSets, Change{Op: McastSet, VNI: v, VTEPs: want})
+	}
+}
+
+// locatorSetIPs returns the sorted destination IPs of a locator set; an
+// unknown set or a non-VXLAN locator yields nil so that the set is rewritten.
+func (pl *planner) locatorSetIPs(set string) []netip.Addr {
+	uuids, ok := pl.o.LocatorSets[set]
+	if !ok {
+		return nil
+	}
+	ips := make([]netip.Addr, 0, len(uuids))
+	for _, u := range uuids {
+		loc, ok := pl.o.Locators[u]
+		if !ok || loc.Encap != EncapVXLAN || loc.TunnelKey != nil {
+			return nil
+		}
+		ip, err := netip.ParseAddr(loc.DstIP)
+		if err != nil {
+			return nil
+		}
+		ips = append(ips, ip)
+	}
+	return sortedSet(ips)
+}
+
+// staleSwitches deletes owned logical switches that are not kept, once
+// nothing else references them. Rows the switch itself wrote (local MACs)
+// still pointing at one hold the delete back until a later plan.
+func (pl *planner) staleSwitches() {
+	if pl.opt.KeepStale {
+		return
+	}
+	referenced := map[string]bool{}
+	for _, r := range pl.o.UcastLocal {
+		referenced[r.LS] = true
+	}
+	for _, r := range pl.o.McastLocal {
+		referenced[r.LS] = true
+	}
+	for _, uuid := range sortedUUIDs(pl.o.Switches) {
+		ls := pl.o.Switches[uuid]
+		if !ls.Owned() {
+			continue
+		}
+		if _, keep := pl.canonical[uuid]; keep || referenced[uuid] {
+			continue
+		}
+		pl.lsDels = append(pl.lsDels, Change{Op: LSDelete, UUID: uuid, VNI: ls.VNI(), Name: ls.Name})
+	}
+}

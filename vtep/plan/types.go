@@ -1,0 +1,204 @@
+// Package plan is the pure core of the hardware_vtep writer: it takes the
+// desired state of one switch and the state observed in its database and
+// returns the changes that turn one into the other. It does no I/O.
+//
+// Ownership: torstitch owns a Logical_Switch row when its other_config holds
+// OwnerKey=OwnerValue ("managed-by"="torstitch"). It owns the Ucast/Mcast
+// remote MAC rows inside such a logical switch and the vlan_bindings entries
+// that point at one. Everything else in the database is foreign: the planner
+// never emits a change that modifies or deletes it, and desired state that
+// would collide with it is an error.
+package plan
+
+import (
+	"net/netip"
+	"strconv"
+
+	"github.com/torstitch/torstitch/vtep/l2"
+)
+
+// Ownership marker written into Logical_Switch.other_config.
+const (
+	OwnerKey   = "managed-by"
+	OwnerValue = "torstitch"
+)
+
+// Replication modes of hardware_vtep Logical_Switch.replication_mode.
+const (
+	SourceNode  = "source_node"
+	ServiceNode = "service_node"
+)
+
+// UnknownDst is the Mcast_Macs_Remote MAC for the flood list.
+const UnknownDst = "unknown-dst"
+
+// EncapVXLAN is the only encapsulation hardware_vtep 1.7 defines.
+const EncapVXLAN = "vxlan_over_ipv4"
+
+// LogicalSwitch is the desired state of one logical switch.
+type LogicalSwitch struct {
+	VNI             l2.VNI
+	Name            string // default DefaultName(VNI)
+	ReplicationMode string // "", SourceNode or ServiceNode; "" leaves the switch's default
+}
+
+// DefaultName is the Logical_Switch name torstitch gives a VNI.
+func DefaultName(v l2.VNI) string { return "vni" + strconv.FormatUint(uint64(v), 10) }
+
+// PortBinding maps VLAN on a physical port to a VNI.
+type PortBinding struct {
+	Port string
+	VLAN l2.VLAN
+	VNI  l2.VNI
+}
+
+// Desired is the complete desired state of one switch.
+type Desired struct {
+	LogicalSwitches []LogicalSwitch
+	Bindings        []PortBinding
+	RemoteMACs      []l2.RemoteMAC         // VNI, MAC, optional IP, remote VTEP
+	Flood           map[l2.VNI][]netip.Addr // unknown-dst locators per VNI
+}
+
+// Observed is what the switch's database holds, as read from the client's
+// cache. Maps are keyed by row UUID unless noted.
+type Observed struct {
+	SwitchName   string
+	TunnelIPs    []string
+	SwitchFaults []string
+	Ports        map[string]*Port // by port name
+	Switches     map[string]*ObservedLS
+	Locators     map[string]Locator
+	LocatorSets  map[string][]string
+	UcastRemote  map[string]*MACRow
+	McastRemote  map[string]*McastRow
+	UcastLocal   map[string]*MACRow
+	McastLocal   map[string]*McastRow
+	Tunnels      map[string]*Tunnel
+}
+
+// Port is an observed Physical_Port.
+type Port struct {
+	UUID     string
+	Name     string
+	Bindings map[l2.VLAN]string // VLAN -> Logical_Switch UUID
+	Stats    map[l2.VLAN]string // VLAN -> Logical_Binding_Stats UUID
+	Faults   []string
+}
+
+// ObservedLS is an observed Logical_Switch row.
+type ObservedLS struct {
+	UUID            string
+	Name            string
+	Description     string
+	TunnelKey       *int
+	ReplicationMode string
+	OtherConfig     map[string]string
+}
+
+// Owned reports whether torstitch created this logical switch.
+func (ls *ObservedLS) Owned() bool { return ls.OtherConfig[OwnerKey] == OwnerValue }
+
+// VNI returns the logical switch's tunnel key, or 0 when it has none.
+func (ls *ObservedLS) VNI() l2.VNI {
+	if ls.TunnelKey == nil || *ls.TunnelKey < 0 {
+		return 0
+	}
+	return l2.VNI(*ls.TunnelKey)
+}
+
+// Locator is an observed Physical_Locator.
+type Locator struct {
+	Encap     string
+	DstIP     string
+	TunnelKey *int
+}
+
+// MACRow is an observed Ucast_Macs_Remote or Ucast_Macs_Local row.
+type MACRow struct {
+	UUID    string
+	LS      string
+	MAC     string
+	IP      string
+	Locator string
+}
+
+// McastRow is an observed Mcast_Macs_Remote or Mcast_Macs_Local row.
+type McastRow struct {
+	UUID       string
+	LS         string
+	MAC        string
+	IP         string
+	LocatorSet string
+}
+
+// Tunnel is an observed Tunnel row.
+type Tunnel struct {
+	UUID      string
+	Local     string
+	Remote    string
+	BFDStatus map[string]string
+}
+
+// Op is the kind of one change.
+type Op uint8
+
+const (
+	LSCreate Op = iota + 1
+	LSUpdate
+	BindingSet // insert, or replace atomically when Rebind
+	UcastAdd
+	UcastUpdate
+	McastSet // insert or update the unknown-dst row with a new locator set
+	BindingDelete
+	UcastDelete
+	McastDelete
+	LSDelete
+)
+
+var opNames = [...]string{"", "ls-create", "ls-update", "binding-set", "ucast-add", "ucast-update",
+	"mcast-set", "binding-delete", "ucast-delete", "mcast-delete", "ls-delete"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Change is one row-level change. Which fields matter depends on Op.
+type Change struct {
+	Op              Op
+	UUID            string // existing row (LSUpdate, UcastUpdate, McastSet on an existing row, deletes)
+	VNI             l2.VNI // the logical switch the change refers to
+	Name            string // LSCreate, LSUpdate
+	ReplicationMode string // LSCreate, LSUpdate
+	Port            string // BindingSet, BindingDelete
+	PortUUID        string
+	VLAN            l2.VLAN
+	Rebind          bool // BindingSet replaces an existing binding of (port, VLAN)
+	MAC             l2.MAC
+	IP              netip.Addr
+	VTEP            netip.Addr   // UcastAdd, UcastUpdate
+	VTEPs           []netip.Addr // McastSet
+}
+
+// Changes is a plan: an ordered list of changes plus the references the
+// applier needs to resolve logical switches and locators to row UUIDs.
+type Changes struct {
+	List     []Change
+	LSByVNI  map[l2.VNI]string     // existing logical switches torstitch uses, by VNI
+	Locators map[netip.Addr]string // existing vxlan locators, by destination IP
+}
+
+// Empty reports whether the plan changes nothing.
+func (c *Changes) Empty() bool { return c == nil || len(c.List) == 0 }
+
+// Count returns how many changes of each op the plan holds.
+func (c *Changes) Count() map[Op]int {
+	m := map[Op]int{}
+	for i := range c.List {
+		m[c.List[i].Op]++
+	}
+	return m
+}

@@ -1,0 +1,163 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/torstitch/torstitch/vtep/l2"
+)
+
+// maxReported caps how many problems one error lists.
+const maxReported = 20
+
+type problems struct {
+	errs []error
+	more int
+}
+
+func (p *problems) add(format string, args ...any) {
+	if len(p.errs) >= maxReported {
+		p.more++
+		return
+	}
+	p.errs = append(p.errs, fmt.Errorf(format, args...))
+}
+
+func (p *problems) err() error {
+	if len(p.errs) == 0 {
+		return nil
+	}
+	if p.more > 0 {
+		p.errs = append(p.errs, fmt.Errorf("... and %d more problems", p.more))
+	}
+	return errors.Join(p.errs...)
+}
+
+// Validate checks desired state on its own and against the observed switch:
+// ranges, address syntax, ports the switch has, one VNI per (port, VLAN), one
+// logical switch per VNI, and references to declared logical switches. The
+// error names every offending item (up to a limit).
+func Validate(d *Desired, o *Observed) error {
+	var p problems
+	byVNI := make(map[l2.VNI]string, len(d.LogicalSwitches))
+	byName := make(map[string]l2.VNI, len(d.LogicalSwitches))
+	for _, ls := range d.LogicalSwitches {
+		name := ls.Name
+		if name == "" {
+			name = DefaultName(ls.VNI)
+		}
+		if err := ls.VNI.Validate(); err != nil {
+			p.add("logical switch %q: %w", name, err)
+			continue
+		}
+		if prev, ok := byVNI[ls.VNI]; ok && prev != name {
+			p.add("VNI %d on two logical switches: %q and %q", ls.VNI, prev, name)
+			continue
+		}
+		if prev, ok := byName[name]; ok && prev != ls.VNI {
+			p.add("logical switch name %q used for VNI %d and VNI %d", name, prev, ls.VNI)
+			continue
+		}
+		switch ls.ReplicationMode {
+		case "", SourceNode, ServiceNode:
+		default:
+			p.add("logical switch %q: replication mode %q is not %s or %s", name, ls.ReplicationMode, SourceNode, ServiceNode)
+		}
+		byVNI[ls.VNI] = name
+		byName[name] = ls.VNI
+	}
+
+	type pv struct {
+		port string
+		vlan l2.VLAN
+	}
+	bound := make(map[pv]l2.VNI, len(d.Bindings))
+	for _, b := range d.Bindings {
+		where := fmt.Sprintf("binding port %s VLAN %d", b.Port, b.VLAN)
+		if err := b.VLAN.Validate(); err != nil {
+			p.add("%s: %w", where, err)
+			continue
+		}
+		if err := b.VNI.Validate(); err != nil {
+			p.add("%s: %w", where, err)
+			continue
+		}
+		if _, ok := byVNI[b.VNI]; !ok {
+			p.add("%s: VNI %d has no logical switch in the desired state", where, b.VNI)
+		}
+		if o != nil {
+			if _, ok := o.Ports[b.Port]; !ok {
+				p.add("%s: switch %q has no port %q", where, o.SwitchName, b.Port)
+				continue
+			}
+		}
+		k := pv{b.Port, b.VLAN}
+		if prev, ok := bound[k]; ok && prev != b.VNI {
+			p.add("port %s VLAN %d bound to two VNIs: %d and %d", b.Port, b.VLAN, prev, b.VNI)
+			continue
+		}
+		bound[k] = b.VNI
+	}
+
+	seen := make(map[l2.MACKey]netip.Addr, len(d.RemoteMACs))
+	for i := range d.RemoteMACs {
+		m := &d.RemoteMACs[i]
+		where := fmt.Sprintf("remote MAC %s VNI %d", m.MAC, m.VNI)
+		if err := m.MAC.ValidateUnicast(); err != nil {
+			p.add("%s: %w", where, err)
+			continue
+		}
+		if _, ok := byVNI[m.VNI]; !ok {
+			p.add("%s: VNI %d has no logical switch in the desired state", where, m.VNI)
+			continue
+		}
+		if !m.VTEP.IsValid() || !m.VTEP.Is4() || m.VTEP.IsUnspecified() || m.VTEP.IsMulticast() {
+			p.add("%s: remote VTEP %q is not a unicast IPv4 address", where, addrString(m.VTEP))
+			continue
+		}
+		if m.IP.IsValid() && (m.IP.IsUnspecified() || m.IP.IsMulticast()) {
+			p.add("%s: IP %s is not a host address", where, m.IP)
+			continue
+		}
+		k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
+		if prev, ok := seen[k]; ok && prev != m.VTEP {
+			p.add("%s: listed twice, behind VTEPs %s and %s", where, prev, m.VTEP)
+			continue
+		}
+		seen[k] = m.VTEP
+	}
+
+	vnis := make([]l2.VNI, 0, len(d.Flood))
+	for v := range d.Flood {
+		vnis = append(vnis, v)
+	}
+	slices.Sort(vnis)
+	for _, v := range vnis {
+		if _, ok := byVNI[v]; !ok {
+			p.add("flood list of VNI %d: VNI has no logical switch in the desired state", v)
+			continue
+		}
+		for _, ip := range d.Flood[v] {
+			if !ip.IsValid() || !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() {
+				p.add("flood list of VNI %d: remote VTEP %q is not a unicast IPv4 address", v, addrString(ip))
+			}
+		}
+	}
+	return p.err()
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// normMAC parses a MAC column value; ok is false for values that are not MACs.
+func normMAC(s string) (l2.MAC, bool) {
+	m, err := l2.ParseMAC(strings.TrimSpace(s))
+	return m, err == nil
+}
