@@ -103,8 +103,8 @@ func TestCompute(t *testing.T) {
 			want: []l2.Binding{},
 		},
 		{
-			name: "explicit map by name, key and vlan:N",
-			vni:  VNIPolicy{Mode: ModeMap, Map: map[string]l2.VNI{"pg-a": 5000, "b": 6000, "vlan:30": 7000}},
+			name:  "explicit map by name, key and vlan:N",
+			vni:   VNIPolicy{Mode: ModeMap, Map: map[string]l2.VNI{"pg-a": 5000, "b": 6000, "vlan:30": 7000}},
 			ports: lldp, switches: pair,
 			pgs: []PortGroup{pg("a", "dvs-1", single(10)), pg("b", "dvs-1", single(20)), pg("c", "dvs-1", single(30)), pg("d", "dvs-1", single(40))},
 			want: []l2.Binding{
@@ -141,7 +141,7 @@ func TestCompute(t *testing.T) {
 		{
 			name: "private VLAN binds secondary and primary into the primary's VNI",
 			vni:  offset, ports: lldp, switches: pair,
-			pgs:  []PortGroup{pg("iso", "dvs-1", pvlan(301)), pg("com", "dvs-1", pvlan(302)), pg("bad", "dvs-1", pvlan(399))},
+			pgs: []PortGroup{pg("iso", "dvs-1", pvlan(301)), pg("com", "dvs-1", pvlan(302)), pg("bad", "dvs-1", pvlan(399))},
 			want: []l2.Binding{
 				{VLAN: 300, VNI: 10300, Ports: dvs1Ports},
 				{VLAN: 301, VNI: 10300, Ports: dvs1Ports},

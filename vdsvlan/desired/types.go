@@ -46,10 +46,10 @@ type VLANKind uint8
 
 // VLAN kinds of a port group.
 const (
-	VLANSingle VLANKind = iota // one VLAN ID (0 = untagged)
-	VLANTrunk                  // guest tagging, a list of ranges
-	VLANPrivate                // private VLAN, identified by its secondary ID
-	VLANUnknown                // a policy this code does not understand
+	VLANSingle  VLANKind = iota // one VLAN ID (0 = untagged)
+	VLANTrunk                   // guest tagging, a list of ranges
+	VLANPrivate                 // private VLAN, identified by its secondary ID
+	VLANUnknown                 // a policy this code does not understand
 )
 
 func (k VLANKind) String() string {
