@@ -1,0 +1,272 @@
+// Package controller is torswitch's core: it keeps the switch's rows in its
+// hardware_vtep database, turns the database into kernel forwarding state
+// through the dataplane package, and writes the MACs the kernel learns back
+// as Ucast_Macs_Local rows, with binding statistics and fault statuses.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/ovn-org/libovsdb/cache"
+	"github.com/ovn-org/libovsdb/client"
+	"github.com/ovn-org/libovsdb/model"
+
+	"github.com/torstitch/torstitch/physical/dataplane"
+	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
+)
+
+// Config configures a Controller.
+type Config struct {
+	Name          string
+	Description   string
+	TunnelIP      netip.Addr
+	ManagementIPs []netip.Addr
+	Ports         []string
+	// MACLimit caps the number of Ucast_Macs_Local rows (0: no limit);
+	// MACs beyond it are not reported and mac_table_exhaustion is raised.
+	MACLimit int
+	// StatsInterval is how often vlan_stats are refreshed (0: 10 s, <0: never).
+	StatsInterval time.Duration
+	Logger        *slog.Logger
+}
+
+// Dataplane is what the controller needs from the kernel side.
+type Dataplane interface {
+	Apply(ctx context.Context, cfg dataplane.Config, prune bool) (dataplane.Result, error)
+	Learn(ctx context.Context, out chan<- dataplane.Learned) error
+	Snapshot() ([]dataplane.Learned, error)
+	Stats() (map[dataplane.BindingKey]dataplane.Counters, error)
+}
+
+// Controller runs one switch.
+type Controller struct {
+	cfg Config
+	ovs client.Client
+	dp  Dataplane
+	log *slog.Logger
+
+	kernelDirty chan struct{}
+	localDirty  chan struct{}
+
+	learned map[l2.MACKey]dataplane.BindingKey
+	plan    Plan
+	applied bool
+}
+
+// Connect opens a libovsdb client to a hardware_vtep database at endpoint
+// (tcp:IP:PORT or unix:PATH) and monitors every table.
+func Connect(ctx context.Context, endpoint string) (client.Client, error) {
+	m, err := vtepdb.FullDatabaseModel()
+	if err != nil {
+		return nil, fmt.Errorf("hardware_vtep model: %w", err)
+	}
+	c, err := client.NewOVSDBClient(m, client.WithEndpoint(endpoint))
+	if err != nil {
+		return nil, fmt.Errorf("OVSDB client for %s: %w", endpoint, err)
+	}
+	if err := c.Connect(ctx); err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", endpoint, err)
+	}
+	if _, err := c.MonitorAll(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("monitoring %s: %w", endpoint, err)
+	}
+	return c, nil
+}
+
+// New returns a Controller for the database behind ovs (a connected,
+// monitoring client) and the kernel behind dp.
+func New(cfg Config, ovs client.Client, dp Dataplane) *Controller {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StatsInterval == 0 {
+		cfg.StatsInterval = 10 * time.Second
+	}
+	return &Controller{
+		cfg: cfg, ovs: ovs, dp: dp, log: cfg.Logger,
+		kernelDirty: make(chan struct{}, 1),
+		localDirty:  make(chan struct{}, 1),
+		learned:     map[l2.MACKey]dataplane.BindingKey{},
+	}
+}
+
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+var kernelTables = map[string]bool{
+	vtepdb.PhysicalSwitchTable: true, vtepdb.PhysicalPortTable: true, vtepdb.LogicalSwitchTable: true,
+	vtepdb.UcastMacsRemoteTable: true, vtepdb.McastMacsRemoteTable: true,
+	vtepdb.PhysicalLocatorTable: true, vtepdb.PhysicalLocatorSetTable: true,
+}
+
+var localTables = map[string]bool{
+	vtepdb.UcastMacsLocalTable: true, vtepdb.McastMacsLocalTable: true,
+	vtepdb.PhysicalLocatorTable: true, vtepdb.PhysicalSwitchTable: true,
+}
+
+func (c *Controller) onEvent(table string) {
+	if kernelTables[table] {
+		poke(c.kernelDirty)
+	}
+	if localTables[table] {
+		poke(c.localDirty)
+	}
+}
+
+// Run creates the switch's rows, programs the kernel and keeps both in step
+// until ctx ends. The kernel state is left in place on return.
+func (c *Controller) Run(ctx context.Context) error {
+	if err := c.ensureSwitch(ctx); err != nil {
+		return err
+	}
+	c.ovs.Cache().AddEventHandler(&cache.EventHandlerFuncs{
+		AddFunc:    func(table string, _ model.Model) { c.onEvent(table) },
+		UpdateFunc: func(table string, _, _ model.Model) { c.onEvent(table) },
+		DeleteFunc: func(table string, _ model.Model) { c.onEvent(table) },
+	})
+	learnCh := make(chan dataplane.Learned, 4096)
+	if err := c.dp.Learn(ctx, learnCh); err != nil {
+		return err
+	}
+	if err := c.reconcileKernel(ctx); err != nil {
+		c.log.Error("initial kernel reconcile", "err", err)
+	}
+	if err := c.resyncLearned(); err != nil {
+		c.log.Error("reading learned MACs", "err", err)
+	}
+	poke(c.localDirty)
+	var statsC <-chan time.Time
+	if c.cfg.StatsInterval > 0 {
+		t := time.NewTicker(c.cfg.StatsInterval)
+		defer t.Stop()
+		statsC = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.kernelDirty:
+			if err := c.reconcileKernel(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("kernel reconcile", "err", err)
+			}
+		case ev := <-learnCh:
+			c.learn(ev)
+		drain:
+			for {
+				select {
+				case ev := <-learnCh:
+					c.learn(ev)
+				default:
+					break drain
+				}
+			}
+			poke(c.localDirty)
+		case <-c.localDirty:
+			if err := c.reconcileLocal(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("local MAC reconcile", "err", err)
+				// Retry later; the level is recomputed from scratch.
+				time.AfterFunc(200*time.Millisecond, func() { poke(c.localDirty) })
+			}
+		case <-statsC:
+			if err := c.writeStats(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("binding stats", "err", err)
+			}
+		}
+	}
+}
+
+func (c *Controller) learn(ev dataplane.Learned) {
+	k := l2.MACKey{VNI: ev.VNI, MAC: ev.MAC}
+	if ev.Gone {
+		if old, ok := c.learned[k]; ok && (ev.Binding == dataplane.BindingKey{} || ev.Binding == old) {
+			delete(c.learned, k)
+		}
+		return
+	}
+	c.learned[k] = ev.Binding
+}
+
+func (c *Controller) resyncLearned() error {
+	snap, err := c.dp.Snapshot()
+	if err != nil {
+		return err
+	}
+	c.learned = map[l2.MACKey]dataplane.BindingKey{}
+	for _, ev := range snap {
+		c.learn(ev)
+	}
+	return nil
+}
+
+// snapshot copies the database cache; remote tables only when remote is set.
+func (c *Controller) snapshot(ctx context.Context, remote bool) (Snapshot, error) {
+	s := Snapshot{PortNames: c.cfg.Ports, TunnelIP: c.cfg.TunnelIP}
+	var sws []vtepdb.PhysicalSwitch
+	err := errors.Join(
+		c.ovs.WhereCache(func(p *vtepdb.PhysicalSwitch) bool { return p.Name == c.cfg.Name }).List(ctx, &sws),
+		c.ovs.List(ctx, &s.Ports),
+		c.ovs.List(ctx, &s.LogicalSwitch),
+		c.ovs.List(ctx, &s.Locators),
+		c.ovs.List(ctx, &s.LocatorSets),
+		c.ovs.List(ctx, &s.UcastLocal),
+		c.ovs.List(ctx, &s.McastLocal),
+	)
+	if remote && err == nil {
+		err = errors.Join(c.ovs.List(ctx, &s.UcastRemote), c.ovs.List(ctx, &s.McastRemote))
+	}
+	if err != nil {
+		return s, fmt.Errorf("reading database cache: %w", err)
+	}
+	if len(sws) != 1 {
+		return s, fmt.Errorf("physical switch %q: %d rows", c.cfg.Name, len(sws))
+	}
+	s.Switch = sws[0]
+	return s, nil
+}
+
+func (c *Controller) reconcileKernel(ctx context.Context) error {
+	s, err := c.snapshot(ctx, true)
+	if err != nil {
+		return err
+	}
+	plan := Desired(s)
+	start := time.Now()
+	res, err := c.dp.Apply(ctx, plan.Config, true)
+	c.log.Debug("kernel applied", "switches", len(plan.Config.Switches), "bindings", len(plan.Config.Bindings),
+		"fdb_changes", res.FDBChanges, "took", time.Since(start))
+	bindingsChanged := !c.applied || !sameBindings(c.plan.Config.Bindings, plan.Config.Bindings)
+	c.plan, c.applied = plan, true
+	for k, e := range res.BindingErrors {
+		c.log.Warn("binding not programmed", "port", k.Port, "vlan", k.VLAN, "err", e)
+	}
+	if bindingsChanged {
+		if err := c.resyncLearned(); err != nil {
+			c.log.Warn("reading learned MACs", "err", err)
+		}
+	}
+	poke(c.localDirty)
+	return errors.Join(err, c.writePortFaults(ctx, s, plan.Faults))
+}
+
+func sameBindings(a, b []dataplane.Binding) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,85 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/torstitch/torstitch/vtep/l2"
+)
+
+// Learn subscribes to the kernel's bridge FDB notifications and sends a
+// Learned for every MAC that appears on or disappears from a binding port
+// (and a Gone for a MAC that shows up on a non-binding port of a torswitch
+// bridge, i.e. moved behind the VXLAN device). It returns once subscribed;
+// the subscription ends with ctx. Events for ports Apply has not programmed
+// yet are dropped: call Snapshot after Apply to resynchronise.
+func (d *Dataplane) Learn(ctx context.Context, out chan<- Learned) error {
+	ch := make(chan netlink.NeighUpdate, 4096)
+	opts := netlink.NeighSubscribeOptions{
+		ErrorCallback:     func(err error) { d.log.Warn("FDB subscription", "err", err) },
+		ReceiveBufferSize: 4 << 20,
+	}
+	if d.opts.NetNS.IsOpen() {
+		ns := d.opts.NetNS
+		opts.Namespace = &ns
+	}
+	if err := netlink.NeighSubscribeWithOptions(ch, ctx.Done(), opts); err != nil {
+		return fmt.Errorf("subscribing to FDB notifications: %w", err)
+	}
+	go func() {
+		for u := range ch {
+			ev, ok := d.translate(u.Type == unix.RTM_DELNEIGH, u.Neigh)
+			if !ok {
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (d *Dataplane) translate(gone bool, n netlink.Neigh) (Learned, bool) {
+	if n.Family != unix.AF_BRIDGE || n.Flags&unix.NTF_SELF != 0 || len(n.HardwareAddr) != 6 {
+		return Learned{}, false
+	}
+	mac := l2.MAC(n.HardwareAddr)
+	if mac.ValidateUnicast() != nil {
+		return Learned{}, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	b, ok := d.ports[n.LinkIndex]
+	if !ok {
+		vni, inBridge := d.bridges[n.MasterIndex]
+		if !inBridge || gone {
+			return Learned{}, false
+		}
+		return Learned{VNI: vni, MAC: mac, Gone: true}, true
+	}
+	if n.State&unix.NUD_PERMANENT != 0 {
+		return Learned{}, false // the port's own address
+	}
+	return Learned{VNI: b.VNI, MAC: mac, Binding: b.Key(), Gone: gone}, true
+}
+
+// Snapshot returns the MACs currently learned on binding ports.
+func (d *Dataplane) Snapshot() ([]Learned, error) {
+	fdb, err := d.h.NeighList(0, unix.AF_BRIDGE)
+	if err != nil {
+		return nil, fmt.Errorf("listing bridge FDB: %w", err)
+	}
+	var out []Learned
+	for _, n := range fdb {
+		if ev, ok := d.translate(false, n); ok && !ev.Gone {
+			out = append(out, ev)
+		}
+	}
+	return out, nil
+}
