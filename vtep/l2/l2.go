@@ -76,25 +76,37 @@ func ParseVLAN(s string) (VLAN, error) {
 // key maps.
 type MAC [6]byte
 
-// ParseMAC parses "aa:bb:cc:dd:ee:ff" (also with '-' separators).
+// ParseMAC parses "aa:bb:cc:dd:ee:ff" (also with '-' separators, any case).
 func ParseMAC(s string) (MAC, error) {
 	var m MAC
-	t := strings.ReplaceAll(strings.TrimSpace(s), "-", ":")
-	parts := strings.Split(t, ":")
-	if len(parts) != 6 {
+	t := strings.TrimSpace(s)
+	if len(t) != 17 {
 		return m, fmt.Errorf("invalid MAC address %q", s)
 	}
-	for i, p := range parts {
-		if len(p) != 2 {
+	for i := 0; i < 6; i++ {
+		if i > 0 && t[i*3-1] != ':' && t[i*3-1] != '-' {
 			return m, fmt.Errorf("invalid MAC address %q", s)
 		}
-		b, err := strconv.ParseUint(p, 16, 8)
-		if err != nil {
+		hi, ok1 := unhex(t[i*3])
+		lo, ok2 := unhex(t[i*3+1])
+		if !ok1 || !ok2 {
 			return m, fmt.Errorf("invalid MAC address %q", s)
 		}
-		m[i] = byte(b)
+		m[i] = hi<<4 | lo
 	}
 	return m, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // MustMAC is ParseMAC for constants in tests and examples; it panics on error.

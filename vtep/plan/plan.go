@@ -28,6 +28,7 @@ type planner struct {
 	p   problems
 	out *Changes
 
+	locIP     map[string]netip.Addr // vxlan locator UUID -> destination IP
 	desiredLS map[l2.VNI]LogicalSwitch
 	canonical map[string]l2.VNI // owned LS UUID -> VNI, for the one LS kept per desired VNI
 
@@ -68,6 +69,7 @@ func Plan(d *Desired, o *Observed, opt Options) (*Changes, error) {
 }
 
 func (pl *planner) locators() {
+	pl.locIP = make(map[string]netip.Addr, len(pl.o.Locators))
 	for uuid, loc := range pl.o.Locators {
 		if loc.Encap != EncapVXLAN || loc.TunnelKey != nil {
 			continue
@@ -76,6 +78,7 @@ func (pl *planner) locators() {
 		if err != nil {
 			continue
 		}
+		pl.locIP[uuid] = ip
 		if prev, ok := pl.out.Locators[ip]; !ok || uuid < prev {
 			pl.out.Locators[ip] = uuid
 		}
@@ -198,7 +201,7 @@ func (pl *planner) bindings() {
 					pl.binds = append(pl.binds, Change{Op: BindingSet, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: vni, Rebind: true})
 				}
 			case pl.owned(lsUUID) && !pl.opt.KeepStale:
-				pl.unbinds = append(pl.unbinds, Change{Op: BindingDelete, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: pl.o.Switches[lsUUID].VNI()})
+				pl.unbinds = append(pl.unbinds, Change{Op: BindingDelete, UUID: lsUUID, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: pl.o.Switches[lsUUID].VNI()})
 			}
 		}
 	}
@@ -215,6 +218,14 @@ func ipString(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+func sameIP(col string, a netip.Addr) bool {
+	if !a.IsValid() {
+		return col == ""
+	}
+	b, err := netip.ParseAddr(col)
+	return err == nil && b == a
 }
 
 func (pl *planner) ucastRemote() {
@@ -239,8 +250,7 @@ func (pl *planner) ucastRemote() {
 			continue
 		}
 		done[k] = true
-		loc, okLoc := pl.o.Locators[row.Locator]
-		if okLoc && loc.Encap == EncapVXLAN && loc.TunnelKey == nil && loc.DstIP == w.VTEP.String() && row.IP == ipString(w.IP) {
+		if loc, ok := pl.locIP[row.Locator]; ok && loc == w.VTEP && sameIP(row.IP, w.IP) {
 			continue
 		}
 		pl.ucastUpdates = append(pl.ucastUpdates, Change{Op: UcastUpdate, UUID: uuid, VNI: v, MAC: mac, IP: w.IP, VTEP: w.VTEP})

@@ -1,0 +1,329 @@
+// Package client is torstitch's connection to one switch's hardware_vtep
+// database. It keeps a monitored cache of the tables torstitch reads,
+// reconnects with exponential backoff and jitter, resyncs fully after every
+// reconnect (a fresh cache from the initial monitor reply), exposes the
+// observed state to the planner and applies plans in batched transactions.
+//
+// Nothing is planned or applied before the initial monitor reply of the
+// current connection is complete, so nothing is ever deleted on the strength
+// of a partial picture.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/ovn-org/libovsdb/cache"
+	"github.com/ovn-org/libovsdb/client"
+	"github.com/ovn-org/libovsdb/model"
+
+	"github.com/torstitch/torstitch/vtep/plan"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
+)
+
+// ErrNotConnected is returned while the client has no synced connection.
+var ErrNotConnected = errors.New("switch database not connected")
+
+// Config configures one switch connection.
+type Config struct {
+	Name      string // the switch's name (Physical_Switch.name); "" takes the only one
+	Endpoint  string // tcp:IP:PORT, ssl:IP:PORT or unix:PATH
+	TLS       TLSFiles
+	BatchRows int           // rows per transaction; DefaultBatchRows when 0
+	Probe     time.Duration // liveness probe interval (echo); 5s when 0
+	// Reconnect backoff: doubles from MinBackoff to MaxBackoff with ±50% jitter.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Status is the connection state, for operators.
+type Status struct {
+	Endpoint    string    `json:"endpoint"`
+	Connected   bool      `json:"connected"`
+	Since       time.Time `json:"since,omitzero"`
+	Connections int       `json:"connections"` // successful (re)connections so far
+	LastError   string    `json:"last_error,omitempty"`
+}
+
+// Client is one switch's database connection. Run drives it.
+type Client struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.RWMutex
+	conn   client.Client // nil until the initial monitor reply of the current connection
+	status Status
+
+	applyMu sync.Mutex
+	changed chan struct{}
+	local   chan struct{}
+	dbModel model.ClientDBModel
+}
+
+// New validates the configuration and returns an unconnected client.
+func New(cfg Config, log *slog.Logger) (*Client, error) {
+	if err := ValidateEndpoint(cfg.Endpoint); err != nil {
+		return nil, err
+	}
+	if _, err := loadTLS(cfg.Endpoint, cfg.TLS); err != nil {
+		return nil, err
+	}
+	if cfg.Probe <= 0 {
+		cfg.Probe = 5 * time.Second
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dbm, err := vtepdb.FullDatabaseModel()
+	if err != nil {
+		return nil, fmt.Errorf("hardware_vtep model: %w", err)
+	}
+	return &Client{
+		cfg:     cfg,
+		log:     log.With("switch", cfg.Name, "ovsdb", cfg.Endpoint),
+		status:  Status{Endpoint: cfg.Endpoint},
+		changed: make(chan struct{}, 1),
+		local:   make(chan struct{}, 1),
+		dbModel: dbm,
+	}, nil
+}
+
+// Name returns the configured switch name.
+func (c *Client) Name() string { return c.cfg.Name }
+
+// Changed is signalled (coalesced) after any change of the monitored tables
+// and after every (re)connection.
+func (c *Client) Changed() <-chan struct{} { return c.changed }
+
+// LocalMACsChanged is signalled (coalesced) when Ucast_Macs_Local or
+// Mcast_Macs_Local change, and after every (re)connection.
+func (c *Client) LocalMACsChanged() <-chan struct{} { return c.local }
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the connection state.
+func (c *Client) Status() Status {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.status
+}
+
+// Connected reports whether the client holds a synced connection.
+func (c *Client) Connected() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.conn != nil
+}
+
+// WaitConnected blocks until the client holds a synced connection.
+func (c *Client) WaitConnected(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !c.Connected() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for switch %s: %w", c.cfg.Name, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Run connects and keeps the connection until ctx ends. It never gives up:
+// connection failures are logged and retried with backoff.
+func (c *Client) Run(ctx context.Context) error {
+	backoff := c.cfg.MinBackoff
+	for {
+		conn, err := c.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			wait := jitter(backoff)
+			c.log.Warn("switch database unreachable", "err", err, "retry_in", wait.Round(time.Millisecond))
+			c.setErr(err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			backoff = min(backoff*2, c.cfg.MaxBackoff)
+			continue
+		}
+		backoff = c.cfg.MinBackoff
+		c.serve(ctx, conn)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.5 + rand.Float64()))
+}
+
+func (c *Client) setErr(err error) {
+	c.mu.Lock()
+	c.status.LastError = err.Error()
+	c.mu.Unlock()
+}
+
+// connect opens a connection with a fresh cache and waits for the initial
+// monitor reply.
+func (c *Client) connect(ctx context.Context) (client.Client, error) {
+	// libovsdb logs through logr: V(n) maps to slog level -n, below Debug.
+	lg := logr.FromSlogHandler(c.log.Handler())
+	opts := []client.Option{client.WithEndpoint(c.cfg.Endpoint), client.WithLogger(&lg)}
+	tlsCfg, err := loadTLS(c.cfg.Endpoint, c.cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		opts = append(opts, client.WithTLSConfig(tlsCfg))
+	}
+	conn, err := client.NewOVSDBClient(c.dbModel, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating OVSDB client: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := conn.Connect(cctx); err != nil {
+		return nil, fmt.Errorf("connecting: %w", err)
+	}
+	conn.Cache().AddEventHandler(&cache.EventHandlerFuncs{
+		AddFunc:    func(table string, _ model.Model) { c.onChange(table) },
+		UpdateFunc: func(table string, _, _ model.Model) { c.onChange(table) },
+		DeleteFunc: func(table string, _ model.Model) { c.onChange(table) },
+	})
+	if _, err := conn.Monitor(cctx, conn.NewMonitor(monitorOptions()...)); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("monitoring hardware_vtep: %w", err)
+	}
+	return conn, nil
+}
+
+func (c *Client) onChange(table string) {
+	if table == vtepdb.UcastMacsLocalTable || table == vtepdb.McastMacsLocalTable {
+		notify(c.local)
+	}
+	notify(c.changed)
+}
+
+// serve publishes a synced connection and holds it until it drops, the
+// liveness probe fails, or ctx ends.
+func (c *Client) serve(ctx context.Context, conn client.Client) {
+	c.mu.Lock()
+	c.conn = conn
+	c.status.Connected = true
+	c.status.Since = time.Now()
+	c.status.Connections++
+	c.status.LastError = ""
+	n := c.status.Connections
+	c.mu.Unlock()
+	c.log.Info("switch database synced", "connection", n)
+	notify(c.local)
+	notify(c.changed)
+
+	defer func() {
+		c.mu.Lock()
+		c.conn = nil
+		c.status.Connected = false
+		c.status.Since = time.Now()
+		c.mu.Unlock()
+		conn.Close()
+		notify(c.changed)
+	}()
+	probe := time.NewTicker(c.cfg.Probe)
+	defer probe.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-conn.DisconnectNotify():
+			c.log.Warn("switch database connection lost")
+			c.setErr(errors.New("connection lost"))
+			return
+		case <-probe.C:
+			pctx, cancel := context.WithTimeout(ctx, c.cfg.Probe)
+			err := conn.Echo(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				c.log.Warn("switch database not answering", "err", err)
+				c.setErr(fmt.Errorf("echo: %w", err))
+				return
+			}
+		}
+	}
+}
+
+func (c *Client) current() client.Client {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.conn
+}
+
+// Observed returns the switch's state as the planner sees it.
+func (c *Client) Observed() (*plan.Observed, error) {
+	conn := c.current()
+	if conn == nil {
+		return nil, ErrNotConnected
+	}
+	return observe(conn.Cache(), c.cfg.Name), nil
+}
+
+// Apply sends a plan in batched transactions.
+func (c *Client) Apply(ctx context.Context, ch *plan.Changes) (ApplyResult, error) {
+	conn := c.current()
+	if conn == nil {
+		return ApplyResult{}, ErrNotConnected
+	}
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	res, err := apply(ctx, conn, ch, c.cfg.BatchRows)
+	if err != nil {
+		return res, fmt.Errorf("switch %s: %w", c.cfg.Name, err)
+	}
+	return res, nil
+}
+
+// Reconcile plans desired against the observed state and applies the
+// difference. A switch already in the desired state costs no transaction.
+func (c *Client) Reconcile(ctx context.Context, d *plan.Desired, opt plan.Options) (ApplyResult, error) {
+	c.applyMu.Lock()
+	conn := c.current()
+	if conn == nil {
+		c.applyMu.Unlock()
+		return ApplyResult{}, ErrNotConnected
+	}
+	o := observe(conn.Cache(), c.cfg.Name)
+	ch, err := plan.Plan(d, o, opt)
+	if err != nil {
+		c.applyMu.Unlock()
+		return ApplyResult{}, fmt.Errorf("switch %s: %w", c.cfg.Name, err)
+	}
+	res, err := apply(ctx, conn, ch, c.cfg.BatchRows)
+	c.applyMu.Unlock()
+	if err != nil {
+		return res, fmt.Errorf("switch %s: %w", c.cfg.Name, err)
+	}
+	if res.Transactions > 0 {
+		c.log.Debug("reconciled", "changes", res.Changes, "transactions", res.Transactions, "rows", res.Rows, "took", res.Duration)
+	}
+	return res, nil
+}

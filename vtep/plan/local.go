@@ -1,0 +1,44 @@
+package plan
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/torstitch/torstitch/vtep/l2"
+)
+
+// LocalMACs returns the MACs the switch learned (Ucast_Macs_Local) in
+// logical switches that have a VNI, with the tunnel IP of their locator,
+// sorted by VNI and MAC. Rows that are not usable (no VNI, bad MAC, locator
+// without an IP) are skipped.
+func (o *Observed) LocalMACs() []l2.LocalMAC {
+	out := make([]l2.LocalMAC, 0, len(o.UcastLocal))
+	for _, r := range o.UcastLocal {
+		ls := o.Switches[r.LS]
+		if ls == nil || ls.VNI() == 0 {
+			continue
+		}
+		mac, ok := normMAC(r.MAC)
+		if !ok || mac.ValidateUnicast() != nil {
+			continue
+		}
+		loc, ok := o.Locators[r.Locator]
+		if !ok {
+			continue
+		}
+		vtep, err := netip.ParseAddr(loc.DstIP)
+		if err != nil {
+			continue
+		}
+		ip, _ := netip.ParseAddr(r.IP)
+		out = append(out, l2.LocalMAC{Switch: o.SwitchName, VNI: ls.VNI(), MAC: mac, IP: ip, VTEP: vtep})
+	}
+	slices.SortFunc(out, func(a, b l2.LocalMAC) int {
+		if c := cmp.Compare(a.VNI, b.VNI); c != 0 {
+			return c
+		}
+		return slices.Compare(a.MAC[:], b.MAC[:])
+	})
+	return out
+}
