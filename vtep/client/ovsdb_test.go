@@ -81,7 +81,10 @@ func TestRealOVSDBLifecycle(t *testing.T) {
 	}{
 		{"rebind eth1 VLAN 100 to VNI 10200", func(d *plan.Desired) { d.Bindings[0].VNI = 10200 },
 			[]string{"bind tor1 eth1 100 vni10200"}, []string{"bind tor1 eth1 100 vni10100"}},
-		{"unbind eth2 VLAN 100", func(d *plan.Desired) { d.Bindings = d.Bindings[:1:1]; d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth1", VLAN: 200, VNI: 10200}) },
+		{"unbind eth2 VLAN 100", func(d *plan.Desired) {
+			d.Bindings = d.Bindings[:1:1]
+			d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth1", VLAN: 200, VNI: 10200})
+		},
 			nil, []string{"bind tor1 eth2 100 vni10100"}},
 		{"MAC moves and learns an IP", func(d *plan.Desired) {
 			d.RemoteMACs[0].VTEP = ip("192.0.2.3")
@@ -152,10 +155,14 @@ func TestRealOVSDBBadInputChangesNothing(t *testing.T) {
 		name   string
 		mutate func(d *plan.Desired)
 	}{
-		{"unknown port", func(d *plan.Desired) { d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth9", VLAN: 5, VNI: 10100}) }},
+		{"unknown port", func(d *plan.Desired) {
+			d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth9", VLAN: 5, VNI: 10100})
+		}},
 		{"VLAN 4096", func(d *plan.Desired) { d.Bindings[0].VLAN = 4096 }},
 		{"VNI held by foreign switch", func(d *plan.Desired) { d.LogicalSwitches = append(d.LogicalSwitches, plan.LogicalSwitch{VNI: 7000}) }},
-		{"foreign binding", func(d *plan.Desired) { d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth3", VLAN: 300, VNI: 10100}) }},
+		{"foreign binding", func(d *plan.Desired) {
+			d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth3", VLAN: 300, VNI: 10100})
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

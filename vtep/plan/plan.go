@@ -33,7 +33,7 @@ type planner struct {
 	canonical map[string]l2.VNI // owned LS UUID -> VNI, for the one LS kept per desired VNI
 
 	creates, updates, binds, ucastAdds, ucastUpdates, mcastSets []Change
-	unbinds, ucastDels, mcastDels, lsDels                        []Change
+	unbinds, ucastDels, mcastDels, lsDels                       []Change
 }
 
 // Plan computes the changes that bring the observed switch to the desired

@@ -56,7 +56,7 @@ type PortBinding struct {
 type Desired struct {
 	LogicalSwitches []LogicalSwitch
 	Bindings        []PortBinding
-	RemoteMACs      []l2.RemoteMAC         // VNI, MAC, optional IP, remote VTEP
+	RemoteMACs      []l2.RemoteMAC          // VNI, MAC, optional IP, remote VTEP
 	Flood           map[l2.VNI][]netip.Addr // unknown-dst locators per VNI
 }
 
