@@ -1,0 +1,156 @@
+package clab
+
+import (
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// resolveNode merges a node with its group, kind and the defaults.
+// Scalars and exec: node, then group, then kind, then defaults (first set
+// wins). Binds: concatenated defaults, kind, group, node; a later bind to the
+// same container path replaces an earlier one. Env and labels: maps merged
+// with the same precedence.
+func resolveNode(dir, name string, at *yaml.Node, r, defaults *rawNode, kinds, groups map[string]*rawNode) (*Node, error) {
+	var group *rawNode
+	groupName := ""
+	if r.Group != nil {
+		groupName = *r.Group
+		g, ok := groups[groupName]
+		if !ok {
+			return nil, errAt(at, "node %q: no group %q in topology.groups", name, groupName)
+		}
+		group = g
+	}
+	kind := firstString(r.Kind, field(group, func(g *rawNode) *string { return g.Kind }), defaults.Kind)
+	if kind == "" {
+		return nil, errAt(at, "node %q: no kind (set kind on the node, its group or topology.defaults)", name)
+	}
+	if err := checkKind(at, kind); err != nil {
+		return nil, err
+	}
+	kindDefs := kinds[kind]
+	layers := []*rawNode{r, group, kindDefs, defaults} // highest precedence first
+	n := &Node{Name: name, Kind: kind, Group: groupName, Line: at.Line, Env: map[string]string{}, Labels: map[string]string{}}
+	if kind == KindBridge {
+		// Bridges run nothing: settings inherited from defaults do not apply,
+		// settings on the node itself are mistakes.
+		if r.Cmd != nil || r.execSet || len(r.Binds) > 0 || len(r.Env) > 0 || r.Image != nil {
+			return nil, errAt(at, "node %q: kind bridge takes no image, cmd, exec, binds or env", name)
+		}
+		for _, l := range []*rawNode{defaults, kindDefs, group, r} {
+			if l != nil {
+				mergeMap(n.Labels, l.Labels)
+			}
+		}
+		return n, nil
+	}
+	for _, l := range layers {
+		if l == nil {
+			continue
+		}
+		if n.Image == "" && l.Image != nil {
+			n.Image = *l.Image
+		}
+		if n.Cmd == "" && l.Cmd != nil {
+			n.Cmd = *l.Cmd
+		}
+		if n.Exec == nil && l.execSet {
+			n.Exec = append([]string{}, l.Exec...)
+		}
+	}
+	if n.Image == "" {
+		return nil, errAt(at, "node %q: kind linux needs an image", name)
+	}
+	for i := len(layers) - 1; i >= 0; i-- {
+		l := layers[i]
+		if l == nil {
+			continue
+		}
+		mergeMap(n.Env, l.Env)
+		mergeMap(n.Labels, l.Labels)
+		for _, s := range l.Binds {
+			b, err := parseBind(dir, s)
+			if err != nil {
+				return nil, errAt(at, "node %q: %v", name, err)
+			}
+			n.Binds = replaceBind(n.Binds, b)
+		}
+	}
+	return n, nil
+}
+
+func field(r *rawNode, f func(*rawNode) *string) *string {
+	if r == nil {
+		return nil
+	}
+	return f(r)
+}
+
+func firstString(vals ...*string) string {
+	for _, v := range vals {
+		if v != nil {
+			return *v
+		}
+	}
+	return ""
+}
+
+func mergeMap(dst, src map[string]string) {
+	for _, k := range sortedKeys(src) {
+		dst[k] = src[k]
+	}
+}
+
+func replaceBind(binds []Bind, b Bind) []Bind {
+	for i := range binds {
+		if binds[i].Container == b.Container {
+			binds[i] = b
+			return binds
+		}
+	}
+	return append(binds, b)
+}
+
+type bindError string
+
+func (e bindError) Error() string { return string(e) }
+
+// parseBind parses HOST:CONTAINER[:ro|rw]; a relative host path is relative to dir.
+func parseBind(dir, s string) (Bind, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return Bind{}, bindError("bind " + quote(s) + ": want HOST:CONTAINER[:ro|rw]")
+	}
+	b := Bind{Host: parts[0], Container: parts[1]}
+	if strings.HasPrefix(b.Host, "~") {
+		return Bind{}, bindError("bind " + quote(s) + ": ~ in host paths is not supported by torlab")
+	}
+	if !filepath.IsAbs(b.Host) {
+		b.Host = filepath.Join(dir, b.Host)
+	}
+	b.Host = filepath.Clean(b.Host)
+	if !filepath.IsAbs(b.Container) {
+		return Bind{}, bindError("bind " + quote(s) + ": container path must be absolute")
+	}
+	b.Container = filepath.Clean(b.Container)
+	if b.Container == "/" {
+		return Bind{}, bindError("bind " + quote(s) + ": cannot bind over /")
+	}
+	if len(parts) == 3 {
+		for _, o := range strings.Split(parts[2], ",") {
+			switch o {
+			case "ro":
+				b.ReadOnly = true
+			case "rw":
+				b.ReadOnly = false
+			default:
+				return Bind{}, bindError("bind " + quote(s) + ": mount option " + quote(o) + " is not supported by torlab (ro, rw)")
+			}
+		}
+	}
+	return b, nil
+}
+
+func quote(s string) string { return `"` + s + `"` }

@@ -1,0 +1,117 @@
+package testbed
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+)
+
+// state is the lab's journal under RunDir/state.json. Every resource is
+// recorded before it is created, so destroy finds it after a crash.
+type state struct {
+	Lab    string `json:"lab"`
+	File   string `json:"file"`
+	Prefix string `json:"prefix"`
+	// Netns holds node name -> network namespace name.
+	Netns map[string]string `json:"netns"`
+	// TempLinks holds the host-namespace temporary veth names ever used.
+	TempLinks []string `json:"temp_links,omitempty"`
+	// Mountpoints holds bind mount targets torlab created on the host.
+	Mountpoints []string `json:"mountpoints,omitempty"`
+	// CmdPID holds node -> pid of its cmd process.
+	CmdPID map[string]int `json:"cmd_pid,omitempty"`
+	// ExecDone lists nodes whose exec commands all succeeded.
+	ExecDone []string `json:"exec_done,omitempty"`
+
+	path string
+}
+
+func loadState(runDir string) (*state, bool, error) {
+	p := filepath.Join(runDir, "state.json")
+	s := &state{path: p, Netns: map[string]string{}, CmdPID: map[string]int{}}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading lab state: %w", err)
+	}
+	if err := json.Unmarshal(data, s); err != nil {
+		return nil, false, fmt.Errorf("decoding lab state %s: %w", p, err)
+	}
+	if s.Netns == nil {
+		s.Netns = map[string]string{}
+	}
+	if s.CmdPID == nil {
+		s.CmdPID = map[string]int{}
+	}
+	return s, true, nil
+}
+
+func (s *state) save() error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding lab state: %w", err)
+	}
+	tmp := s.path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("writing lab state: %w", err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		return fmt.Errorf("writing lab state: %w", err)
+	}
+	return nil
+}
+
+func (s *state) addTemp(names ...string) error {
+	for _, n := range names {
+		if !slices.Contains(s.TempLinks, n) {
+			s.TempLinks = append(s.TempLinks, n)
+		}
+	}
+	return s.save()
+}
+
+func (s *state) addMountpoint(p string) error {
+	if !slices.Contains(s.Mountpoints, p) {
+		s.Mountpoints = append(s.Mountpoints, p)
+	}
+	return s.save()
+}
+
+// lockRunDir takes an exclusive lock on the lab's run directory; the lock
+// is released when the returned function is called or the process dies.
+func lockRunDir(runDir string) (func(), error) {
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating run dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(runDir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening lab lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking lab: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// mountpointInUse reports whether another lab under runRoot recorded p.
+func mountpointInUse(runRoot, self, p string) bool {
+	labs, _ := os.ReadDir(runRoot)
+	for _, l := range labs {
+		if !l.IsDir() || l.Name() == self {
+			continue
+		}
+		s, ok, err := loadState(filepath.Join(runRoot, l.Name()))
+		if err == nil && ok && slices.Contains(s.Mountpoints, p) {
+			return true
+		}
+	}
+	return false
+}
