@@ -33,7 +33,11 @@ type Config struct {
 	MACLimit int
 	// StatsInterval is how often vlan_stats are refreshed (0: 10 s, <0: never).
 	StatsInterval time.Duration
-	Logger        *slog.Logger
+	// HoldDown delays removing kernel state after start: until it has
+	// passed, the switch only adds to what a previous run left (make before
+	// break for a database that starts empty, as the served one does).
+	HoldDown time.Duration
+	Logger   *slog.Logger
 }
 
 // Dataplane is what the controller needs from the kernel side.
@@ -54,9 +58,10 @@ type Controller struct {
 	kernelDirty chan struct{}
 	localDirty  chan struct{}
 
-	learned map[l2.MACKey]dataplane.BindingKey
-	plan    Plan
-	applied bool
+	learned   map[l2.MACKey]dataplane.BindingKey
+	plan      Plan
+	applied   bool
+	pruneFrom time.Time
 }
 
 // Connect opens a libovsdb client to a hardware_vtep database at endpoint
@@ -129,6 +134,11 @@ func (c *Controller) onEvent(table string) {
 func (c *Controller) Run(ctx context.Context) error {
 	if err := c.ensureSwitch(ctx); err != nil {
 		return err
+	}
+	c.pruneFrom = time.Now().Add(c.cfg.HoldDown)
+	if c.cfg.HoldDown > 0 {
+		t := time.AfterFunc(c.cfg.HoldDown, func() { poke(c.kernelDirty) })
+		defer t.Stop()
 	}
 	c.ovs.Cache().AddEventHandler(&cache.EventHandlerFuncs{
 		AddFunc:    func(table string, _ model.Model) { c.onEvent(table) },
@@ -242,7 +252,7 @@ func (c *Controller) reconcileKernel(ctx context.Context) error {
 	}
 	plan := Desired(s)
 	start := time.Now()
-	res, err := c.dp.Apply(ctx, plan.Config, true)
+	res, err := c.dp.Apply(ctx, plan.Config, !time.Now().Before(c.pruneFrom))
 	c.log.Debug("kernel applied", "switches", len(plan.Config.Switches), "bindings", len(plan.Config.Bindings),
 		"fdb_changes", res.FDBChanges, "took", time.Since(start))
 	bindingsChanged := !c.applied || !sameBindings(c.plan.Config.Bindings, plan.Config.Bindings)

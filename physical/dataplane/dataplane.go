@@ -94,9 +94,11 @@ type Result struct {
 	FDBChanges int
 }
 
-// Apply makes the kernel match cfg. With prune it also removes the devices of
-// logical switches and bindings that cfg no longer has; pass prune only once
-// the configuration is complete (make before break).
+// Apply makes the kernel match cfg. Without prune it only adds and updates
+// (make before break: a restarted switch keeps forwarding with the state of
+// its previous run until its database is complete); with prune it also
+// removes the devices, VLAN mappings, FDB and neighbour entries that cfg no
+// longer has.
 func (d *Dataplane) Apply(ctx context.Context, cfg Config, prune bool) (Result, error) {
 	res := Result{BindingErrors: map[BindingKey]error{}}
 	links, err := d.h.LinkList()
@@ -166,7 +168,7 @@ func (d *Dataplane) Apply(ctx context.Context, cfg Config, prune bool) (Result, 
 				errs = append(errs, fmt.Errorf("setting %s up: %w", name, err))
 			}
 		}
-		if err := d.shim.SetTrunk(trunk, trunkWant[name]); err != nil {
+		if err := d.shim.SetTrunk(trunk, trunkWant[name], prune); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -184,13 +186,13 @@ func (d *Dataplane) Apply(ctx context.Context, cfg Config, prune bool) (Result, 
 		if !ok {
 			continue
 		}
-		n, err := d.syncFDB(vx, cfg.Switches[vni])
+		n, err := d.syncFDB(vx, cfg.Switches[vni], prune)
 		res.FDBChanges += n
 		if err != nil {
 			errs = append(errs, err)
 		}
 		if d.opts.ARPSuppression {
-			n, err := d.syncNeigh(bridges[vni], vx, cfg.Switches[vni])
+			n, err := d.syncNeigh(bridges[vni], vx, cfg.Switches[vni], prune)
 			res.FDBChanges += n
 			if err != nil {
 				errs = append(errs, err)

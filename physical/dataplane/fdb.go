@@ -19,7 +19,7 @@ type fdbKey struct {
 
 // syncFDB makes the VXLAN device's own (self) FDB hold exactly sw's remote
 // MACs and flood entries.
-func (d *Dataplane) syncFDB(vx netlink.Link, sw *Switch) (int, error) {
+func (d *Dataplane) syncFDB(vx netlink.Link, sw *Switch, prune bool) (int, error) {
 	idx := vx.Attrs().Index
 	have, err := d.h.NeighList(idx, unix.AF_BRIDGE)
 	if err != nil {
@@ -50,8 +50,8 @@ func (d *Dataplane) syncFDB(vx netlink.Link, sw *Switch) (int, error) {
 			haveMAC[k.mac]++
 			continue
 		}
-		if n.State&unix.NUD_PERMANENT == 0 {
-			continue // not ours
+		if n.State&unix.NUD_PERMANENT == 0 || !prune {
+			continue // not ours, or not yet
 		}
 		del := netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, Flags: unix.NTF_SELF, IP: n.IP, HardwareAddr: n.HardwareAddr}
 		if err := d.h.NeighDel(&del); err != nil && !errors.Is(err, unix.ENOENT) {
@@ -88,7 +88,7 @@ func (d *Dataplane) syncFDB(vx netlink.Link, sw *Switch) (int, error) {
 // syncNeigh installs remote host IPs as permanent neighbours of the bridge
 // and pins their MACs to the VXLAN port, so that the bridge answers ARP
 // requests for them on ports with neigh_suppress.
-func (d *Dataplane) syncNeigh(br, vx netlink.Link, sw *Switch) (int, error) {
+func (d *Dataplane) syncNeigh(br, vx netlink.Link, sw *Switch, prune bool) (int, error) {
 	have, err := d.h.NeighList(br.Attrs().Index, unix.AF_INET)
 	if err != nil {
 		return 0, fmt.Errorf("listing neighbours of %s: %w", br.Attrs().Name, err)
@@ -104,6 +104,9 @@ func (d *Dataplane) syncNeigh(br, vx netlink.Link, sw *Switch) (int, error) {
 		ip = ip.Unmap()
 		if mac, ok := sw.Neigh[ip]; ok && len(n.HardwareAddr) == 6 && l2.MAC(n.HardwareAddr) == mac {
 			seen[ip] = true
+			continue
+		}
+		if !prune {
 			continue
 		}
 		if err := d.h.NeighDel(&n); err != nil && !errors.Is(err, unix.ENOENT) {

@@ -47,9 +47,10 @@ func (m *Manager) Close() {
 	}
 }
 
-// SetTrunk makes link's VLAN map equal to want (VLAN → ifindex of the
-// binding's inner veth end) and makes sure the trunk program is attached.
-func (m *Manager) SetTrunk(link netlink.Link, want map[uint16]int) error {
+// SetTrunk makes link's VLAN map hold want (VLAN → ifindex of the binding's
+// inner veth end), removing other VLANs when prune is set, and makes sure the
+// trunk program is attached.
+func (m *Manager) SetTrunk(link netlink.Link, want map[uint16]int, prune bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name := link.Attrs().Name
@@ -75,7 +76,7 @@ func (m *Manager) SetTrunk(link netlink.Link, want map[uint16]int) error {
 		}
 	}
 	for vlan := range have {
-		if _, ok := want[uint16(vlan)]; !ok {
+		if _, ok := want[uint16(vlan)]; !ok && prune {
 			if err := t.m.Delete(vlan); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				return fmt.Errorf("trunk %s: unmapping VLAN %d: %w", name, vlan, err)
 			}

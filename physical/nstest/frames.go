@@ -1,0 +1,78 @@
+package nstest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"runtime"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// PacketSocket is a raw AF_PACKET socket bound to one interface of a namespace.
+type PacketSocket struct{ fd int }
+
+// OpenPacketSocket opens a raw socket on dev inside namespace ns.
+func OpenPacketSocket(ns, dev string) (*PacketSocket, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return nil, err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return nil, err
+	}
+	defer netns.Set(orig) //nolint:errcheck // restoring the thread's namespace
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+	if err != nil {
+		return nil, fmt.Errorf("packet socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("binding packet socket to %s: %w", dev, err)
+	}
+	return &PacketSocket{fd: fd}, nil
+}
+
+// Send writes one frame.
+func (s *PacketSocket) Send(frame []byte) error {
+	_, err := unix.Write(s.fd, frame)
+	return err
+}
+
+// Close closes the socket.
+func (s *PacketSocket) Close() error { return unix.Close(s.fd) }
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Frame builds a broadcast ARP request from src, tagged with vlan when vlan > 0.
+func Frame(src net.HardwareAddr, vlan int, senderIP, targetIP net.IP) []byte {
+	b := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	b = append(b, src...)
+	if vlan > 0 {
+		b = binary.BigEndian.AppendUint16(b, 0x8100)
+		b = binary.BigEndian.AppendUint16(b, uint16(vlan))
+	}
+	b = binary.BigEndian.AppendUint16(b, 0x0806)
+	b = append(b, 0, 1, 8, 0, 6, 4, 0, 1)
+	b = append(b, src...)
+	b = append(b, senderIP.To4()...)
+	b = append(b, 0, 0, 0, 0, 0, 0)
+	b = append(b, targetIP.To4()...)
+	for len(b) < 60 {
+		b = append(b, 0)
+	}
+	return b
+}
