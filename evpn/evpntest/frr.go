@@ -1,0 +1,168 @@
+package evpntest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// FRRNeighbor is one BGP neighbor of an FRR instance.
+type FRRNeighbor struct {
+	Address  string
+	ASN      uint32
+	Password string
+}
+
+// FRRConfig describes an FRR 8.4 EVPN VTEP.
+type FRRConfig struct {
+	ASN       uint32
+	RouterID  string
+	VTEP      string   // local tunnel IP (must be configured in the namespace)
+	VNIs      []uint32 // a kernel VXLAN device, bridge and VM port per VNI
+	Neighbors []FRRNeighbor
+}
+
+// FRR is zebra + bgpd running in a namespace, with files in a temp dir.
+type FRR struct {
+	NS  *Netns
+	Dir string
+	cfg FRRConfig
+}
+
+// StartFRR creates the VXLAN devices and starts zebra and bgpd inside ns.
+// Both daemons are killed when t ends.
+func StartFRR(t testing.TB, ns *Netns, cfg FRRConfig) *FRR {
+	t.Helper()
+	dir := t.TempDir()
+	f := &FRR{NS: ns, Dir: dir, cfg: cfg}
+	for _, vni := range cfg.VNIs {
+		br, vx, vm := f.Bridge(vni), f.VXLAN(vni), fmt.Sprintf("vm%d", vni)
+		ns.Run(t, "ip", "link", "add", br, "type", "bridge")
+		ns.Run(t, "ip", "link", "add", vx, "type", "vxlan", "id", strconv.Itoa(int(vni)), "local", cfg.VTEP,
+			"dstport", "4789", "nolearning")
+		ns.Run(t, "ip", "link", "set", vx, "master", br)
+		ns.Run(t, "ip", "link", "add", vm, "type", "veth", "peer", "name", vm+"p")
+		ns.Run(t, "ip", "link", "set", vm, "master", br)
+		for _, l := range []string{br, vx, vm, vm + "p"} {
+			ns.Run(t, "ip", "link", "set", l, "up")
+		}
+	}
+	WriteFile(t, dir, "zebra.conf", fmt.Sprintf("hostname %s\nlog file %s/zebra.log\n", ns.Name, dir))
+	var b strings.Builder
+	fmt.Fprintf(&b, "hostname %s\nlog file %s/bgpd.log\n", ns.Name, dir)
+	fmt.Fprintf(&b, "router bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n timers bgp 3 9\n", cfg.ASN, cfg.RouterID)
+	for _, n := range cfg.Neighbors {
+		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers connect 1\n", n.Address, n.ASN, n.Address)
+		if n.Password != "" {
+			fmt.Fprintf(&b, " neighbor %s password %s\n", n.Address, n.Password)
+		}
+	}
+	b.WriteString(" address-family l2vpn evpn\n")
+	for _, n := range cfg.Neighbors {
+		fmt.Fprintf(&b, "  neighbor %s activate\n", n.Address)
+	}
+	b.WriteString("  advertise-all-vni\n exit-address-family\n")
+	WriteFile(t, dir, "bgpd.conf", b.String())
+
+	zsock := filepath.Join(dir, "zserv.api")
+	common := []string{"-d", "-z", zsock, "--vty_socket", dir, "-u", "root", "-g", "root"}
+	ns.Run(t, "/usr/lib/frr/zebra", append(common, "-f", filepath.Join(dir, "zebra.conf"), "-i", filepath.Join(dir, "zebra.pid"))...)
+	t.Cleanup(func() { f.kill("zebra") })
+	Eventually(t, 10*time.Second, 20*time.Millisecond, "zebra socket", func() error {
+		_, err := os.Stat(zsock)
+		return err
+	})
+	ns.Run(t, "/usr/lib/frr/bgpd", append(common, "-f", filepath.Join(dir, "bgpd.conf"), "-i", filepath.Join(dir, "bgpd.pid"))...)
+	t.Cleanup(func() { f.kill("bgpd") })
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, l := range []string{"bgpd.log", "zebra.log"} {
+				if b, err := os.ReadFile(filepath.Join(dir, l)); err == nil {
+					t.Logf("--- FRR %s (last 3000 bytes)\n%s", l, tail(string(b), 3000))
+				}
+			}
+		}
+	})
+	return f
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func (f *FRR) kill(daemon string) {
+	b, err := os.ReadFile(filepath.Join(f.Dir, daemon+".pid"))
+	if err != nil {
+		return
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// Bridge and VXLAN name the devices of a VNI.
+func (f *FRR) Bridge(vni uint32) string { return fmt.Sprintf("br%d", vni) }
+
+// VXLAN names the VXLAN device of a VNI.
+func (f *FRR) VXLAN(vni uint32) string { return fmt.Sprintf("vx%d", vni) }
+
+// Vtysh runs show commands through vtysh.
+func (f *FRR) Vtysh(ctx context.Context, cmds ...string) (string, error) {
+	args := []string{"--vty_socket", f.Dir}
+	for _, c := range cmds {
+		args = append(args, "-c", c)
+	}
+	return f.NS.Output(ctx, "vtysh", args...)
+}
+
+// AddLocalMAC makes mac local on the VM port of vni (a static FDB entry),
+// which FRR advertises as a type-2 route.
+func (f *FRR) AddLocalMAC(t testing.TB, vni uint32, mac string) {
+	t.Helper()
+	f.NS.Run(t, "bridge", "fdb", "add", mac, "dev", fmt.Sprintf("vm%d", vni), "master", "static")
+}
+
+// FDBEntry is a remote FDB entry on a VXLAN device: MAC -> VTEP.
+type FDBEntry struct{ MAC, Dst string }
+
+// RemoteFDB lists the entries with a dst on the VXLAN device of vni (each
+// remote MAC appears once; the flood entry has MAC 00:00:00:00:00:00).
+func (f *FRR) RemoteFDB(ctx context.Context, vni uint32) ([]FDBEntry, error) {
+	out, err := f.NS.Output(ctx, "bridge", "fdb", "show", "dev", f.VXLAN(vni))
+	if err != nil {
+		return nil, fmt.Errorf("bridge fdb show: %w: %s", err, out)
+	}
+	var l []FDBEntry
+	for _, line := range strings.Split(out, "\n") {
+		fs := strings.Fields(line)
+		for i := 0; i+1 < len(fs); i++ {
+			if fs[i] == "dst" && len(fs) > 0 {
+				l = append(l, FDBEntry{MAC: fs[0], Dst: fs[i+1]})
+				break
+			}
+		}
+	}
+	return l, nil
+}
+
+// CountRemoteFDB counts FDB entries with a dst on vni's VXLAN device using
+// a shell pipeline (cheap for 100k entries).
+func (f *FRR) CountRemoteFDB(ctx context.Context, vni uint32) (int, error) {
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", f.NS.Name, "sh", "-c",
+		"bridge fdb show dev "+f.VXLAN(vni)+" | grep -c ' dst ' || true")
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(out)))
+}

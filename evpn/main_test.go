@@ -1,0 +1,12 @@
+package evpn
+
+import (
+	"os"
+	"testing"
+
+	"github.com/torstitch/torstitch/evpn/evpntest"
+)
+
+// TestMain runs the package's tests inside their own network namespace
+// when root, so FRR, gobgpd and our listeners never touch the host.
+func TestMain(m *testing.M) { os.Exit(evpntest.RunInNetns(m, "ev-t")) }
