@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,7 +41,7 @@ type FRR struct {
 // Both daemons are killed when t ends.
 func StartFRR(t testing.TB, ns *Netns, cfg FRRConfig) *FRR {
 	t.Helper()
-	dir := t.TempDir()
+	dir := frrDir(t)
 	f := &FRR{NS: ns, Dir: dir, cfg: cfg}
 	for _, vni := range cfg.VNIs {
 		br, vx, vm := f.Bridge(vni), f.VXLAN(vni), fmt.Sprintf("vm%d", vni)
@@ -72,7 +73,7 @@ func StartFRR(t testing.TB, ns *Netns, cfg FRRConfig) *FRR {
 	WriteFile(t, dir, "bgpd.conf", b.String())
 
 	zsock := filepath.Join(dir, "zserv.api")
-	common := []string{"-d", "-z", zsock, "--vty_socket", dir, "-u", "root", "-g", "root"}
+	common := []string{"-d", "-z", zsock, "--vty_socket", dir, "-u", "frr", "-g", "frr"}
 	ns.Run(t, "/usr/lib/frr/zebra", append(common, "-f", filepath.Join(dir, "zebra.conf"), "-i", filepath.Join(dir, "zebra.pid"))...)
 	t.Cleanup(func() { f.kill("zebra") })
 	Eventually(t, 10*time.Second, 20*time.Millisecond, "zebra socket", func() error {
@@ -91,6 +92,30 @@ func StartFRR(t testing.TB, ns *Netns, cfg FRRConfig) *FRR {
 		}
 	})
 	return f
+}
+
+// frrDir makes a directory the frr user can write (FRR drops to it), removed
+// when t ends.
+func frrDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ev-frr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	u, err := user.Lookup("frr")
+	if err != nil {
+		t.Skipf("no frr user (Debian package frr not installed?): %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func tail(s string, n int) string {

@@ -1,0 +1,120 @@
+package evpn
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/torstitch/torstitch/evpn/evpntest"
+	"github.com/torstitch/torstitch/vtep/l2"
+)
+
+const frrVNI = 5000
+
+// fdbHas checks FRR's kernel FDB on the VNI's VXLAN device.
+func fdbCond(f *evpntest.FRR, want map[string]string, absent []string) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		l, err := f.RemoteFDB(ctx, frrVNI)
+		if err != nil {
+			return err
+		}
+		got := map[string][]string{}
+		for _, e := range l {
+			got[e.MAC] = append(got[e.MAC], e.Dst)
+		}
+		for mac, dst := range want {
+			if !slices.Contains(got[mac], dst) {
+				return fmt.Errorf("no FDB entry %s dst %s in %v", mac, dst, l)
+			}
+		}
+		for _, mac := range absent {
+			if len(got[mac]) > 0 {
+				return fmt.Errorf("FDB entry %s still present: %v", mac, got[mac])
+			}
+		}
+		return nil
+	}
+}
+
+// TestFRRInteropEBGP runs FRR 8.4 as a VTEP (kernel VXLAN, bridge,
+// advertise-all-vni) peering over eBGP with TCP MD5 with our speaker.
+func TestFRRInteropEBGP(t *testing.T) {
+	evpntest.RequireNetns(t, "/usr/lib/frr/bgpd", "vtysh")
+	frrNS := evpntest.NewNetns(t, "frr1")
+	evpntest.Link(t, frrNS, "ev-frr1", "10.99.1.1/24", "eth0", "10.99.1.2/24")
+	frr := evpntest.StartFRR(t, frrNS, evpntest.FRRConfig{ASN: 65002, RouterID: "10.99.1.2", VTEP: "10.99.1.2",
+		VNIs: []uint32{frrVNI}, Neighbors: []evpntest.FRRNeighbor{{Address: "10.99.1.1", ASN: 65001, Password: "s3cret"}}})
+	pw := filepath.Join(t.TempDir(), "bgp.pw")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startSpeaker(t, Config{ASN: 65001, RouterID: ip("10.99.1.1"), ListenAddress: "10.99.1.1",
+		ConnectRetry: time.Second, HoldTime: 9 * time.Second,
+		Neighbors:       []Neighbor{{Address: ip("10.99.1.2"), ASN: 65002, PasswordFile: pw}},
+		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}})
+	testFRRExchange(t, s, frr, ip("10.99.1.1"), ip("10.99.1.2"))
+}
+
+// testFRRExchange checks both directions between our speaker s (VTEP ours)
+// and FRR (VTEP theirs).
+func testFRRExchange(t *testing.T, s *Speaker, frr *evpntest.FRR, ours, theirs netip.Addr) {
+	ctx := context.Background()
+	frrMAC := l2.MustMAC("aa:bb:cc:00:00:01")
+	frr.AddLocalMAC(t, frrVNI, frrMAC.String())
+
+	// FRR's type-2 and type-3 arrive decoded.
+	waitRemote(t, s, 30*time.Second, "FRR routes", both(
+		hasMAC(l2.RemoteMAC{VNI: frrVNI, MAC: frrMAC, VTEP: theirs}), floodIs(frrVNI, theirs)))
+	evpntest.Eventually(t, 10*time.Second, 50*time.Millisecond, "synced (End-of-RIB from FRR)", func() error {
+		if !s.Synced() {
+			return errNotYet
+		}
+		return nil
+	})
+
+	// Our routes make FRR install MAC dst OUR-VTEP and the flood entry.
+	mac1, mac2 := l2.MustMAC("02:00:00:00:00:01"), l2.MustMAC("02:00:00:00:00:02")
+	local := LocalState{IMET: []IMET{{VNI: frrVNI, VTEP: ours}}, MACs: []l2.LocalMAC{
+		{Switch: "tor1", VNI: frrVNI, MAC: mac1, IP: ip("10.50.0.1"), VTEP: ours},
+		{Switch: "tor1", VNI: frrVNI, MAC: mac2, VTEP: ours},
+	}}
+	if err := s.SetLocal(ctx, local); err != nil {
+		t.Fatal(err)
+	}
+	o := ours.String()
+	evpntest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR kernel FDB has our routes",
+		fdbCond(frr, map[string]string{mac1.String(): o, mac2.String(): o, "00:00:00:00:00:00": o}, nil))
+	out, _ := frr.Vtysh(ctx, "show bgp l2vpn evpn route type macip")
+	if !strings.Contains(out, mac1.String()) || !strings.Contains(out, "10.50.0.1") {
+		t.Errorf("FRR lacks our MAC+IP route:\n%s", out)
+	}
+
+	// Withdrawing one MAC removes it; withdrawing all removes the flood entry.
+	local.MACs = local.MACs[:1]
+	if err := s.SetLocal(ctx, local); err != nil {
+		t.Fatal(err)
+	}
+	evpntest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR FDB after withdrawing mac2",
+		fdbCond(frr, map[string]string{mac1.String(): o}, []string{mac2.String()}))
+	if err := s.SetLocal(ctx, LocalState{}); err != nil {
+		t.Fatal(err)
+	}
+	evpntest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR FDB after withdrawing all",
+		fdbCond(frr, nil, []string{mac1.String(), "00:00:00:00:00:00"}))
+
+	// FRR withdraws its MAC: it leaves our remote state.
+	frr.NS.Run(t, "bridge", "fdb", "del", frrMAC.String(), "dev", fmt.Sprintf("vm%d", frrVNI), "master")
+	waitRemote(t, s, 20*time.Second, "FRR MAC withdrawn", noMAC(frrVNI, frrMAC))
+	peers, err := s.Peers(ctx)
+	if err != nil || len(peers) != 1 || peers[0].State != "established" || !peers[0].EndOfRIB {
+		t.Errorf("peers = %+v, %v; want one established peer with End-of-RIB", peers, err)
+	}
+}
