@@ -2,6 +2,7 @@ package physical
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +175,38 @@ func TestVLANToVXLAN(t *testing.T) {
 		if a.hasLocalMAC(ls6, h1) || a.hasLocalMAC(ls5, h2) {
 			t.Errorf("MAC reported in the wrong logical switch: %v", a.localMACs())
 		}
+	})
+	t.Run("ARP suppression", func(t *testing.T) {
+		sock, err := nstest.OpenPacketSocket(l.rh5, "eth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sock.Close()
+		if _, err := sock.Collect(50 * time.Millisecond); err != nil { // drain
+			t.Fatal(err)
+		}
+		l.Run(l.h1, "ip", "neigh", "flush", "dev", "eth0")
+		if err := l.ping(l.h1, "10.77.0.3"); err != nil {
+			t.Fatal(err)
+		}
+		if out := l.Run(l.h1, "ip", "neigh", "show", "10.77.0.3"); !strings.Contains(out, rh5) {
+			t.Fatalf("h1 did not resolve 10.77.0.3 to %s: %s", rh5, out)
+		}
+		frames, err := sock.Collect(300 * time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range frames {
+			if nstest.IsARPRequestFor(f, net.ParseIP("10.77.0.3")) {
+				t.Fatal("ARP request for a known remote IP crossed the tunnel")
+			}
+		}
+	})
+	t.Run("vlan_stats", func(t *testing.T) {
+		nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+			st := a.bindingStats("tor1", "eth1", 100)
+			return st.PacketsFromLocal > 0 && st.PacketsToLocal > 0, fmt.Sprintf("%+v", st)
+		})
 	})
 	t.Run("unbind removes the binding port", func(t *testing.T) {
 		a.unbind("tor1", "eth1", 200)

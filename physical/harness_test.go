@@ -73,7 +73,7 @@ func (s *sw) start() {
 		s.dpOpts.Logger = s.cfg.Logger
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ovs, err := controller.Connect(ctx, s.endpoint)
+	ovs, err := controller.Connect(ctx, s.endpoint, nil)
 	if err != nil {
 		cancel()
 		s.t.Fatal(err)
@@ -108,15 +108,15 @@ func (s *sw) stop() {
 
 // agent writes the hardware_vtep rows a controller (toragent) writes.
 type agent struct {
-	t    testing.TB
-	c    client.Client
+	t       testing.TB
+	c       client.Client
 	locs    map[string]string // dst IP → locator UUID
 	pending map[string]int    // dst IP → index of the op creating it
 }
 
 func newAgent(t testing.TB, endpoint string) *agent {
 	t.Helper()
-	c, err := controller.Connect(context.Background(), endpoint)
+	c, err := controller.Connect(context.Background(), endpoint, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,4 +294,14 @@ func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 func fdbHas(l *nstest.Lab, ns, dev, mac, dst string) (bool, string) {
 	out, _ := l.Try(ns, "bridge", "fdb", "show", "dev", dev)
 	return strings.Contains(out, fmt.Sprintf("%s dst %s", mac, dst)), out
+}
+
+func (a *agent) bindingStats(swName, port string, vlan int) vtepdb.LogicalBindingStats {
+	p := a.port(swName, port)
+	var rows []vtepdb.LogicalBindingStats
+	_ = a.c.WhereCache(func(r *vtepdb.LogicalBindingStats) bool { return r.UUID == p.VLANStats[vlan] }).List(context.Background(), &rows)
+	if len(rows) != 1 {
+		return vtepdb.LogicalBindingStats{}
+	}
+	return rows[0]
 }

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/ovn-org/libovsdb/cache"
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
@@ -65,13 +66,18 @@ type Controller struct {
 }
 
 // Connect opens a libovsdb client to a hardware_vtep database at endpoint
-// (tcp:IP:PORT or unix:PATH) and monitors every table.
-func Connect(ctx context.Context, endpoint string) (client.Client, error) {
+// (tcp:IP:PORT or unix:PATH) and monitors every table. The client logs
+// through log (nil: nowhere).
+func Connect(ctx context.Context, endpoint string, log *slog.Logger) (client.Client, error) {
 	m, err := vtepdb.FullDatabaseModel()
 	if err != nil {
 		return nil, fmt.Errorf("hardware_vtep model: %w", err)
 	}
-	c, err := client.NewOVSDBClient(m, client.WithEndpoint(endpoint))
+	lg := logr.Discard()
+	if log != nil {
+		lg = logr.FromSlogHandler(log.Handler())
+	}
+	c, err := client.NewOVSDBClient(m, client.WithEndpoint(endpoint), client.WithLogger(&lg))
 	if err != nil {
 		return nil, fmt.Errorf("OVSDB client for %s: %w", endpoint, err)
 	}
@@ -197,6 +203,12 @@ func (c *Controller) Run(ctx context.Context) error {
 }
 
 func (c *Controller) learn(ev dataplane.Learned) {
+	if ev.Resync {
+		if err := c.resyncLearned(); err != nil {
+			c.log.Warn("reading learned MACs", "err", err)
+		}
+		return
+	}
 	k := l2.MACKey{VNI: ev.VNI, MAC: ev.MAC}
 	if ev.Gone {
 		if old, ok := c.learned[k]; ok && (ev.Binding == dataplane.BindingKey{} || ev.Binding == old) {

@@ -67,6 +67,9 @@ type Learned struct {
 	MAC     l2.MAC
 	Binding BindingKey
 	Gone    bool
+	// Resync asks the consumer to re-read Snapshot: notifications may
+	// have been lost. The other fields are empty.
+	Resync bool
 }
 
 func bridgeName(vni l2.VNI) string { return "tsbr" + strconv.FormatUint(uint64(vni), 10) }

@@ -264,11 +264,14 @@ func (d *Dataplane) ensureVxlan(byName map[string]netlink.Link, vni l2.VNI, br n
 		}
 		delete(d.fresh, name)
 	}
-	return l, d.ensurePort(l, br)
+	return l, d.ensurePort(l, br, d.opts.ARPSuppression)
 }
 
-// ensurePort makes l an up port of bridge br with the port flags torswitch uses.
-func (d *Dataplane) ensurePort(l, br netlink.Link) error {
+// ensurePort makes l an up port of bridge br. With suppress (the VXLAN port
+// when ARP suppression is on) it sets neigh_suppress: the bridge then answers
+// ARP requests from the other (local) ports for IPs it has neighbour entries
+// for, and does not flood them into the tunnel.
+func (d *Dataplane) ensurePort(l, br netlink.Link, suppress bool) error {
 	name := l.Attrs().Name
 	if l.Attrs().MasterIndex != br.Attrs().Index {
 		if err := d.h.LinkSetMasterByIndex(l, br.Attrs().Index); err != nil {
@@ -277,7 +280,7 @@ func (d *Dataplane) ensurePort(l, br netlink.Link) error {
 		delete(d.fresh, name)
 	}
 	if !d.fresh[name] {
-		if d.opts.ARPSuppression {
+		if suppress {
 			if err := d.h.LinkSetBrNeighSuppress(l, true); err != nil {
 				return fmt.Errorf("neigh_suppress on %s: %w", name, err)
 			}
@@ -317,7 +320,7 @@ func (d *Dataplane) ensureBinding(byName map[string]netlink.Link, trunk netlink.
 		}
 		delete(d.fresh, on)
 	}
-	if err := d.ensurePort(outer, br); err != nil {
+	if err := d.ensurePort(outer, br, false); err != nil {
 		return nil, nil, err
 	}
 	if inner.Attrs().Flags&net.FlagUp == 0 {

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -17,9 +18,56 @@ import (
 // the subscription ends with ctx. Events for ports Apply has not programmed
 // yet are dropped: call Snapshot after Apply to resynchronise.
 func (d *Dataplane) Learn(ctx context.Context, out chan<- Learned) error {
+	ch, err := d.subscribe(ctx)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			for u := range ch {
+				ev, ok := d.translate(u.Type == unix.RTM_DELNEIGH, u.Neigh)
+				if !ok {
+					continue
+				}
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+			// The subscription ended (e.g. receive buffer overrun): start a
+			// new one, and tell the consumer to resynchronise.
+			for ctx.Err() == nil {
+				if ch, err = d.subscribe(ctx); err == nil {
+					break
+				}
+				d.log.Warn("FDB resubscription", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			select {
+			case out <- Learned{Resync: true}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (d *Dataplane) subscribe(ctx context.Context) (chan netlink.NeighUpdate, error) {
 	ch := make(chan netlink.NeighUpdate, 4096)
 	opts := netlink.NeighSubscribeOptions{
-		ErrorCallback:     func(err error) { d.log.Warn("FDB subscription", "err", err) },
+		ErrorCallback: func(err error) {
+			if ctx.Err() == nil {
+				d.log.Warn("FDB subscription", "err", err)
+			}
+		},
 		ReceiveBufferSize: 4 << 20,
 	}
 	if d.opts.NetNS.IsOpen() {
@@ -27,22 +75,9 @@ func (d *Dataplane) Learn(ctx context.Context, out chan<- Learned) error {
 		opts.Namespace = &ns
 	}
 	if err := netlink.NeighSubscribeWithOptions(ch, ctx.Done(), opts); err != nil {
-		return fmt.Errorf("subscribing to FDB notifications: %w", err)
+		return nil, fmt.Errorf("subscribing to FDB notifications: %w", err)
 	}
-	go func() {
-		for u := range ch {
-			ev, ok := d.translate(u.Type == unix.RTM_DELNEIGH, u.Neigh)
-			if !ok {
-				continue
-			}
-			select {
-			case out <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return nil
+	return ch, nil
 }
 
 func (d *Dataplane) translate(gone bool, n netlink.Neigh) (Learned, bool) {

@@ -2,9 +2,11 @@ package nstest
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"runtime"
+	"time"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -75,4 +77,32 @@ func Frame(src net.HardwareAddr, vlan int, senderIP, targetIP net.IP) []byte {
 		b = append(b, 0)
 	}
 	return b
+}
+
+// Collect reads frames until no frame arrives for idle.
+func (s *PacketSocket) Collect(idle time.Duration) ([][]byte, error) {
+	tv := unix.NsecToTimeval(idle.Nanoseconds())
+	if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	buf := make([]byte, 65536)
+	for {
+		n, err := unix.Read(s.fd, buf)
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				return out, nil
+			}
+			return out, err
+		}
+		out = append(out, append([]byte(nil), buf[:n]...))
+	}
+}
+
+// IsARPRequestFor reports whether frame is an ARP request for target.
+func IsARPRequestFor(frame []byte, target net.IP) bool {
+	if len(frame) < 42 || binary.BigEndian.Uint16(frame[12:]) != 0x0806 {
+		return false
+	}
+	return binary.BigEndian.Uint16(frame[20:]) == 1 && net.IP(frame[38:42]).Equal(target.To4())
 }
