@@ -158,6 +158,12 @@ func TestDeployConnectivityRedeployDestroy(t *testing.T) {
 	if _, err := os.Stat("/run/tb-small-bind/hello.txt"); err == nil {
 		t.Error("bind mount leaked into the host mount namespace")
 	}
+	if _, err := lab.Shell(ctx, "h2", "echo private > /run/tb-small-priv/f"); err != nil {
+		t.Errorf("writing through the node-dir bind: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(lab.NodeDir("h2"), "priv", "f")); err != nil || string(b) != "private\n" {
+		t.Errorf("__clabNodeDir__ bind: %q %v", b, err)
+	}
 	out, err = lab.Shell(ctx, "h2", "echo $GREETING $TORLAB_NODE $TORLAB_NETNS $CLAB_INTFS")
 	if err != nil || strings.TrimSpace(string(out)) != "hi h2 tb-tb-small-h2 1" {
 		t.Errorf("env: %q %v", out, err)

@@ -64,7 +64,7 @@ func (l *Lab) wrap(n *clab.Node, args []string) []string {
 	var script strings.Builder
 	script.WriteString("set -e\n")
 	for _, b := range n.Binds {
-		fmt.Fprintf(&script, "mount --bind %s %s\n", shellQuote(b.Host), shellQuote(b.Container))
+		fmt.Fprintf(&script, "mount --bind %s %s\n", shellQuote(l.bindSource(n, b)), shellQuote(b.Container))
 		if b.ReadOnly {
 			fmt.Fprintf(&script, "mount -o remount,bind,ro %s\n", shellQuote(b.Container))
 		}
@@ -117,16 +117,32 @@ func tail(b []byte, lines int) string {
 	return strings.Join(ls, "\n")
 }
 
+// bindSource resolves containerlab's magic bind sources: __clabDir__ is
+// the lab's run directory, __clabNodeDir__ the node's directory in it.
+func (l *Lab) bindSource(n *clab.Node, b clab.Bind) string {
+	for magic, dir := range map[string]string{clab.MagicNodeDir: l.NodeDir(n.Name), clab.MagicLabDir: l.RunDir} {
+		if b.Host == magic || strings.HasPrefix(b.Host, magic+"/") {
+			return filepath.Join(dir, strings.TrimPrefix(b.Host, magic))
+		}
+	}
+	return b.Host
+}
+
 // ensureMountpoints creates missing bind targets (recorded first, removed by
-// destroy while empty).
+// destroy while empty) and the lab-directory sources of magic binds.
 func (l *Lab) ensureMountpoints(n *clab.Node) error {
 	for _, b := range n.Binds {
+		if clab.IsMagic(b.Host) {
+			if err := os.MkdirAll(l.bindSource(n, b), 0o755); err != nil {
+				return fmt.Errorf("node %s: bind source: %w", n.Name, err)
+			}
+		}
 		if _, err := os.Stat(b.Container); err == nil {
 			continue
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("bind target %s: %w", b.Container, err)
 		}
-		hi, err := os.Stat(b.Host)
+		hi, err := os.Stat(l.bindSource(n, b))
 		if err != nil {
 			return fmt.Errorf("node %s: bind source: %w", n.Name, err)
 		}

@@ -113,6 +113,23 @@ func replaceBind(binds []Bind, b Bind) []Bind {
 	return append(binds, b)
 }
 
+// containerlab's magic bind sources: the lab directory and the node's own
+// directory inside it. Binds starting with them keep them unresolved.
+const (
+	MagicLabDir  = "__clabDir__"
+	MagicNodeDir = "__clabNodeDir__"
+)
+
+// IsMagic reports whether a bind source starts with a magic directory.
+func IsMagic(host string) bool {
+	for _, m := range []string{MagicLabDir, MagicNodeDir} {
+		if host == m || strings.HasPrefix(host, m+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 type bindError string
 
 func (e bindError) Error() string { return string(e) }
@@ -127,10 +144,14 @@ func parseBind(dir, s string) (Bind, error) {
 	if strings.HasPrefix(b.Host, "~") {
 		return Bind{}, bindError("bind " + quote(s) + ": ~ in host paths is not supported by torlab")
 	}
-	if !filepath.IsAbs(b.Host) {
-		b.Host = filepath.Join(dir, b.Host)
+	switch {
+	case IsMagic(b.Host):
+		// resolved by the runner: the lab's or the node's own directory
+	case !filepath.IsAbs(b.Host):
+		b.Host = filepath.Clean(filepath.Join(dir, b.Host))
+	default:
+		b.Host = filepath.Clean(b.Host)
 	}
-	b.Host = filepath.Clean(b.Host)
 	if !filepath.IsAbs(b.Container) {
 		return Bind{}, bindError("bind " + quote(s) + ": container path must be absolute")
 	}

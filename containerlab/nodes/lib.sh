@@ -1,0 +1,47 @@
+# Shared helpers for the lab's node scripts (POSIX sh). Sourced, not run.
+# Works the same under containerlab (Docker) and torlab (network namespaces).
+
+log() { echo "[$(date +%H:%M:%S)] ${TORLAB_NODE:-$(hostname)}: $*"; }
+
+die() { log "ERROR: $*"; exit 1; }
+
+# wait_ifaces IFACE...: containerlab may attach links after the container
+# starts; wait up to 30 s for each interface to appear.
+wait_ifaces() {
+	for i in "$@"; do
+		n=0
+		while [ ! -e "/sys/class/net/$i" ]; do
+			n=$((n + 1))
+			[ "$n" -le 300 ] || die "interface $i did not appear"
+			sleep 0.1
+		done
+	done
+}
+
+# tx_off IFACE...: veths whose own end is the kernel stack and whose peer is
+# an OVS userspace (netdev) port need TX checksum offload off, or OVS drops
+# the frames (torlab and containerlab already do this; repeated for safety).
+tx_off() {
+	for i in "$@"; do
+		ethtool -K "$i" tx off >/dev/null 2>&1 || true
+	done
+}
+
+# start_ovs DIR [DB...]: ovsdb-server + ovs-vswitchd of this node, all state
+# under DIR (its own OVS_RUNDIR/OVS_DBDIR/OVS_LOGDIR: one instance per node).
+# Extra DB arguments are served by the same ovsdb-server.
+start_ovs() {
+	dir=$1
+	shift
+	export OVS_RUNDIR="$dir" OVS_DBDIR="$dir" OVS_LOGDIR="$dir" OVS_SYSCONFDIR="$dir"
+	mkdir -p "$dir"
+	[ -f "$dir/conf.db" ] || ovsdb-tool create "$dir/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+	ovsdb-server --pidfile --detach --log-file \
+		--remote="punix:$dir/db.sock" --remote=db:Open_vSwitch,Open_vSwitch,manager_options \
+		"$@" "$dir/conf.db"
+	ovs-vsctl --no-wait init
+	ovs-vswitchd --pidfile --detach --log-file "unix:$dir/db.sock"
+}
+
+# pid_alive FILE: the pid in FILE runs.
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
