@@ -60,12 +60,13 @@ func TestFRRInteropEBGP(t *testing.T) {
 		ConnectRetry: time.Second, HoldTime: 9 * time.Second,
 		Neighbors:       []Neighbor{{Address: ip("10.99.1.2"), ASN: 65002, PasswordFile: pw}},
 		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}})
-	testFRRExchange(t, s, frr, ip("10.99.1.1"), ip("10.99.1.2"))
+	testFRRExchange(t, s, frr, ip("10.99.1.1"), ip("10.99.1.2"), nil)
 }
 
 // testFRRExchange checks both directions between our speaker s (VTEP ours)
 // and FRR (VTEP theirs).
-func testFRRExchange(t *testing.T, s *Speaker, frr *evpntest.FRR, ours, theirs netip.Addr) {
+// onAdvertised, if set, runs once FRR has installed our routes.
+func testFRRExchange(t *testing.T, s *Speaker, frr *evpntest.FRR, ours, theirs netip.Addr, onAdvertised func(macs ...l2.MAC)) {
 	ctx := context.Background()
 	frrMAC := l2.MustMAC("aa:bb:cc:00:00:01")
 	frr.AddLocalMAC(t, frrVNI, frrMAC.String())
@@ -92,6 +93,9 @@ func testFRRExchange(t *testing.T, s *Speaker, frr *evpntest.FRR, ours, theirs n
 	o := ours.String()
 	evpntest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR kernel FDB has our routes",
 		fdbCond(frr, map[string]string{mac1.String(): o, mac2.String(): o, "00:00:00:00:00:00": o}, nil))
+	if onAdvertised != nil {
+		onAdvertised(mac1, mac2, frrMAC)
+	}
 	out, _ := frr.Vtysh(ctx, "show bgp l2vpn evpn route type macip")
 	if !strings.Contains(out, mac1.String()) || !strings.Contains(out, "10.50.0.1") {
 		t.Errorf("FRR lacks our MAC+IP route:\n%s", out)
@@ -117,4 +121,46 @@ func testFRRExchange(t *testing.T, s *Speaker, frr *evpntest.FRR, ours, theirs n
 	if err != nil || len(peers) != 1 || peers[0].State != "established" || !peers[0].EndOfRIB {
 		t.Errorf("peers = %+v, %v; want one established peer with End-of-RIB", peers, err)
 	}
+}
+
+// TestFRRInteropIBGPRouteReflector: our speaker and FRR are iBGP clients of
+// Debian's gobgpd acting as route reflector; the reflector's RIB is checked
+// with its gobgp CLI.
+func TestFRRInteropIBGPRouteReflector(t *testing.T) {
+	evpntest.RequireNetns(t, "/usr/lib/frr/bgpd", "vtysh", "gobgpd", "gobgp")
+	br := evpntest.NewBridge(t, "ev-br2", "10.99.2.1/24")
+	rrNS, frrNS := evpntest.NewNetns(t, "rr"), evpntest.NewNetns(t, "frr2")
+	br.Attach(t, rrNS, "ev-rr", "eth0", "10.99.2.3/24")
+	br.Attach(t, frrNS, "ev-frr2", "eth0", "10.99.2.2/24")
+	rr := evpntest.StartGoBGPd(t, rrNS, evpntest.GoBGPdConfig{ASN: 65000, RouterID: "10.99.2.3",
+		Clients: []string{"10.99.2.1", "10.99.2.2"}})
+	frr := evpntest.StartFRR(t, frrNS, evpntest.FRRConfig{ASN: 65000, RouterID: "10.99.2.2", VTEP: "10.99.2.2",
+		VNIs: []uint32{frrVNI}, Neighbors: []evpntest.FRRNeighbor{{Address: "10.99.2.3", ASN: 65000}}})
+	s := startSpeaker(t, Config{ASN: 65000, RouterID: ip("10.99.2.1"), ListenAddress: "10.99.2.1",
+		ConnectRetry: time.Second, HoldTime: 9 * time.Second,
+		Neighbors:       []Neighbor{{Address: ip("10.99.2.3"), ASN: 65000}},
+		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}})
+	testFRRExchange(t, s, frr, ip("10.99.2.1"), ip("10.99.2.2"), func(macs ...l2.MAC) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		evpntest.Eventually(t, 10*time.Second, 100*time.Millisecond, "route reflector RIB", func() error {
+			out, err := rr.CLI(ctx, "global", "rib", "-a", "evpn")
+			if err != nil {
+				return fmt.Errorf("gobgp global rib: %w: %s", err, out)
+			}
+			for _, m := range macs {
+				if !strings.Contains(out, m.String()) {
+					return fmt.Errorf("%s not in reflector RIB:\n%s", m, out)
+				}
+			}
+			if !strings.Contains(out, "10.99.2.1") || !strings.Contains(out, "[type:multicast]") {
+				return fmt.Errorf("our next hop or type-3 route missing:\n%s", out)
+			}
+			return nil
+		})
+		out, err := rr.CLI(ctx, "neighbor")
+		if err != nil || strings.Count(out, "Establ") != 2 {
+			t.Errorf("gobgp neighbor: want 2 established sessions: %v\n%s", err, out)
+		}
+	})
 }
