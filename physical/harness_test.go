@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -304,4 +305,33 @@ func (a *agent) bindingStats(swName, port string, vlan int) vtepdb.LogicalBindin
 		return vtepdb.LogicalBindingStats{}
 	}
 	return rows[0]
+}
+
+func (a *agent) lsRow(uuid string) vtepdb.LogicalSwitch {
+	var rows []vtepdb.LogicalSwitch
+	_ = a.c.WhereCache(func(r *vtepdb.LogicalSwitch) bool { return r.UUID == uuid }).List(context.Background(), &rows)
+	if len(rows) != 1 {
+		a.t.Fatalf("no Logical_Switch %s", uuid)
+	}
+	return rows[0]
+}
+
+func (a *agent) update(m model.Model, fields ...any) {
+	a.t.Helper()
+	ops, err := a.c.Where(m).Update(m, fields...)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.transact(ops)
+}
+
+func (a *agent) localMACRowUUIDs() []string {
+	var rows []vtepdb.UcastMacsLocal
+	_ = a.c.List(context.Background(), &rows)
+	var out []string
+	for _, r := range rows {
+		out = append(out, r.UUID)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -1,0 +1,222 @@
+package physical
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/torstitch/torstitch/physical/controller"
+	"github.com/torstitch/torstitch/physical/dataplane"
+	"github.com/torstitch/torstitch/physical/nstest"
+)
+
+// trunkLab is a switch namespace whose trunk eth1 faces a namespace where the
+// test writes raw (tagged or untagged) frames, plus an underlay.
+type trunkLab struct {
+	*nstest.Lab
+	sw, host string
+}
+
+func newTrunkLab(t *testing.T) *trunkLab {
+	t.Helper()
+	nstest.RequireCommands(t, "ethtool", "bridge", "tc")
+	l := &trunkLab{Lab: nstest.New(t, "tsl")}
+	l.sw, l.host = l.NS("sw"), l.NS("host")
+	rem := l.NS("rem")
+	l.Veth(l.sw, "und", rem, "und", 1600)
+	l.Addr(l.sw, "und", swTunnel+"/24")
+	l.Addr(rem, "und", remTunnel+"/24")
+	l.Veth(l.host, "t0", l.sw, "eth1", 0)
+	return l
+}
+
+func (l *trunkLab) socket(t *testing.T) *nstest.PacketSocket {
+	t.Helper()
+	s, err := nstest.OpenPacketSocket(l.host, "t0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func send(t *testing.T, s *nstest.PacketSocket, mac string, vlan int) {
+	t.Helper()
+	hw, _ := net.ParseMAC(mac)
+	if err := s.Send(nstest.Frame(hw, vlan, net.IPv4(10, 9, 0, 1), net.IPv4(10, 9, 0, 2))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLearningAgingAndMACLimit checks that MACs learned from tagged and
+// untagged frames become Ucast_Macs_Local rows of the right logical switch,
+// that frames of unbound VLANs teach nothing, that the MAC limit raises
+// mac_table_exhaustion, and that silent MACs age out and clear the fault.
+func TestLearningAgingAndMACLimit(t *testing.T) {
+	l := newTrunkLab(t)
+	endpoint := startServer(t)
+	newSwitch(t, endpoint, controller.Config{
+		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, MACLimit: 3, StatsInterval: -1,
+	}, dataplane.Options{NetNS: l.Handle(l.sw), AgeingTime: 2 * time.Second})
+	a := newAgent(t, endpoint)
+	ls10 := a.logicalSwitch("ls7000", 7000)
+	ls0 := a.logicalSwitch("ls7001", 7001)
+	a.bind("tor1", "eth1", 10, ls10)
+	a.bind("tor1", "eth1", 0, ls0)
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
+		out, _ := l.Try(l.sw, "ip", "-br", "link")
+		return strings.Contains(out, "v10a") && strings.Contains(out, "v0a"), out
+	})
+	s := l.socket(t)
+
+	t.Run("tagged and untagged", func(t *testing.T) {
+		nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+			send(t, s, "02:00:00:00:10:01", 10)
+			send(t, s, "02:00:00:00:00:01", 0)
+			send(t, s, "02:00:00:00:11:01", 11) // unbound VLAN
+			return a.hasLocalMAC(ls10, "02:00:00:00:10:01") && a.hasLocalMAC(ls0, "02:00:00:00:00:01"), fmt.Sprint(a.localMACs())
+		})
+		for ls, macs := range a.localMACs() {
+			for _, m := range macs {
+				if strings.HasPrefix(m, "02:00:00:00:11:01") {
+					t.Errorf("MAC of unbound VLAN 11 learned in %s", ls)
+				}
+			}
+		}
+	})
+	t.Run("MAC limit", func(t *testing.T) {
+		nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+			for i := 2; i <= 4; i++ {
+				send(t, s, fmt.Sprintf("02:00:00:00:10:%02x", i), 10)
+			}
+			ps, err := a.physicalSwitch("tor1")
+			if err != nil {
+				return false, err.Error()
+			}
+			n := len(a.localMACs()[ls10]) + len(a.localMACs()[ls0])
+			return slices.Contains(ps.SwitchFaultStatus, "mac_table_exhaustion") && n == 3,
+				fmt.Sprintf("faults %v, %d rows: %v", ps.SwitchFaultStatus, n, a.localMACs())
+		})
+	})
+	t.Run("aging", func(t *testing.T) {
+		nstest.Eventually(t, 15*time.Second, func() (bool, string) {
+			ps, _ := a.physicalSwitch("tor1")
+			rows := a.localMACs()
+			return len(rows[ls10])+len(rows[ls0]) == 0 && len(ps.SwitchFaultStatus) == 0,
+				fmt.Sprintf("rows %v, faults %v", rows, ps.SwitchFaultStatus)
+		})
+	})
+}
+
+// TestInvalidVLANMap checks that a binding the switch cannot program raises
+// invalid_vlan_map on its port without disturbing the valid ones, and that
+// fixing the logical switch clears it.
+func TestInvalidVLANMap(t *testing.T) {
+	l := newTrunkLab(t)
+	endpoint := startServer(t)
+	newSwitch(t, endpoint, controller.Config{
+		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
+	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	a := newAgent(t, endpoint)
+	good := a.logicalSwitch("good", 7000)
+	bad := a.logicalSwitch("bad", 7000) // duplicate tunnel_key: ambiguous
+	a.bind("tor1", "eth1", 10, good)
+	a.bind("tor1", "eth1", 20, bad)
+	faults := func() []string { return a.port("tor1", "eth1").PortFaultStatus }
+	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+		return slices.Contains(faults(), "invalid_vlan_map"), fmt.Sprint(faults())
+	})
+	// Fix: give "bad" its own key.
+	key := 7002
+	p := a.lsRow(bad)
+	p.TunnelKey = &key
+	a.update(&p, &p.TunnelKey)
+	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+		out, _ := l.Try(l.sw, "ip", "-br", "link")
+		return len(faults()) == 0 && strings.Contains(out, "v20a") && strings.Contains(out, "v10a"),
+			fmt.Sprintf("faults %v\n%s", faults(), out)
+	})
+}
+
+var progID = regexp.MustCompile(`\bid (\d+)`)
+
+func (l *trunkLab) state(t *testing.T) string {
+	t.Helper()
+	links := l.Run(l.sw, "ip", "-o", "link", "show")
+	var keep []string
+	for _, line := range strings.Split(links, "\n") {
+		if strings.Contains(line, ": ts") {
+			f := strings.Fields(line)
+			keep = append(keep, f[0]+f[1]) // "ifindex:name@peer:"
+		}
+	}
+	slices.Sort(keep)
+	tc := l.Run(l.sw, "tc", "filter", "show", "dev", "eth1", "ingress")
+	return strings.Join(keep, " ") + " trunk-prog " + progID.FindString(tc)
+}
+
+// TestRestartKeepsKernelState restarts torswitch against a persistent
+// database and checks that it adopts the kernel state (same devices, same
+// trunk program, same Ucast_Macs_Local rows) instead of rebuilding it, and
+// that with a database that starts empty it removes nothing until its
+// hold-down has passed.
+func TestRestartKeepsKernelState(t *testing.T) {
+	l := newTrunkLab(t)
+	endpoint := startServer(t)
+	cfg := controller.Config{Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1}
+	dpOpts := dataplane.Options{NetNS: l.Handle(l.sw)}
+	first := newSwitch(t, endpoint, cfg, dpOpts)
+	a := newAgent(t, endpoint)
+	ls := a.logicalSwitch("ls7000", 7000)
+	a.bind("tor1", "eth1", 10, ls)
+	a.remoteMACs(ls, remTunnel, map[string]string{"02:00:00:00:99:01": ""})
+	a.flood(ls, remTunnel)
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel) })
+	s := l.socket(t)
+	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+		send(t, s, "02:00:00:00:10:01", 10)
+		return a.hasLocalMAC(ls, "02:00:00:00:10:01"), fmt.Sprint(a.localMACs())
+	})
+	before := l.state(t)
+	rowsBefore := a.localMACRowUUIDs()
+
+	first.stop()
+	if after := l.state(t); after != before {
+		t.Fatalf("stopping torswitch changed the kernel:\nbefore %s\nafter  %s", before, after)
+	}
+	newSwitch(t, endpoint, cfg, dpOpts)
+	a.remoteMACs(ls, remTunnel, map[string]string{"02:00:00:00:99:02": ""})
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:02", remTunnel) })
+	if after := l.state(t); after != before {
+		t.Errorf("restart rebuilt kernel state:\nbefore %s\nafter  %s", before, after)
+	}
+	if ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel); !ok {
+		t.Errorf("restart lost remote MAC:\n%s", out)
+	}
+	if got := a.localMACRowUUIDs(); !slices.Equal(got, rowsBefore) {
+		t.Errorf("restart rewrote Ucast_Macs_Local: before %v, after %v", rowsBefore, got)
+	}
+
+	t.Run("empty database waits for hold-down", func(t *testing.T) {
+		empty := startServer(t)
+		cfg := cfg
+		cfg.HoldDown = 1500 * time.Millisecond
+		start := time.Now()
+		newSwitch(t, empty, cfg, dpOpts)
+		b := newAgent(t, empty)
+		b.port("tor1", "eth1") // the switch is up
+		if time.Since(start) < cfg.HoldDown {
+			if ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel); !ok {
+				t.Errorf("state flushed before hold-down ended:\n%s", out)
+			}
+		}
+		nstest.Eventually(t, 10*time.Second, func() (bool, string) {
+			out, _ := l.Try(l.sw, "ip", "-br", "link")
+			return !strings.Contains(out, "tsvx7000"), out
+		})
+	})
+}
