@@ -39,38 +39,100 @@ type transactor interface {
 // logical switch and locator references: an existing row by UUID, a row
 // created earlier in the same transaction by its named UUID. Locators are
 // inserted in the transaction that first references them (they are not root
-// rows and would be garbage-collected alone).
+// rows and would be garbage-collected alone). A change that refers to a row
+// created by a transaction still in flight waits for it (needsDrain).
 type batcher struct {
 	max int
-	ls  map[l2.VNI]string
-	loc map[netip.Addr]string
+	ls  map[l2.VNI]string     // real UUIDs
+	loc map[netip.Addr]string // real UUIDs
+	cur *batch
 
+	inflightLS  map[l2.VNI]bool
+	inflightLoc map[netip.Addr]bool
+	seq         int
+}
+
+// batch is one transaction's operations and what to learn from its result.
+type batch struct {
 	ops        []ovsdb.Operation
 	namedLS    map[l2.VNI]string
 	namedLoc   map[netip.Addr]string
 	pendingLS  map[int]l2.VNI
 	pendingLoc map[int]netip.Addr
-	seq        int
+	ucast      []ucastOp // remote-MAC operations, for the client's copy of the table
+}
+
+type ucastOp struct {
+	op     int
+	change *plan.Change
+}
+
+func newBatch(n int) *batch {
+	return &batch{
+		ops:        make([]ovsdb.Operation, 0, n),
+		namedLS:    map[l2.VNI]string{},
+		namedLoc:   map[netip.Addr]string{},
+		pendingLS:  map[int]l2.VNI{},
+		pendingLoc: map[int]netip.Addr{},
+	}
 }
 
 func newBatcher(ch *plan.Changes, max int) *batcher {
-	b := &batcher{max: max, ls: map[l2.VNI]string{}, loc: map[netip.Addr]string{}}
+	b := &batcher{max: max, ls: map[l2.VNI]string{}, loc: map[netip.Addr]string{},
+		inflightLS: map[l2.VNI]bool{}, inflightLoc: map[netip.Addr]bool{}}
 	for k, v := range ch.LSByVNI {
 		b.ls[k] = v
 	}
 	for k, v := range ch.Locators {
 		b.loc[k] = v
 	}
-	b.reset()
+	b.cur = newBatch(max + 8)
 	return b
 }
 
-func (b *batcher) reset() {
-	b.ops = b.ops[:0]
-	b.namedLS = map[l2.VNI]string{}
-	b.namedLoc = map[netip.Addr]string{}
-	b.pendingLS = map[int]l2.VNI{}
-	b.pendingLoc = map[int]netip.Addr{}
+// take hands out the current batch for sending and starts a new one.
+func (b *batcher) take() *batch {
+	bt := b.cur
+	for _, v := range bt.pendingLS {
+		b.inflightLS[v] = true
+	}
+	for _, ip := range bt.pendingLoc {
+		b.inflightLoc[ip] = true
+	}
+	b.cur = newBatch(b.max + 8)
+	return bt
+}
+
+// needsDrain reports whether c refers to a row that a transaction in flight
+// creates: its UUID is known only once that transaction has answered.
+func (b *batcher) needsDrain(c *plan.Change) bool {
+	if len(b.inflightLS) == 0 && len(b.inflightLoc) == 0 {
+		return false
+	}
+	if b.inflightLS[c.VNI] || (c.VTEP.IsValid() && b.inflightLoc[c.VTEP]) {
+		return true
+	}
+	for _, ip := range c.VTEPs {
+		if b.inflightLoc[ip] {
+			return true
+		}
+	}
+	return false
+}
+
+// phase groups operations that commute: transactions of one phase may be in
+// flight together; the next phase starts when they have all answered.
+func phase(op plan.Op) int {
+	switch op {
+	case plan.LSCreate, plan.LSUpdate:
+		return 1
+	case plan.BindingSet, plan.UcastAdd, plan.UcastUpdate, plan.McastSet:
+		return 2
+	case plan.BindingDelete, plan.UcastDelete, plan.McastDelete:
+		return 3
+	default:
+		return 4
+	}
 }
 
 func (b *batcher) name(prefix string) string {
@@ -88,7 +150,7 @@ func (b *batcher) lsRef(v l2.VNI) (ovsdb.UUID, error) {
 	if u, ok := b.ls[v]; ok {
 		return uuidRef(u), nil
 	}
-	if n, ok := b.namedLS[v]; ok {
+	if n, ok := b.cur.namedLS[v]; ok {
 		return uuidRef(n), nil
 	}
 	return ovsdb.UUID{}, fmt.Errorf("no logical switch for VNI %d", v)
@@ -98,13 +160,13 @@ func (b *batcher) locRef(ip netip.Addr) ovsdb.UUID {
 	if u, ok := b.loc[ip]; ok {
 		return uuidRef(u)
 	}
-	if n, ok := b.namedLoc[ip]; ok {
+	if n, ok := b.cur.namedLoc[ip]; ok {
 		return uuidRef(n)
 	}
 	n := b.name("loc")
-	b.namedLoc[ip] = n
-	b.pendingLoc[len(b.ops)] = ip
-	b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorTable, UUIDName: n,
+	b.cur.namedLoc[ip] = n
+	b.cur.pendingLoc[len(b.cur.ops)] = ip
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorTable, UUIDName: n,
 		Row: ovsdb.Row{"encapsulation_type": plan.EncapVXLAN, "dst_ip": ip.String()}})
 	return uuidRef(n)
 }
@@ -128,8 +190,8 @@ func (b *batcher) add(c *plan.Change) error {
 	switch c.Op {
 	case plan.LSCreate:
 		n := b.name("ls")
-		b.namedLS[c.VNI] = n
-		b.pendingLS[len(b.ops)] = c.VNI
+		b.cur.namedLS[c.VNI] = n
+		b.cur.pendingLS[len(b.cur.ops)] = c.VNI
 		row := ovsdb.Row{
 			"name":         c.Name,
 			"description":  "managed by torstitch",
@@ -139,15 +201,15 @@ func (b *batcher) add(c *plan.Change) error {
 		if c.ReplicationMode != "" {
 			row["replication_mode"] = optString(c.ReplicationMode)
 		}
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.LogicalSwitchTable, UUIDName: n, Row: row})
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.LogicalSwitchTable, UUIDName: n, Row: row})
 	case plan.LSUpdate:
 		row := ovsdb.Row{"name": c.Name, "tunnel_key": ovsdb.OvsSet{GoSet: []any{int(c.VNI)}}}
 		if c.ReplicationMode != "" {
 			row["replication_mode"] = optString(c.ReplicationMode)
 		}
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.LogicalSwitchTable, Where: byUUID(c.UUID), Row: row})
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.LogicalSwitchTable, Where: byUUID(c.UUID), Row: row})
 	case plan.LSDelete:
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.LogicalSwitchTable, Where: byUUID(c.UUID)})
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.LogicalSwitchTable, Where: byUUID(c.UUID)})
 	case plan.BindingSet:
 		ref, err := b.lsRef(c.VNI)
 		if err != nil {
@@ -160,10 +222,10 @@ func (b *batcher) add(c *plan.Change) error {
 			muts = append(muts, ovsdb.Mutation{Column: "vlan_bindings", Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: []any{int(c.VLAN)}}})
 		}
 		muts = append(muts, ovsdb.Mutation{Column: "vlan_bindings", Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: map[any]any{int(c.VLAN): ref}}})
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.PhysicalPortTable, Where: byUUID(c.PortUUID), Mutations: muts})
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.PhysicalPortTable, Where: byUUID(c.PortUUID), Mutations: muts})
 	case plan.BindingDelete:
 		// Delete the key only while it still points at our logical switch.
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.PhysicalPortTable, Where: byUUID(c.PortUUID),
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.PhysicalPortTable, Where: byUUID(c.PortUUID),
 			Mutations: []ovsdb.Mutation{{Column: "vlan_bindings", Mutator: ovsdb.MutateOperationDelete,
 				Value: ovsdb.OvsMap{GoMap: map[any]any{int(c.VLAN): uuidRef(c.UUID)}}}}})
 	case plan.UcastAdd:
@@ -172,24 +234,27 @@ func (b *batcher) add(c *plan.Change) error {
 			return fmt.Errorf("remote MAC %s: %w", c.MAC, err)
 		}
 		loc := b.locRef(c.VTEP)
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.UcastMacsRemoteTable,
+		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.UcastMacsRemoteTable,
 			Row: ovsdb.Row{"MAC": c.MAC.String(), "logical_switch": ref, "locator": loc, "ipaddr": ipCol(c.IP)}})
 	case plan.UcastUpdate:
 		loc := b.locRef(c.VTEP)
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID),
+		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID),
 			Row: ovsdb.Row{"locator": loc, "ipaddr": ipCol(c.IP)}})
 	case plan.UcastDelete:
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID)})
+		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID)})
 	case plan.McastSet:
 		refs := make([]any, 0, len(c.VTEPs))
 		for _, ip := range c.VTEPs {
 			refs = append(refs, b.locRef(ip))
 		}
 		set := b.name("set")
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorSetTable, UUIDName: set,
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorSetTable, UUIDName: set,
 			Row: ovsdb.Row{"locators": ovsdb.OvsSet{GoSet: refs}}})
 		if c.UUID != "" {
-			b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID),
+			b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID),
 				Row: ovsdb.Row{"locator_set": uuidRef(set)}})
 			break
 		}
@@ -197,25 +262,30 @@ func (b *batcher) add(c *plan.Change) error {
 		if err != nil {
 			return fmt.Errorf("flood list: %w", err)
 		}
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.McastMacsRemoteTable,
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.McastMacsRemoteTable,
 			Row: ovsdb.Row{"MAC": plan.UnknownDst, "logical_switch": ref, "locator_set": uuidRef(set), "ipaddr": ""}})
 	case plan.McastDelete:
-		b.ops = append(b.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID)})
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID)})
 	default:
 		return fmt.Errorf("unknown change %v", c.Op)
 	}
 	return nil
 }
 
-// commit records the UUIDs the server gave to rows created by name.
-func (b *batcher) commit(results []ovsdb.OperationResult) {
-	for i, v := range b.pendingLS {
+// commit records the UUIDs the server gave to rows a batch created by name
+// and updates the client's copy of Ucast_Macs_Remote.
+func (b *batcher) commit(bt *batch, results []ovsdb.OperationResult, remote *remoteTable) {
+	for i, v := range bt.pendingLS {
 		b.ls[v] = results[i].UUID.GoUUID
+		delete(b.inflightLS, v)
 	}
-	for i, ip := range b.pendingLoc {
+	for i, ip := range bt.pendingLoc {
 		b.loc[ip] = results[i].UUID.GoUUID
+		delete(b.inflightLoc, ip)
 	}
-	b.reset()
+	if remote != nil {
+		remote.record(b, bt, results)
+	}
 }
 
 // describe names what a failed operation was doing, for error messages.
@@ -226,10 +296,26 @@ func describe(op *ovsdb.Operation) string {
 	return op.Op + " " + op.Table
 }
 
-// apply sends the plan in batches. It stops at the first failed transaction;
-// what earlier transactions wrote stays (each is complete on its own), and
-// the next reconcile plans from there.
-func apply(ctx context.Context, tx transactor, ch *plan.Changes, maxRows int) (ApplyResult, error) {
+// DefaultWindow is how many transactions of one phase may be in flight at
+// once: the client encodes the next batch while ovsdb-server commits the
+// previous one.
+const DefaultWindow = 3
+
+type txResult struct {
+	results []ovsdb.OperationResult
+	err     error
+}
+
+type flight struct {
+	bt   *batch
+	done chan txResult
+}
+
+// apply sends the plan in batches, pipelined within a phase. It stops at the
+// first failed transaction (after collecting the answers of those already
+// sent); what earlier transactions wrote stays, each being complete on its
+// own, and the next reconcile plans from there.
+func apply(ctx context.Context, tx transactor, ch *plan.Changes, maxRows, window int, remote *remoteTable) (ApplyResult, error) {
 	start := time.Now()
 	var res ApplyResult
 	if ch.Empty() {
@@ -238,43 +324,89 @@ func apply(ctx context.Context, tx transactor, ch *plan.Changes, maxRows int) (A
 	if maxRows <= 0 {
 		maxRows = DefaultBatchRows
 	}
+	if window <= 0 {
+		window = DefaultWindow
+	}
 	b := newBatcher(ch, maxRows)
-	flush := func() error {
-		if len(b.ops) == 0 {
-			return nil
-		}
-		results, err := tx.Transact(ctx, b.ops...)
-		if err != nil {
-			return fmt.Errorf("transaction of %d rows: %w", len(b.ops), err)
+	var inflight []flight
+	var firstErr error
+	wait := func() {
+		f := inflight[0]
+		inflight = inflight[1:]
+		r := <-f.done
+		if r.err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("transaction of %d rows: %w", len(f.bt.ops), r.err)
+			}
+			return
 		}
 		res.Transactions++
-		if opErrs, err := ovsdb.CheckOperationResults(results, b.ops); err != nil {
-			var errs []error
-			for _, oe := range opErrs {
-				errs = append(errs, fmt.Errorf("%s: %w", describe(oe.Operation()), oe))
+		if opErrs, err := ovsdb.CheckOperationResults(r.results, f.bt.ops); err != nil {
+			if firstErr == nil {
+				var errs []error
+				for _, oe := range opErrs {
+					errs = append(errs, fmt.Errorf("%s: %w", describe(oe.Operation()), oe))
+				}
+				if len(errs) == 0 {
+					errs = append(errs, err)
+				}
+				firstErr = fmt.Errorf("transaction of %d rows failed: %w", len(f.bt.ops), errors.Join(errs...))
 			}
-			if len(errs) == 0 {
-				errs = append(errs, err)
-			}
-			return fmt.Errorf("transaction of %d rows failed: %w", len(b.ops), errors.Join(errs...))
+			return
 		}
-		res.Rows += len(b.ops)
-		b.commit(results)
-		return nil
+		res.Rows += len(f.bt.ops)
+		b.commit(f.bt, r.results, remote)
 	}
+	drain := func() {
+		for len(inflight) > 0 {
+			wait()
+		}
+	}
+	send := func() {
+		if len(b.cur.ops) == 0 {
+			return
+		}
+		bt := b.take()
+		done := make(chan txResult, 1)
+		go func() {
+			r, err := tx.Transact(ctx, bt.ops...)
+			done <- txResult{r, err}
+		}()
+		inflight = append(inflight, flight{bt, done})
+		if len(inflight) >= window {
+			wait()
+		}
+	}
+	lastPhase := 0
 	for i := range ch.List {
-		if len(b.ops) >= b.max {
-			if err := flush(); err != nil {
-				res.Duration = time.Since(start)
-				return res, err
+		c := &ch.List[i]
+		if p := phase(c.Op); p != lastPhase {
+			send()
+			drain()
+			lastPhase = p
+		} else if len(b.cur.ops) >= b.max {
+			send()
+		}
+		if firstErr != nil {
+			break
+		}
+		if b.needsDrain(c) {
+			send()
+			drain()
+			if firstErr != nil {
+				break
 			}
 		}
-		if err := b.add(&ch.List[i]); err != nil {
-			return res, err
+		if err := b.add(c); err != nil {
+			firstErr = err
+			break
 		}
 		res.Changes++
 	}
-	err := flush()
+	if firstErr == nil {
+		send()
+	}
+	drain()
 	res.Duration = time.Since(start)
-	return res, err
+	return res, firstErr
 }

@@ -36,7 +36,11 @@ type Config struct {
 	Endpoint  string // tcp:IP:PORT, ssl:IP:PORT or unix:PATH
 	TLS       TLSFiles
 	BatchRows int           // rows per transaction; DefaultBatchRows when 0
+	Window    int           // transactions in flight at once; DefaultWindow when 0
 	Probe     time.Duration // liveness probe interval (echo); 5s when 0
+	// Resync re-reads Ucast_Macs_Remote (the table torstitch writes and does
+	// not monitor) at this interval; 5m when 0.
+	Resync time.Duration
 	// Reconnect backoff: doubles from MinBackoff to MaxBackoff with ±50% jitter.
 	MinBackoff, MaxBackoff time.Duration
 }
@@ -59,7 +63,8 @@ type Client struct {
 	conn   client.Client // nil until the initial monitor reply of the current connection
 	status Status
 
-	applyMu sync.Mutex
+	applyMu sync.Mutex // serializes plans and applies; guards remote's rows
+	remote  remoteTable
 	changed chan struct{}
 	local   chan struct{}
 	dbModel model.ClientDBModel
@@ -75,6 +80,9 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	}
 	if cfg.Probe <= 0 {
 		cfg.Probe = 5 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 5 * time.Minute
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond
@@ -215,7 +223,28 @@ func (c *Client) connect(ctx context.Context) (client.Client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("monitoring hardware_vtep: %w", err)
 	}
+	if err := c.resyncRemote(cctx, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	return conn, nil
+}
+
+// resyncRemote replaces the copy of Ucast_Macs_Remote with what the
+// database holds.
+func (c *Client) resyncRemote(ctx context.Context, conn client.Client) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	rows, err := loadRemote(ctx, conn)
+	if err != nil {
+		return err
+	}
+	before := c.remote.len()
+	c.remote.replace(rows)
+	if before != len(rows) {
+		notify(c.changed)
+	}
+	return nil
 }
 
 func (c *Client) onChange(table string) {
@@ -251,8 +280,19 @@ func (c *Client) serve(ctx context.Context, conn client.Client) {
 	}()
 	probe := time.NewTicker(c.cfg.Probe)
 	defer probe.Stop()
+	resync := time.NewTicker(c.cfg.Resync)
+	defer resync.Stop()
 	for {
 		select {
+		case <-resync.C:
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			err := c.resyncRemote(rctx, conn)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				c.log.Warn("resync of remote MACs failed", "err", err)
+				c.setErr(err)
+				return
+			}
 		case <-ctx.Done():
 			return
 		case <-conn.DisconnectNotify():
@@ -284,7 +324,9 @@ func (c *Client) Observed() (*plan.Observed, error) {
 	if conn == nil {
 		return nil, ErrNotConnected
 	}
-	return observe(conn.Cache(), c.cfg.Name), nil
+	o := observe(conn.Cache(), c.cfg.Name)
+	o.UcastRemote = c.remote.snapshot()
+	return o, nil
 }
 
 // Apply sends a plan in batched transactions.
@@ -295,7 +337,7 @@ func (c *Client) Apply(ctx context.Context, ch *plan.Changes) (ApplyResult, erro
 	}
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
-	res, err := apply(ctx, conn, ch, c.cfg.BatchRows)
+	res, err := apply(ctx, conn, ch, c.cfg.BatchRows, c.cfg.Window, &c.remote)
 	if err != nil {
 		return res, fmt.Errorf("switch %s: %w", c.cfg.Name, err)
 	}
@@ -312,12 +354,13 @@ func (c *Client) Reconcile(ctx context.Context, d *plan.Desired, opt plan.Option
 		return ApplyResult{}, ErrNotConnected
 	}
 	o := observe(conn.Cache(), c.cfg.Name)
+	o.UcastRemote = c.remote.live()
 	ch, err := plan.Plan(d, o, opt)
 	if err != nil {
 		c.applyMu.Unlock()
 		return ApplyResult{}, fmt.Errorf("switch %s: %w", c.cfg.Name, err)
 	}
-	res, err := apply(ctx, conn, ch, c.cfg.BatchRows)
+	res, err := apply(ctx, conn, ch, c.cfg.BatchRows, c.cfg.Window, &c.remote)
 	c.applyMu.Unlock()
 	if err != nil {
 		return res, fmt.Errorf("switch %s: %w", c.cfg.Name, err)

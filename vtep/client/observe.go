@@ -20,7 +20,6 @@ func monitorOptions() []client.MonitorOption {
 		client.WithTable(&vtepdb.LogicalBindingStats{}),
 		client.WithTable(&vtepdb.PhysicalLocator{}),
 		client.WithTable(&vtepdb.PhysicalLocatorSet{}),
-		client.WithTable(&vtepdb.UcastMacsRemote{}),
 		client.WithTable(&vtepdb.McastMacsRemote{}),
 		client.WithTable(&vtepdb.UcastMacsLocal{}),
 		client.WithTable(&vtepdb.McastMacsLocal{}),
@@ -96,10 +95,6 @@ func observe(tc *cache.TableCache, switchName string) *plan.Observed {
 	}
 	for u, m := range rows(tc, vtepdb.PhysicalLocatorSetTable) {
 		o.LocatorSets[u] = m.(*vtepdb.PhysicalLocatorSet).Locators
-	}
-	for u, m := range rows(tc, vtepdb.UcastMacsRemoteTable) {
-		r := m.(*vtepdb.UcastMacsRemote)
-		o.UcastRemote[u] = &plan.MACRow{UUID: u, LS: r.LogicalSwitch, MAC: r.MAC, IP: r.Ipaddr, Locator: r.Locator}
 	}
 	for u, m := range rows(tc, vtepdb.UcastMacsLocalTable) {
 		r := m.(*vtepdb.UcastMacsLocal)

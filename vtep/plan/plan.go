@@ -255,6 +255,7 @@ func (pl *planner) ucastRemote() {
 		}
 		pl.ucastUpdates = append(pl.ucastUpdates, Change{Op: UcastUpdate, UUID: uuid, VNI: v, MAC: mac, IP: w.IP, VTEP: w.VTEP})
 	}
+	pl.ucastAdds = make([]Change, 0, max(0, len(want)-len(done)))
 	for i := range pl.d.RemoteMACs {
 		m := &pl.d.RemoteMACs[i]
 		k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}

@@ -353,3 +353,22 @@ func BenchmarkPlan100k(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkPlanFromEmpty100k(b *testing.B) {
+	d := &Desired{Flood: map[l2.VNI][]netip.Addr{}}
+	for v := l2.VNI(1); v <= 100; v++ {
+		d.LogicalSwitches = append(d.LogicalSwitches, LogicalSwitch{VNI: v})
+	}
+	for i := 0; i < 100000; i++ {
+		d.RemoteMACs = append(d.RemoteMACs, l2.RemoteMAC{VNI: l2.VNI(i%100 + 1),
+			MAC: l2.MAC{2, 0, byte(i >> 16), byte(i >> 8), byte(i), 1}, VTEP: netip.AddrFrom4([4]byte{192, 0, 2, byte(i%50 + 1)})})
+	}
+	s := newSim()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ch, err := Plan(d, s.o, Options{})
+		if err != nil || len(ch.List) != 100100 {
+			b.Fatal(err)
+		}
+	}
+}

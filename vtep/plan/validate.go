@@ -105,26 +105,25 @@ func Validate(d *Desired, o *Observed) error {
 	seen := make(map[l2.MACKey]netip.Addr, len(d.RemoteMACs))
 	for i := range d.RemoteMACs {
 		m := &d.RemoteMACs[i]
-		where := fmt.Sprintf("remote MAC %s VNI %d", m.MAC, m.VNI)
 		if err := m.MAC.ValidateUnicast(); err != nil {
-			p.add("%s: %w", where, err)
+			p.add("remote MAC %s VNI %d: %w", m.MAC, m.VNI, err)
 			continue
 		}
 		if _, ok := byVNI[m.VNI]; !ok {
-			p.add("%s: VNI %d has no logical switch in the desired state", where, m.VNI)
+			p.add("remote MAC %s VNI %d: VNI %d has no logical switch in the desired state", m.MAC, m.VNI, m.VNI)
 			continue
 		}
 		if !m.VTEP.IsValid() || !m.VTEP.Is4() || m.VTEP.IsUnspecified() || m.VTEP.IsMulticast() {
-			p.add("%s: remote VTEP %q is not a unicast IPv4 address", where, addrString(m.VTEP))
+			p.add("remote MAC %s VNI %d: remote VTEP %q is not a unicast IPv4 address", m.MAC, m.VNI, addrString(m.VTEP))
 			continue
 		}
 		if m.IP.IsValid() && (m.IP.IsUnspecified() || m.IP.IsMulticast()) {
-			p.add("%s: IP %s is not a host address", where, m.IP)
+			p.add("remote MAC %s VNI %d: IP %s is not a host address", m.MAC, m.VNI, m.IP)
 			continue
 		}
 		k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
 		if prev, ok := seen[k]; ok && prev != m.VTEP {
-			p.add("%s: listed twice, behind VTEPs %s and %s", where, prev, m.VTEP)
+			p.add("remote MAC %s VNI %d: listed twice, behind VTEPs %s and %s", m.MAC, m.VNI, prev, m.VTEP)
 			continue
 		}
 		seen[k] = m.VTEP

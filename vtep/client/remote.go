@@ -1,0 +1,112 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/torstitch/torstitch/vtep/plan"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
+)
+
+// remoteTable is the client's own copy of Ucast_Macs_Remote.
+//
+// The controller is the only writer of that table (the switch reads it), and
+// it is by far the largest one: monitoring it would make ovsdb-server send
+// every row torstitch writes straight back, doubling the work of installing
+// 100k MACs. Instead the table is read with one select after each
+// (re)connection and at every resync interval, and the client applies the
+// outcome of its own transactions to this copy. Changes made behind
+// torstitch's back by another writer are seen at the next resync.
+type remoteTable struct {
+	mu   sync.RWMutex
+	rows map[string]*plan.MACRow
+}
+
+func uuidOf(v any) string {
+	if u, ok := v.(ovsdb.UUID); ok {
+		return u.GoUUID
+	}
+	return ""
+}
+
+// loadRemote reads all Ucast_Macs_Remote rows.
+func loadRemote(ctx context.Context, tx transactor) (map[string]*plan.MACRow, error) {
+	op := ovsdb.Operation{Op: ovsdb.OperationSelect, Table: vtepdb.UcastMacsRemoteTable, Where: []ovsdb.Condition{},
+		Columns: []string{"_uuid", "MAC", "logical_switch", "locator", "ipaddr"}}
+	res, err := tx.Transact(ctx, op)
+	if err != nil {
+		return nil, fmt.Errorf("reading Ucast_Macs_Remote: %w", err)
+	}
+	if _, err := ovsdb.CheckOperationResults(res, []ovsdb.Operation{op}); err != nil {
+		return nil, fmt.Errorf("reading Ucast_Macs_Remote: %w", err)
+	}
+	rows := make(map[string]*plan.MACRow, len(res[0].Rows))
+	for _, r := range res[0].Rows {
+		row := &plan.MACRow{UUID: uuidOf(r["_uuid"]), LS: uuidOf(r["logical_switch"]), Locator: uuidOf(r["locator"])}
+		row.MAC, _ = r["MAC"].(string)
+		row.IP, _ = r["ipaddr"].(string)
+		rows[row.UUID] = row
+	}
+	return rows, nil
+}
+
+func (t *remoteTable) replace(rows map[string]*plan.MACRow) {
+	t.mu.Lock()
+	t.rows = rows
+	t.mu.Unlock()
+}
+
+// snapshot returns a copy safe to hand out.
+func (t *remoteTable) snapshot() map[string]*plan.MACRow {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make(map[string]*plan.MACRow, len(t.rows))
+	for k, v := range t.rows {
+		c := *v
+		out[k] = &c
+	}
+	return out
+}
+
+// live returns the table itself; the caller must hold the client's apply lock.
+func (t *remoteTable) live() map[string]*plan.MACRow {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.rows
+}
+
+func (t *remoteTable) len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.rows)
+}
+
+// record applies the remote-MAC changes of one committed transaction.
+func (t *remoteTable) record(b *batcher, bt *batch, results []ovsdb.OperationResult) {
+	if len(bt.ucast) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, u := range bt.ucast {
+		c := u.change
+		switch c.Op {
+		case plan.UcastAdd:
+			uuid := results[u.op].UUID.GoUUID
+			t.rows[uuid] = &plan.MACRow{UUID: uuid, LS: b.ls[c.VNI], MAC: c.MAC.String(), IP: ipCol(c.IP), Locator: b.loc[c.VTEP]}
+		case plan.UcastUpdate:
+			if r, ok := t.rows[c.UUID]; ok && results[u.op].Count > 0 {
+				nr := *r
+				nr.IP, nr.Locator = ipCol(c.IP), b.loc[c.VTEP]
+				t.rows[c.UUID] = &nr
+			} else {
+				delete(t.rows, c.UUID)
+			}
+		case plan.UcastDelete:
+			delete(t.rows, c.UUID)
+		}
+	}
+}
