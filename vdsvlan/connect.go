@@ -117,8 +117,18 @@ func classify(err error) error {
 }
 
 func isLoginFault(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if isLoginFault1(e) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoginFault1(err error) bool {
 	if soap.IsSoapFault(err) {
-		if _, ok := soap.ToSoapFault(err).VimFault().(types.InvalidLogin); ok {
+		switch soap.ToSoapFault(err).VimFault().(type) {
+		case types.InvalidLogin, *types.InvalidLogin:
 			return true
 		}
 	}
@@ -132,15 +142,12 @@ func isLoginFault(err error) bool {
 
 // isNotAuthenticated reports a session that expired or was terminated.
 func isNotAuthenticated(err error) bool {
-	if soap.IsSoapFault(err) {
-		switch soap.ToSoapFault(err).VimFault().(type) {
-		case types.NotAuthenticated, *types.NotAuthenticated:
-			return true
-		}
-	}
-	if soap.IsVimFault(err) {
-		if _, ok := soap.ToVimFault(err).(*types.NotAuthenticated); ok {
-			return true
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if soap.IsSoapFault(e) {
+			switch soap.ToSoapFault(e).VimFault().(type) {
+			case types.NotAuthenticated, *types.NotAuthenticated:
+				return true
+			}
 		}
 	}
 	return false

@@ -76,8 +76,8 @@ func (o objects) inventory(neighbours map[string][]desired.Neighbour, tags map[s
 
 func decodeSwitch(ref types.ManagedObjectReference, p props) desired.Switch {
 	sw := desired.Switch{Ref: ref.Value, Name: p.str("name"), UUID: p.str("uuid")}
-	cfg, ok := p["config"].(types.BaseDVSConfigInfo)
-	if !ok || cfg == nil {
+	cfg := dvsConfig(p)
+	if cfg == nil {
 		return sw
 	}
 	for _, h := range cfg.GetDVSConfigInfo().Host {
@@ -102,6 +102,20 @@ func decodeSwitch(ref types.ManagedObjectReference, p props) desired.Switch {
 		}
 	}
 	return sw
+}
+
+// dvsConfig returns a switch's config; the property collector hands it out
+// as a value or a pointer depending on the path taken.
+func dvsConfig(p props) types.BaseDVSConfigInfo {
+	switch v := p["config"].(type) {
+	case types.VMwareDVSConfigInfo:
+		return &v
+	case types.DVSConfigInfo:
+		return &v
+	case types.BaseDVSConfigInfo:
+		return v
+	}
+	return nil
 }
 
 func decodePortGroup(ref types.ManagedObjectReference, p props, o objects, tags []string) desired.PortGroup {
@@ -135,7 +149,7 @@ func isUplink(ref types.ManagedObjectReference, name string, cfg types.DVPortgro
 	}
 	if cfg.DistributedVirtualSwitch != nil {
 		if sw, ok := o[*cfg.DistributedVirtualSwitch]; ok {
-			if c, ok := sw["config"].(types.BaseDVSConfigInfo); ok && c != nil {
+			if c := dvsConfig(sw); c != nil {
 				if slices.ContainsFunc(c.GetDVSConfigInfo().UplinkPortgroup, func(r types.ManagedObjectReference) bool { return r.Value == ref.Value }) {
 					return true
 				}

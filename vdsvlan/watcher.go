@@ -112,9 +112,11 @@ func (w *Watcher) notify() {
 // done; then it returns nil.
 func (w *Watcher) Run(ctx context.Context) error {
 	backoff := minBackoff
+	var lastErr error // kept in the status while reconnecting
 	for ctx.Err() == nil {
-		w.setState(StateConnecting, nil)
+		w.setState(StateConnecting, lastErr)
 		synced, err := w.session(ctx)
+		lastErr = err
 		if ctx.Err() != nil {
 			break
 		}
@@ -124,6 +126,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		w.setState(state, err)
 		if synced {
+			backoff = minBackoff
+		}
+		if isNotAuthenticated(err) {
+			w.log.Info("vCenter session expired or was terminated; logging in again")
 			backoff = minBackoff
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)

@@ -7,8 +7,11 @@ import (
 	"sync"
 
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/session"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vapi/tags"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -289,4 +292,29 @@ func (l *Lab) MoveVM(ctx context.Context, name, host string) error {
 		return fmt.Errorf("moving vm %s to %s: %w", name, host, err)
 	}
 	return nil
+}
+
+// TerminateSessions ends every session except the lab's own, as an expired
+// or administratively killed session would.
+func (l *Lab) TerminateSessions(ctx context.Context) (int, error) {
+	sm := session.NewManager(l.client.Client)
+	own, err := sm.UserSession(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var m mo.SessionManager
+	pc := property.DefaultCollector(l.client.Client)
+	if err := pc.RetrieveOne(ctx, *l.client.ServiceContent.SessionManager, []string{"sessionList"}, &m); err != nil {
+		return 0, fmt.Errorf("listing sessions: %w", err)
+	}
+	var ids []string
+	for _, s := range m.SessionList {
+		if s.Key != own.Key {
+			ids = append(ids, s.Key)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	return len(ids), sm.TerminateSession(ctx, ids)
 }
