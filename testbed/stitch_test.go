@@ -26,28 +26,36 @@ func requireStitchPeers(t *testing.T) {
 	}
 }
 
-// TestStitchToRScriptsVLANToVXLAN deploys part of the stitch lab from its
-// own scripts (tor1 with ovsdb-server + ovs-vtep, esx1 with its VDS and
-// vm11 on VLAN 100, kvm1 with kernel VXLAN + FRR and kvm11 on VNI 10100),
-// binds VLAN 100 to VNI 10100 with vtep-ctl as the agent would, adds the
-// remote MAC and flood entries by hand on both sides, and pings across.
-func TestStitchToRScriptsVLANToVXLAN(t *testing.T) {
+// TestStitchFabricScripts deploys the stitch lab from its own scripts,
+// without the agent and the simulated vCenter (not part of this test): the
+// underlay, the FRR route reflector and KVM VTEP, both ToRs (ovsdb-server +
+// ovs-vtep), both ESXi VDS bridges and the VMs. It checks what the agent
+// will rely on (hardware_vtep over the underlay, EVPN between FRR peers),
+// then, standing in for the agent, binds VLAN 100 to VNI 10100 on tor1 with
+// vtep-ctl, adds the remote MAC and flood entries by hand on both sides, and
+// pings from VMware VMs on VLAN 100 to the KVM VM on VNI 10100.
+func TestStitchFabricScripts(t *testing.T) {
 	requireStitchPeers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	opts := testbed.Options{
-		Logger:        testLogger(t),
-		Name:          "tb-stitch",
-		Nodes:         []string{"underlay", "tor1", "esx1", "vm11", "kvm1", "kvm11"},
-		HealthTimeout: time.Minute,
+	topo, err := testbed.Open(stitchLab, testbed.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	var nodes []string
+	for _, n := range topo.Topology.Nodes {
+		if n.Name != "toragent" && n.Name != "vcenter" {
+			nodes = append(nodes, n.Name)
+		}
+	}
+	opts := testbed.Options{Logger: testLogger(t), Name: "tb-stitch", Nodes: nodes, HealthTimeout: time.Minute}
 	cleanLab(t, stitchLab, opts)
 	start := time.Now()
 	lab, err := testbed.Deploy(ctx, stitchLab, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stitch subset deployed and healthy in %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("stitch lab without agent and vCenter deployed and healthy in %s", time.Since(start).Round(time.Millisecond))
 	sh := func(node, cmd string) string {
 		t.Helper()
 		out, err := lab.Shell(ctx, node, cmd)
@@ -57,19 +65,40 @@ func TestStitchToRScriptsVLANToVXLAN(t *testing.T) {
 		return string(out)
 	}
 
-	// The agent's path: hardware_vtep reachable over the underlay.
-	if out := sh("kvm1", "ovsdb-client --timeout=5 list-dbs tcp:10.0.0.11:6640"); !strings.Contains(out, "hardware_vtep") {
-		t.Fatalf("tor1's ovsdb over the underlay lists %q", out)
+	// The agent's paths: both switches' hardware_vtep over the underlay.
+	for _, tor := range []string{"10.0.0.11", "10.0.0.12"} {
+		if out := sh("rr", "ovsdb-client --timeout=5 list-dbs tcp:"+tor+":6640"); !strings.Contains(out, "hardware_vtep") {
+			t.Fatalf("ovsdb at %s over the underlay lists %q", tor, out)
+		}
+	}
+	// EVPN: kvm1 peers with the route reflector and announces both VNIs.
+	waitFor(ctx, t, 45*time.Second, "rr holds kvm1's type-3 routes for VNI 10100 and 10200", func() error {
+		out, err := lab.Shell(ctx, "rr", "vtysh -c 'show bgp l2vpn evpn route type multicast'")
+		if err != nil {
+			return err
+		}
+		for _, rt := range []string{"RT:65000:10100", "RT:65000:10200"} {
+			if !strings.Contains(string(out), rt) {
+				return errString("missing " + rt + ":\n" + string(out))
+			}
+		}
+		return nil
+	})
+	t.Logf("EVPN type-3 routes at the route reflector %s after deploy", time.Since(start).Round(time.Millisecond))
+	// ESXi: active-backup team, tor1 active.
+	if out := sh("esx1", "ovs-appctl bond/show uplink"); !strings.Contains(out, "active member mac") || !strings.Contains(out, "(eth1)") {
+		t.Errorf("esx1 team:\n%s", out)
 	}
 
-	// Standing in for the agent: VLAN 100 on tor1:eth1 <-> VNI 10100, kvm1
-	// as the remote VTEP for kvm11's MAC and for flooding.
+	// Standing in for the agent: VLAN 100 on tor1's ESXi ports <-> VNI
+	// 10100; kvm1 as the VTEP of kvm11's MAC and as flood target.
 	bindStart := time.Now()
 	sh("tor1", "vtep-ctl add-ls ls10100 -- set Logical_Switch ls10100 tunnel_key=10100 && "+
-		"vtep-ctl bind-ls tor1 eth1 100 ls10100 && "+
+		"vtep-ctl bind-ls tor1 eth1 100 ls10100 && vtep-ctl bind-ls tor1 eth2 100 ls10100 && "+
 		"vtep-ctl add-ucast-remote ls10100 52:54:00:00:01:31 10.0.0.21 && "+
 		"vtep-ctl add-mcast-remote ls10100 unknown-dst 10.0.0.21")
-	// Standing in for FRR's EVPN: tor1 as flood target and as the VTEP of vm11.
+	// Standing in for EVPN routes from the agent: tor1 as flood target and
+	// as the VTEP of vm11 at kvm1.
 	sh("kvm1", "bridge fdb append 00:00:00:00:00:00 dev vxlan10100 dst 10.0.0.11 && "+
 		"bridge fdb replace 00:50:56:00:01:11 dev vxlan10100 dst 10.0.0.11 self static")
 
@@ -78,12 +107,22 @@ func TestStitchToRScriptsVLANToVXLAN(t *testing.T) {
 		return err
 	})
 	t.Logf("first ping vm11 -> kvm11 %s after the binding", time.Since(bindStart).Round(time.Millisecond))
-	if out, err := lab.Exec(ctx, "kvm11", "ping", "-c", "3", "-i", "0.2", "-W", "1", "192.168.100.11"); err != nil {
-		t.Fatalf("kvm11 -> vm11: %v\n%s", err, out)
+	for _, p := range []struct{ from, to string }{
+		{"kvm11", "192.168.100.11"}, // VXLAN -> VLAN
+		{"vm21", "192.168.100.31"},  // esx2 -> kvm1 (flooded ARP, then unicast to kvm1)
+		{"vm21", "192.168.100.11"},  // esx2 -> esx1 through tor1's logical switch
+	} {
+		if out, err := lab.Exec(ctx, p.from, "ping", "-c", "2", "-i", "0.2", "-W", "2", p.to); err != nil {
+			t.Errorf("%s -> %s: %v\n%s", p.from, p.to, err, out)
+		}
 	}
-	// TCP-sized frames too (checksums and MTU across OVS userspace).
-	if out, err := lab.Exec(ctx, "vm11", "ping", "-c", "2", "-s", "1400", "-M", "do", "-W", "1", "192.168.100.31"); err != nil {
-		t.Fatalf("1400-byte ping vm11 -> kvm11: %v\n%s", err, out)
+	// Full-size frames (checksums and MTU across OVS userspace and VXLAN).
+	if out, err := lab.Exec(ctx, "vm11", "ping", "-c", "2", "-s", "1472", "-M", "do", "-W", "1", "192.168.100.31"); err != nil {
+		t.Errorf("1500-byte frames vm11 -> kvm11: %v\n%s", err, out)
+	}
+	// VLAN 200 is not bound: its VMs stay cut off.
+	if _, err := lab.Exec(ctx, "vm12", "ping", "-c", "1", "-W", "1", "192.168.200.22"); err == nil {
+		t.Error("vm12 reaches vm22 on VLAN 200, which no logical switch binds")
 	}
 	// ovs-vtep reports vm11's MAC as local (what the agent advertises).
 	waitFor(ctx, t, 10*time.Second, "vm11's MAC in tor1's Ucast_Macs_Local", func() error {

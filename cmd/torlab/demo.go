@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/torstitch/torstitch/testbed"
+	"github.com/torstitch/torstitch/testbed/clab"
+)
+
+// SegmentLabel marks a VM node with its L2 segment (the VNI its VLAN is
+// stitched into): VMs of one segment must reach each other, others not.
+const SegmentLabel = "torstitch.segment"
+
+func newDemoCmd(g *globalFlags) *cobra.Command {
+	var (
+		file     string
+		teardown bool
+		converge time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Deploy the stitch lab and show bindings, peers, MACs and a ping matrix",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			lab, err := testbed.Deploy(ctx, file, g.options())
+			if err != nil {
+				return err
+			}
+			info, err := lab.Inspect(ctx)
+			if err != nil {
+				return err
+			}
+			printTable(out, info)
+			if lab.Topology.Node("toragent") != nil {
+				for _, what := range []string{"switches", "peers", "bindings", "macs"} {
+					fmt.Fprintf(out, "\n== torctl show %s\n", what)
+					b, err := lab.Exec(ctx, "toragent", "torctl", "show", what)
+					if err != nil {
+						fmt.Fprintf(out, "(failed: %v)\n", firstLine(err))
+						continue
+					}
+					out.Write(b)
+				}
+			}
+			fmt.Fprintf(out, "\n== ping matrix (VMs of one segment reach each other, others do not)\n")
+			ok := pingMatrix(ctx, out, lab, converge)
+			if teardown {
+				if err := lab.Destroy(ctx); err != nil {
+					return err
+				}
+				fmt.Fprintln(out, "\nlab destroyed")
+			} else {
+				fmt.Fprintf(out, "\nlab %s is up.\n  inspect: torlab inspect %s\n  a shell: torlab exec %s NODE -- bash\n  destroy: torlab destroy %s\n",
+					lab.Name, file, file, file)
+			}
+			if !ok {
+				return errors.New("ping matrix does not match the expected reachability")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "containerlab/stitch.clab.yml", "topology file")
+	cmd.Flags().BoolVar(&teardown, "destroy", false, "destroy the lab at the end")
+	cmd.Flags().DurationVar(&converge, "converge-timeout", time.Minute, "how long a pair that must reach each other may take")
+	return cmd
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+type vm struct {
+	name, segment, ip string
+}
+
+func labVMs(t *clab.Topology) []vm {
+	var vms []vm
+	for _, n := range t.Nodes {
+		seg, ok := n.Labels[SegmentLabel]
+		ip, _, _ := strings.Cut(n.Env["VM_IP"], "/")
+		if ok && ip != "" {
+			vms = append(vms, vm{n.Name, seg, ip})
+		}
+	}
+	return vms
+}
+
+// pingMatrix pings every VM from every other, in parallel per source, and
+// prints the matrix; it reports whether it matches the segments.
+func pingMatrix(ctx context.Context, w io.Writer, lab *testbed.Lab, converge time.Duration) bool {
+	vms := labVMs(lab.Topology)
+	got := make([][]bool, len(vms))
+	var wg sync.WaitGroup
+	for i := range vms {
+		got[i] = make([]bool, len(vms))
+		for j := range vms {
+			if i == j {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				want := vms[i].segment == vms[j].segment
+				deadline := time.Now().Add(converge)
+				if !want {
+					deadline = time.Now() // one try: isolation must hold at once
+				}
+				for {
+					_, err := lab.Exec(ctx, vms[i].name, "ping", "-c", "1", "-W", "1", vms[j].ip)
+					got[i][j] = err == nil
+					if got[i][j] || time.Now().After(deadline) || ctx.Err() != nil {
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	header := []string{"from \\ to"}
+	for _, v := range vms {
+		header = append(header, fmt.Sprintf("%s(%s)", v.name, v.segment))
+	}
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	ok := true
+	for i, src := range vms {
+		row := []string{src.name}
+		for j, dst := range vms {
+			cell := "-"
+			if i != j {
+				want := src.segment == dst.segment
+				switch {
+				case got[i][j] && want:
+					cell = "ok"
+				case !got[i][j] && !want:
+					cell = "isolated"
+				case got[i][j]:
+					cell = "LEAK"
+				default:
+					cell = "FAIL"
+				}
+				if got[i][j] != want {
+					ok = false
+				}
+			}
+			row = append(row, cell)
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "matrix %s\n", map[bool]string{true: "as expected", false: "NOT as expected"}[ok])
+	return ok
+}
+

@@ -1,0 +1,130 @@
+// Command torlab runs containerlab topology files on one machine without a
+// container engine: one network namespace per node, veth pairs per link
+// (see docs/lab.md).
+//
+//	torlab deploy  FILE.clab.yml
+//	torlab inspect FILE.clab.yml [-o json]
+//	torlab exec    FILE.clab.yml NODE -- CMD [ARG...]
+//	torlab destroy FILE.clab.yml
+//	torlab demo    [--destroy]
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/torstitch/torstitch/testbed"
+)
+
+type globalFlags struct {
+	name          string
+	runRoot       string
+	binDirs       []string
+	nodes         []string
+	healthTimeout time.Duration
+	keepOnError   bool
+	verbose       bool
+}
+
+func (g *globalFlags) options() testbed.Options {
+	level := slog.LevelInfo
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	bins := g.binDirs
+	if len(bins) == 0 {
+		// `make build` puts toragent, torctl and torvcsim beside torlab.
+		if exe, err := os.Executable(); err == nil {
+			bins = []string{filepath.Dir(exe)}
+		}
+	}
+	return testbed.Options{
+		Name: g.name, RunRoot: g.runRoot, BinDirs: bins, Nodes: g.nodes,
+		HealthTimeout: g.healthTimeout, KeepOnError: g.keepOnError,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "torlab",
+		Short:         "Run containerlab topologies with network namespaces (no Docker)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.name, "name", "", "override the lab name of the file")
+	pf.StringVar(&g.runRoot, "run-root", testbed.DefaultRunRoot, "directory of lab state and logs")
+	pf.StringSliceVar(&g.binDirs, "bin-dir", nil, "directories prepended to PATH of node processes (default: torlab's own directory)")
+	pf.StringSliceVar(&g.nodes, "node-filter", nil, "deploy only these nodes (and the links between them)")
+	pf.DurationVar(&g.healthTimeout, "health-timeout", 2*time.Minute, "how long deploy waits for node health")
+	pf.BoolVar(&g.keepOnError, "keep-on-error", false, "leave a failed first deployment in place for debugging")
+	pf.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
+
+	root.AddCommand(
+		&cobra.Command{
+			Use:   "deploy FILE",
+			Short: "Create the lab's namespaces, links and processes and wait for health",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				lab, err := testbed.Deploy(cmd.Context(), args[0], g.options())
+				if err != nil {
+					return err
+				}
+				info, err := lab.Inspect(cmd.Context())
+				if err != nil {
+					return err
+				}
+				printTable(cmd.OutOrStdout(), info)
+				return nil
+			},
+		},
+		&cobra.Command{
+			Use:   "destroy FILE",
+			Short: "Remove everything the lab made (also after a crash or a failed deploy)",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return testbed.Destroy(cmd.Context(), args[0], g.options())
+			},
+		},
+		newInspectCmd(g),
+		&cobra.Command{
+			Use:   "exec FILE NODE -- CMD [ARG...]",
+			Short: "Run a command inside a node (its netns and binds)",
+			Args:  cobra.MinimumNArgs(3),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				lab, err := testbed.Open(args[0], g.options())
+				if err != nil {
+					return err
+				}
+				c, err := lab.Command(cmd.Context(), args[1], args[2:]...)
+				if err != nil {
+					return err
+				}
+				c.Stdin, c.Stdout, c.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+				return c.Run()
+			},
+		},
+		newDemoCmd(g),
+	)
+	return root
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "\n  ")
+		fmt.Fprintln(os.Stderr, "torlab:", msg)
+		os.Exit(1)
+	}
+}
