@@ -1,0 +1,85 @@
+package client
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/plan"
+	"github.com/torstitch/torstitch/vtep/vteptest"
+)
+
+// TestOVSVTEPEmulatorPing drives Open vSwitch's ovs-vtep emulator as the
+// switch: torstitch writes the binding, the remote MAC and the flood list,
+// and a VM on VLAN 100 behind an emulated VDS pings a kernel VXLAN endpoint.
+//
+//	h1 (10.1.0.1) ─ vds bridge (vm0 tag=100, trunk up0) ─ p1 [ps1, ovs-vtep] ══ VXLAN 10100 ══ kvm: vx10100 ⊂ br0 (10.1.0.2)
+func TestOVSVTEPEmulatorPing(t *testing.T) {
+	vteptest.RequireRoot(t)
+	tor := vteptest.NewNetns(t, "tsv-tor")
+	h1 := vteptest.NewNetns(t, "tsv-h1")
+	kvm := vteptest.NewNetns(t, "tsv-kvm")
+
+	// Underlay: tunnel IP on the internal port of a netdev bridge holding the underlay veth.
+	vteptest.Veth(t, tor, "u-tor", kvm, "u-kvm", 1600)
+	kvm.Run("ethtool", "-K", "u-kvm", "tx", "off")
+	kvm.Run("ip", "addr", "add", "10.99.0.2/24", "dev", "u-kvm")
+	e := vteptest.StartEmulator(t, tor, "ps1", "10.99.0.1")
+	e.Vsctl("add-br", "ul", "--", "set", "bridge", "ul", "datapath_type=netdev")
+	e.Vsctl("add-port", "ul", "u-tor")
+	tor.Run("ip", "link", "set", "ul", "mtu", "1600", "up")
+	tor.Run("ip", "addr", "add", "10.99.0.1/24", "dev", "ul")
+
+	// The VDS: VM port tagged 100, trunk uplink into the switch's port p1.
+	e.Vsctl("add-br", "vds", "--", "set", "bridge", "vds", "datapath_type=netdev")
+	vteptest.Veth(t, tor, "up0", tor, "p1", 1500)
+	e.Vsctl("add-port", "vds", "up0")
+	vteptest.Veth(t, h1, "eth0", tor, "vm0", 1500)
+	h1.Run("ethtool", "-K", "eth0", "tx", "off")
+	h1.Run("ip", "addr", "add", "10.1.0.1/24", "dev", "eth0")
+	e.Vsctl("add-port", "vds", "vm0", "tag=100")
+	e.AddPort("p1")
+	e.Run()
+
+	// The KVM side: a plain kernel VXLAN VTEP flooding to the ToR.
+	kvm.Run("ip", "link", "add", "br0", "type", "bridge")
+	kvm.Run("ip", "link", "add", "vx10100", "type", "vxlan", "id", "10100", "local", "10.99.0.2", "dstport", "4789", "nolearning")
+	kvm.Run("ip", "link", "set", "vx10100", "master", "br0")
+	kvm.Run("ip", "link", "set", "vx10100", "up")
+	kvm.Run("ip", "link", "set", "br0", "up")
+	kvm.Run("ip", "addr", "add", "10.1.0.2/24", "dev", "br0")
+	kvm.Run("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx10100", "dst", "10.99.0.1")
+	kvmMAC := l2.MustMAC(kvm.Run("cat", "/sys/class/net/br0/address"))
+
+	c := startClient(t, "ps1", e.Endpoint(), 0)
+	d := &plan.Desired{
+		LogicalSwitches: []plan.LogicalSwitch{{VNI: 10100, ReplicationMode: plan.SourceNode}},
+		Bindings:        []plan.PortBinding{{Port: "p1", VLAN: 100, VNI: 10100}},
+		RemoteMACs:      []l2.RemoteMAC{{VNI: 10100, MAC: kvmMAC, IP: ip("10.1.0.2"), VTEP: ip("10.99.0.2")}},
+		Flood:           map[l2.VNI][]netip.Addr{10100: {ip("10.99.0.2")}},
+	}
+	reconcile(t, c, d)
+	start := time.Now()
+	n := vteptest.WaitPing(t, h1, "10.1.0.2", 30*time.Second)
+	t.Logf("VLAN 100 -> VNI 10100 ping after %d attempts, %v", n, time.Since(start).Round(time.Millisecond))
+	vteptest.WaitPing(t, kvm, "10.1.0.1", 10*time.Second)
+
+	// ovs-vtep learned h1's MAC: torstitch sees it as a local MAC with the tunnel IP.
+	h1MAC := l2.MustMAC(h1.Run("cat", "/sys/class/net/eth0/address"))
+	waitFor(t, "h1's MAC in Ucast_Macs_Local", 10*time.Second, func() bool {
+		o, err := c.Observed()
+		if err != nil {
+			return false
+		}
+		for _, m := range o.LocalMACs() {
+			if m.MAC == h1MAC && m.VNI == 10100 && m.VTEP == ip("10.99.0.1") {
+				return true
+			}
+		}
+		return false
+	})
+	if res := reconcile(t, c, d); res.Transactions != 0 {
+		t.Fatalf("steady state against ovs-vtep: %d transactions", res.Transactions)
+	}
+}
