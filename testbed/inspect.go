@@ -23,10 +23,10 @@ type Info struct {
 
 // NodeInfo describes one node.
 type NodeInfo struct {
-	Name       string      `json:"name"`
-	Kind       string      `json:"kind"`
-	Image      string      `json:"image,omitempty"`
-	Netns      string      `json:"netns"`
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+	Image string `json:"image,omitempty"`
+	Netns string `json:"netns"`
 	// State: running (has processes), stopped (its cmd is gone), up (a
 	// bridge, or a node with nothing to run), absent (no namespace).
 	State      string      `json:"state"`

@@ -162,4 +162,3 @@ func pingMatrix(ctx context.Context, w io.Writer, lab *testbed.Lab, converge tim
 	fmt.Fprintf(w, "matrix %s\n", map[bool]string{true: "as expected", false: "NOT as expected"}[ok])
 	return ok
 }
-
