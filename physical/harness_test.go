@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +56,38 @@ func startServer(t testing.TB) string {
 	}
 	t.Cleanup(srv.Close)
 	return srv.Endpoint()
+}
+
+// startOvsdbServer runs a real ovsdb-server with the hardware_vtep schema.
+func startOvsdbServer(t testing.TB) string {
+	t.Helper()
+	nstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool")
+	dir, err := os.MkdirTemp("", "ts-ovsdb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidfile := filepath.Join(dir, "ovsdb-server.pid")
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidfile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				if p, err := os.FindProcess(pid); err == nil {
+					_ = p.Kill()
+				}
+			}
+		}
+		os.RemoveAll(dir)
+	})
+	db, sock := filepath.Join(dir, "vtep.db"), filepath.Join(dir, "db.sock")
+	for _, args := range [][]string{
+		{"ovsdb-tool", "create", db, "/usr/share/openvswitch/vtep.ovsschema"},
+		{"ovsdb-server", db, "--remote=punix:" + sock, "--pidfile=" + pidfile, "--detach",
+			"--log-file=" + filepath.Join(dir, "ovsdb-server.log"), "--unixctl=" + filepath.Join(dir, "ctl")},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	return "unix:" + sock
 }
 
 func newSwitch(t testing.TB, endpoint string, cfg controller.Config, dpOpts dataplane.Options) *sw {

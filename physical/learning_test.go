@@ -21,7 +21,7 @@ type trunkLab struct {
 	sw, host string
 }
 
-func newTrunkLab(t *testing.T) *trunkLab {
+func newTrunkLab(t testing.TB) *trunkLab {
 	t.Helper()
 	nstest.RequireCommands(t, "ethtool", "bridge", "tc")
 	l := &trunkLab{Lab: nstest.New(t, "tsl")}
@@ -34,7 +34,7 @@ func newTrunkLab(t *testing.T) *trunkLab {
 	return l
 }
 
-func (l *trunkLab) socket(t *testing.T) *nstest.PacketSocket {
+func (l *trunkLab) socket(t testing.TB) *nstest.PacketSocket {
 	t.Helper()
 	s, err := nstest.OpenPacketSocket(l.host, "t0")
 	if err != nil {
@@ -44,7 +44,7 @@ func (l *trunkLab) socket(t *testing.T) *nstest.PacketSocket {
 	return s
 }
 
-func send(t *testing.T, s *nstest.PacketSocket, mac string, vlan int) {
+func send(t testing.TB, s *nstest.PacketSocket, mac string, vlan int) {
 	t.Helper()
 	hw, _ := net.ParseMAC(mac)
 	if err := s.Send(nstest.Frame(hw, vlan, net.IPv4(10, 9, 0, 1), net.IPv4(10, 9, 0, 2))); err != nil {
