@@ -70,6 +70,26 @@ func newRootCmd() *cobra.Command {
 	pf.BoolVar(&g.keepOnError, "keep-on-error", false, "leave a failed first deployment in place for debugging")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
 
+	execCmd := &cobra.Command{
+		Use:   "exec FILE NODE [--] CMD [ARG...]",
+		Short: "Run a command inside a node (its netns and binds)",
+		Args:  cobra.MinimumNArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			lab, err := testbed.Open(args[0], g.options())
+			if err != nil {
+				return err
+			}
+			c, err := lab.Command(cmd.Context(), args[1], args[2:]...)
+			if err != nil {
+				return err
+			}
+			c.Stdin, c.Stdout, c.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return c.Run()
+		},
+	}
+	// Flags after FILE belong to the command run in the node.
+	execCmd.Flags().SetInterspersed(false)
+
 	root.AddCommand(
 		&cobra.Command{
 			Use:   "deploy FILE",
@@ -97,23 +117,7 @@ func newRootCmd() *cobra.Command {
 			},
 		},
 		newInspectCmd(g),
-		&cobra.Command{
-			Use:   "exec FILE NODE -- CMD [ARG...]",
-			Short: "Run a command inside a node (its netns and binds)",
-			Args:  cobra.MinimumNArgs(3),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				lab, err := testbed.Open(args[0], g.options())
-				if err != nil {
-					return err
-				}
-				c, err := lab.Command(cmd.Context(), args[1], args[2:]...)
-				if err != nil {
-					return err
-				}
-				c.Stdin, c.Stdout, c.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
-				return c.Run()
-			},
-		},
+		execCmd,
 		newDemoCmd(g),
 	)
 	return root
