@@ -191,11 +191,46 @@ func TestDeployConnectivityRedeployDestroy(t *testing.T) {
 	if pids2, _ := lab.PIDs("h1"); !slices.Equal(pids1, pids2) {
 		t.Errorf("redeploy restarted h1's cmd: %v -> %v", pids1, pids2)
 	}
-	out, err = lab.Shell(ctx, "h1", "ip -o -4 addr show dev eth1 | wc -l")
-	if err != nil || strings.TrimSpace(string(out)) != "1" {
-		t.Errorf("redeploy re-ran exec (addresses on h1:eth1: %q, %v)", out, err)
+	if n := execRuns(t, lab, "h1"); n != 1 {
+		t.Errorf("redeploy re-ran h1's exec: ran %d times", n)
 	}
 	ping(ctx, t, lab, "h1", "10.99.0.2")
+
+	// A node stopped (processes killed, links kept) and started again.
+	if err := lab.StopNode(ctx, "h1", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if pids, err := lab.PIDs("h1"); err != nil || len(pids) != 0 {
+		t.Fatalf("h1 after StopNode: pids %v %v", pids, err)
+	}
+	if info, err := lab.Inspect(ctx); err != nil || info.Nodes[0].Name != "h1" || info.Nodes[0].State != "stopped" {
+		t.Errorf("inspect after StopNode: %+v %v", info, err)
+	}
+	if err := lab.StartNode(ctx, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	if pids, err := lab.PIDs("h1"); err != nil || len(pids) != 1 || slices.Equal(pids, pids1) {
+		t.Errorf("h1 after StartNode: pids %v (before %v) %v", pids, pids1, err)
+	}
+	ping(ctx, t, lab, "h2", "10.99.0.1")
+	if n := execRuns(t, lab, "h1"); n != 2 {
+		t.Errorf("StartNode: h1's exec ran %d times in all, want 2", n)
+	}
+
+	info, err := lab.Inspect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range info.Nodes {
+		if n.Name == "sw" {
+			if n.State != "up" || len(n.Interfaces) != 3 || n.Interfaces[0].Name != "p1" || n.Interfaces[0].Master != "sw" {
+				t.Errorf("inspect sw: %+v", n)
+			}
+		}
+		if n.Name == "h3" && (len(n.Interfaces) != 1 || n.Interfaces[0].MTU != 9500 || len(n.Interfaces[0].Addrs) != 1) {
+			t.Errorf("inspect h3: %+v", n)
+		}
+	}
 
 	pids := labPIDs(t, lab)
 	if err := lab.Destroy(ctx); err != nil {
@@ -294,6 +329,16 @@ func TestRedeployRepairsHalfDeployedLab(t *testing.T) {
 	}
 	ping(ctx, t, lab, "h1", "10.99.0.2")
 	ping(ctx, t, lab, "h3", "10.99.1.1")
+}
+
+// execRuns counts how often h1's first exec command ran in node (from its exec log).
+func execRuns(t *testing.T, lab *testbed.Lab, node string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(lab.NodeDir(node), "exec.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "$ ip addr replace 10.99.0.1/24 dev eth1\n")
 }
 
 func mustHostNS(t *testing.T) netns.NsHandle {

@@ -132,6 +132,9 @@ func (l *Lab) bindSource(n *clab.Node, b clab.Bind) string {
 // destroy while empty) and the lab-directory sources of magic binds.
 func (l *Lab) ensureMountpoints(n *clab.Node) error {
 	for _, b := range n.Binds {
+		if err := l.st.addBindTarget(b.Container); err != nil {
+			return err
+		}
 		if clab.IsMagic(b.Host) {
 			if err := os.MkdirAll(l.bindSource(n, b), 0o755); err != nil {
 				return fmt.Errorf("node %s: bind source: %w", n.Name, err)

@@ -23,6 +23,9 @@ type state struct {
 	TempLinks []string `json:"temp_links,omitempty"`
 	// Mountpoints holds bind mount targets torlab created on the host.
 	Mountpoints []string `json:"mountpoints,omitempty"`
+	// BindTargets holds every bind mount target the lab uses, so that a
+	// destroy of another lab does not remove a mount point still in use.
+	BindTargets []string `json:"bind_targets,omitempty"`
 	// CmdPID holds node -> pid of its cmd process.
 	CmdPID map[string]int `json:"cmd_pid,omitempty"`
 	// ExecDone lists nodes whose exec commands all succeeded.
@@ -77,6 +80,14 @@ func (s *state) addTemp(names ...string) error {
 	return s.save()
 }
 
+func (s *state) addBindTarget(p string) error {
+	if slices.Contains(s.BindTargets, p) {
+		return nil
+	}
+	s.BindTargets = append(s.BindTargets, p)
+	return s.save()
+}
+
 func (s *state) addMountpoint(p string) error {
 	if !slices.Contains(s.Mountpoints, p) {
 		s.Mountpoints = append(s.Mountpoints, p)
@@ -109,7 +120,7 @@ func mountpointInUse(runRoot, self, p string) bool {
 			continue
 		}
 		s, ok, err := loadState(filepath.Join(runRoot, l.Name()))
-		if err == nil && ok && slices.Contains(s.Mountpoints, p) {
+		if err == nil && ok && (slices.Contains(s.Mountpoints, p) || slices.Contains(s.BindTargets, p)) {
 			return true
 		}
 	}

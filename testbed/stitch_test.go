@@ -93,13 +93,16 @@ func TestStitchFabricScripts(t *testing.T) {
 	// Standing in for the agent: VLAN 100 on tor1's ESXi ports <-> VNI
 	// 10100; kvm1 as the VTEP of kvm11's MAC and as flood target.
 	bindStart := time.Now()
-	sh("tor1", "vtep-ctl add-ls ls10100 -- set Logical_Switch ls10100 tunnel_key=10100 && "+
-		"vtep-ctl bind-ls tor1 eth1 100 ls10100 && vtep-ctl bind-ls tor1 eth2 100 ls10100 && "+
-		"vtep-ctl add-ucast-remote ls10100 52:54:00:00:01:31 10.0.0.21 && "+
-		"vtep-ctl add-mcast-remote ls10100 unknown-dst 10.0.0.21")
-	// Standing in for EVPN routes from the agent: tor1 as flood target and
-	// as the VTEP of vm11 at kvm1.
+	for _, tor := range []string{"tor1", "tor2"} {
+		sh(tor, "vtep-ctl add-ls ls10100 -- set Logical_Switch ls10100 tunnel_key=10100 && "+
+			"vtep-ctl bind-ls "+tor+" eth1 100 ls10100 && vtep-ctl bind-ls "+tor+" eth2 100 ls10100 && "+
+			"vtep-ctl add-ucast-remote ls10100 52:54:00:00:01:31 10.0.0.21 && "+
+			"vtep-ctl add-mcast-remote ls10100 unknown-dst 10.0.0.21")
+	}
+	// Standing in for EVPN routes from the agent: both ToRs as flood
+	// targets, tor1 as the VTEP of vm11 at kvm1.
 	sh("kvm1", "bridge fdb append 00:00:00:00:00:00 dev vxlan10100 dst 10.0.0.11 && "+
+		"bridge fdb append 00:00:00:00:00:00 dev vxlan10100 dst 10.0.0.12 && "+
 		"bridge fdb replace 00:50:56:00:01:11 dev vxlan10100 dst 10.0.0.11 self static")
 
 	waitFor(ctx, t, 30*time.Second, "vm11 pings kvm11 across VLAN 100 -> VNI 10100", func() error {
@@ -132,6 +135,28 @@ func TestStitchFabricScripts(t *testing.T) {
 		}
 		return err
 	})
+
+	// Uplink failover: tor1's port to esx1 loses carrier, esx1's team moves
+	// to eth2 (tor2); kvm1 learns vm11 behind tor2 (by hand, as an EVPN MAC
+	// move would tell it).
+	failStart := time.Now()
+	sh("tor1", "ip link set eth1 down")
+	waitFor(ctx, t, 10*time.Second, "esx1's team fails over to eth2", func() error {
+		out, err := lab.Shell(ctx, "esx1", "ovs-appctl bond/show uplink")
+		if err == nil && !strings.Contains(string(out), "(eth2)") {
+			return errString("active member still eth1:\n" + string(out))
+		}
+		return err
+	})
+	sh("kvm1", "bridge fdb replace 00:50:56:00:01:11 dev vxlan10100 dst 10.0.0.12 self static")
+	waitFor(ctx, t, 20*time.Second, "vm11 pings kvm11 through tor2", func() error {
+		_, err := lab.Exec(ctx, "vm11", "ping", "-c", "1", "-W", "1", "192.168.100.31")
+		return err
+	})
+	t.Logf("traffic through tor2 %s after tor1's port went down", time.Since(failStart).Round(time.Millisecond))
+	if out, err := lab.Exec(ctx, "kvm11", "ping", "-c", "2", "-i", "0.2", "-W", "2", "192.168.100.11"); err != nil {
+		t.Errorf("kvm11 -> vm11 through tor2: %v\n%s", err, out)
+	}
 }
 
 type errString string
