@@ -221,22 +221,26 @@ func BenchmarkIperfVLANToVXLAN(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-		var out string
-		nstest.Eventually(b, 10*time.Second, func() (bool, string) {
-			var err error
-			out, err = l.Try(client, "iperf3", "-c", ip, "-t", "3", "-J")
-			return err == nil, out
-		})
 		var res struct {
-			End struct {
+			Error string `json:"error"`
+			End   struct {
 				SumReceived struct {
 					BitsPerSecond float64 `json:"bits_per_second"`
 				} `json:"sum_received"`
 			} `json:"end"`
 		}
-		if err := json.Unmarshal([]byte(out), &res); err != nil {
-			b.Fatalf("iperf3 output: %v\n%s", err, out)
-		}
+		// iperf3 -J exits 0 on "connection refused": retry until the server listens.
+		nstest.Eventually(b, 10*time.Second, func() (bool, string) {
+			out, err := l.Try(client, "iperf3", "-c", ip, "-t", "3", "-J")
+			if err != nil {
+				return false, out
+			}
+			res.Error = ""
+			if err := json.Unmarshal([]byte(out), &res); err != nil {
+				return false, out
+			}
+			return res.Error == "", res.Error
+		})
 		return res.End.SumReceived.BitsPerSecond / 1e9
 	}
 	b.ResetTimer()

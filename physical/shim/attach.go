@@ -54,7 +54,7 @@ func (m *Manager) SetTrunk(link netlink.Link, want map[uint16]int, prune bool) e
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name := link.Attrs().Name
-	t, err := m.trunk(link)
+	t, err := m.trunk(link, want)
 	if err != nil {
 		return fmt.Errorf("trunk %s: %w", name, err)
 	}
@@ -86,8 +86,9 @@ func (m *Manager) SetTrunk(link netlink.Link, want map[uint16]int, prune bool) e
 }
 
 // trunk returns the state of an attached trunk program, adopting one a
-// previous run attached, or attaching a new one.
-func (m *Manager) trunk(link netlink.Link) (*trunk, error) {
+// previous run attached, or attaching a new one whose map is filled with
+// want before it sees a frame.
+func (m *Manager) trunk(link netlink.Link, want map[uint16]int) (*trunk, error) {
 	idx := link.Attrs().Index
 	f, err := m.filter(link)
 	if err != nil {
@@ -109,6 +110,12 @@ func (m *Manager) trunk(link netlink.Link) (*trunk, error) {
 	vm, err := NewVLANMap()
 	if err != nil {
 		return nil, err
+	}
+	for vlan, ifindex := range want {
+		if err := vm.Put(uint32(vlan), uint32(ifindex)); err != nil {
+			vm.Close()
+			return nil, fmt.Errorf("mapping VLAN %d: %w", vlan, err)
+		}
 	}
 	prog, err := LoadTrunkProgram(vm)
 	if err != nil {
