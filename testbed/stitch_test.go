@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,9 +27,9 @@ func requireStitchPeers(t *testing.T) {
 	}
 }
 
-// TestStitchFabricScripts deploys the stitch lab from its own scripts,
-// without the agent and the simulated vCenter (not part of this test): the
-// underlay, the FRR route reflector and KVM VTEP, both ToRs (ovsdb-server +
+// TestStitchFabricScripts deploys the whole stitch lab from its own
+// scripts, with stand-ins (sleep) for the agent and the simulated vCenter:
+// the underlay, the FRR route reflector and KVM VTEP, both ToRs (ovsdb-server +
 // ovs-vtep), both ESXi VDS bridges and the VMs. It checks what the agent
 // will rely on (hardware_vtep over the underlay, EVPN between FRR peers),
 // then, standing in for the agent, binds VLAN 100 to VNI 10100 on tor1 with
@@ -38,24 +39,23 @@ func TestStitchFabricScripts(t *testing.T) {
 	requireStitchPeers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	topo, err := testbed.Open(stitchLab, testbed.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var nodes []string
-	for _, n := range topo.Topology.Nodes {
-		if n.Name != "toragent" && n.Name != "vcenter" {
-			nodes = append(nodes, n.Name)
+	// Stand-ins for binaries other packages build (cmd/toragent, cmd/torvcsim).
+	bin := t.TempDir()
+	for _, name := range []string{"toragent", "torvcsim"} {
+		stub := "#!/bin/sh\necho \"stand-in $0 $*\"\nexec sleep 600\n"
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(stub), 0o755); err != nil {
+			t.Fatal(err)
 		}
 	}
-	opts := testbed.Options{Logger: testLogger(t), Name: "tb-stitch", Nodes: nodes, HealthTimeout: time.Minute}
+	opts := testbed.Options{Logger: testLogger(t), Name: "tb-stitch", BinDirs: []string{bin}, HealthTimeout: time.Minute}
 	cleanLab(t, stitchLab, opts)
 	start := time.Now()
 	lab, err := testbed.Deploy(ctx, stitchLab, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stitch lab without agent and vCenter deployed and healthy in %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("stitch lab (%d nodes, %d links) deployed and healthy in %s",
+		len(lab.Topology.Nodes), len(lab.Topology.Links), time.Since(start).Round(time.Millisecond))
 	sh := func(node, cmd string) string {
 		t.Helper()
 		out, err := lab.Shell(ctx, node, cmd)
@@ -65,9 +65,18 @@ func TestStitchFabricScripts(t *testing.T) {
 		return string(out)
 	}
 
+	// The agent node: its cmd runs with its config, /run/torstitch is its own.
+	if b, err := os.ReadFile(filepath.Join(lab.NodeDir("toragent"), "cmd.log")); err != nil ||
+		!strings.Contains(string(b), "--config /lab/toragent/toragent.yaml") {
+		t.Errorf("toragent cmd log: %q %v", b, err)
+	}
+	sh("toragent", "touch /run/torstitch/probe")
+	if _, err := os.Stat(filepath.Join(lab.NodeDir("toragent"), "run", "probe")); err != nil {
+		t.Errorf("toragent's /run/torstitch is not its node dir: %v", err)
+	}
 	// The agent's paths: both switches' hardware_vtep over the underlay.
 	for _, tor := range []string{"10.0.0.11", "10.0.0.12"} {
-		if out := sh("rr", "ovsdb-client --timeout=5 list-dbs tcp:"+tor+":6640"); !strings.Contains(out, "hardware_vtep") {
+		if out := sh("toragent", "ovsdb-client --timeout=5 list-dbs tcp:"+tor+":6640"); !strings.Contains(out, "hardware_vtep") {
 			t.Fatalf("ovsdb at %s over the underlay lists %q", tor, out)
 		}
 	}
@@ -156,6 +165,23 @@ func TestStitchFabricScripts(t *testing.T) {
 	t.Logf("traffic through tor2 %s after tor1's port went down", time.Since(failStart).Round(time.Millisecond))
 	if out, err := lab.Exec(ctx, "kvm11", "ping", "-c", "2", "-i", "0.2", "-W", "2", "192.168.100.11"); err != nil {
 		t.Errorf("kvm11 -> vm11 through tor2: %v\n%s", err, out)
+	}
+
+	// tor1 crashes and comes back: its scripts restart it with the
+	// hardware_vtep contents it had (persisted in its vtep.db).
+	if err := lab.StopNode(ctx, "tor1", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	restart := time.Now()
+	if err := lab.StartNode(ctx, "tor1"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("tor1 restarted and healthy in %s", time.Since(restart).Round(time.Millisecond))
+	if out := sh("toragent", "ovsdb-client --timeout=5 list-dbs tcp:10.0.0.11:6640"); !strings.Contains(out, "hardware_vtep") {
+		t.Errorf("tor1's ovsdb after restart lists %q", out)
+	}
+	if out := sh("tor1", "vtep-ctl list-ls"); !strings.Contains(out, "ls10100") {
+		t.Errorf("tor1 lost its logical switch over the restart: %q", out)
 	}
 }
 
