@@ -160,13 +160,13 @@ func (l *trunkLab) state(t *testing.T) string {
 }
 
 // TestRestartKeepsKernelState restarts torswitch against a persistent
-// database and checks that it adopts the kernel state (same devices, same
+// database (a real ovsdb-server, as with --ovsdb) and checks that it adopts the kernel state (same devices, same
 // trunk program, same Ucast_Macs_Local rows) instead of rebuilding it, and
 // that with a database that starts empty it removes nothing until its
 // hold-down has passed.
 func TestRestartKeepsKernelState(t *testing.T) {
 	l := newTrunkLab(t)
-	endpoint := startServer(t)
+	endpoint := startOvsdbServer(t)
 	cfg := controller.Config{Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1}
 	dpOpts := dataplane.Options{NetNS: l.Handle(l.sw)}
 	first := newSwitch(t, endpoint, cfg, dpOpts)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -72,6 +73,14 @@ func Serve(ctx context.Context, target string) (*Server, error) {
 	srv, err := server.NewOvsdbServer(db, dbModel)
 	if err != nil {
 		return nil, fmt.Errorf("creating OVSDB server: %w", err)
+	}
+	if network == "unix" {
+		// A socket file left by a crashed run: remove it if nobody answers.
+		if c, err := net.Dial("unix", addr); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listening on %s: another server is running", target)
+		}
+		_ = os.Remove(addr)
 	}
 	// Fail early on a taken address, the server itself only logs it.
 	if network == "tcp" {
