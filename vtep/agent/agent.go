@@ -1,0 +1,388 @@
+// Package agent is toragent's core: it gathers desired state from the
+// configuration, torctl (the store), vCenter and EVPN, reconciles it into
+// both switches of the pair, and advertises what the switches learn.
+// Sources and sinks never import each other; only this package sees them all.
+//
+// Reconciliation is level-triggered: any event just wakes the loop, which
+// reads every source and writes the difference. Make before break: nothing
+// is deleted until the BGP peers have sent End-of-RIB (or their restart timer
+// ran out) and vCenter has delivered a first inventory; a switch is only
+// planned against after its initial monitor reply. Stopping the agent leaves
+// the switches as they are.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/torstitch/torstitch/evpn"
+	"github.com/torstitch/torstitch/vdsvlan"
+	"github.com/torstitch/torstitch/vtep/agent/config"
+	"github.com/torstitch/torstitch/vtep/agent/store"
+	"github.com/torstitch/torstitch/vtep/api"
+	"github.com/torstitch/torstitch/vtep/client"
+	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/plan"
+)
+
+// Version is the agent's version string (set by the linker in releases).
+var Version = "dev"
+
+// minGap spaces reconcile passes during bursts of events.
+const minGap = 5 * time.Millisecond
+
+type switchState struct {
+	name   string
+	client *client.Client
+
+	mu            sync.Mutex
+	lastReconcile time.Time
+	lastErr       string
+	replication   string
+	remoteDesired int
+}
+
+// Agent runs one switch pair.
+type Agent struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   *store.Store
+	sw      []*switchState
+	speaker *evpn.Speaker
+	vc      *vdsvlan.Watcher
+	met     *metrics
+
+	wake chan struct{}
+
+	mu        sync.Mutex
+	started   uint64 // reconcile passes started
+	gen       uint64 // reconcile passes completed
+	genCond   *sync.Cond
+	conflicts []string
+	keepStale bool
+	bindings  []api.Binding
+}
+
+// New builds an agent from a validated configuration. It opens the store and
+// creates (but does not start) the switch clients, the speaker and the
+// vCenter watcher, so that configuration errors surface before anything runs.
+func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st, err := store.Open(cfg.Agent.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: log, store: st, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true}
+	a.genCond = sync.NewCond(&a.mu)
+	for _, s := range cfg.Switches {
+		c, err := client.New(client.Config{Name: s.Name, Endpoint: s.OVSDB, TLS: s.TLS}, log)
+		if err != nil {
+			return nil, fmt.Errorf("switch %s: %w", s.Name, err)
+		}
+		a.sw = append(a.sw, &switchState{name: s.Name, client: c})
+	}
+	if cfg.BGP != nil {
+		sc, err := cfg.Speaker()
+		if err != nil {
+			return nil, err
+		}
+		if a.speaker, err = evpn.New(sc, log); err != nil {
+			return nil, fmt.Errorf("bgp: %w", err)
+		}
+	}
+	if cfg.VCenter != nil {
+		vcfg := *cfg.VCenter
+		if a.vc, err = vdsvlan.New(vcfg, log); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Metrics returns the agent's Prometheus registry.
+func (a *Agent) Metrics() *prometheus.Registry { return a.met.reg }
+
+// Kick wakes the reconcile loop.
+func (a *Agent) Kick() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) forward(ctx context.Context, ch <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			a.Kick()
+		}
+	}
+}
+
+// Run runs the agent until ctx ends, then stops the speaker gracefully and
+// leaves the switches forwarding.
+func (a *Agent) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	for _, s := range a.sw {
+		s := s
+		start(func() { _ = s.client.Run(runCtx) })
+		start(func() { a.forward(runCtx, s.client.Changed()) })
+	}
+	if a.speaker != nil {
+		if err := a.speaker.Start(runCtx); err != nil {
+			return fmt.Errorf("starting BGP speaker: %w", err)
+		}
+		start(func() { a.forward(runCtx, a.speaker.Changed()) })
+	}
+	if a.vc != nil {
+		start(func() {
+			if err := a.vc.Run(runCtx); err != nil && runCtx.Err() == nil {
+				a.log.Error("vCenter discovery stopped", "err", err)
+			}
+		})
+		start(func() { a.forward(runCtx, a.vc.Changed()) })
+	}
+	a.log.Info("toragent running", "agent", a.cfg.Agent.Name, "switches", a.cfg.SwitchNames(), "mode", a.cfg.Agent.Mode)
+	resync := time.NewTicker(time.Duration(a.cfg.Agent.Resync))
+	defer resync.Stop()
+	a.Kick()
+	for {
+		select {
+		case <-ctx.Done():
+			a.shutdown()
+			return nil
+		case <-a.wake:
+		case <-resync.C:
+		}
+		a.reconcile(runCtx)
+		// Let a burst of events coalesce into the next pass.
+		select {
+		case <-ctx.Done():
+		case <-time.After(minGap):
+		}
+	}
+}
+
+func (a *Agent) shutdown() {
+	a.log.Info("stopping: switches keep their state")
+	if a.speaker != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.speaker.Stop(sctx); err != nil {
+			a.log.Warn("stopping BGP speaker", "err", err)
+		}
+	}
+	a.mu.Lock()
+	a.gen++
+	a.genCond.Broadcast()
+	a.mu.Unlock()
+}
+
+// staticBindings returns config and torctl bindings, in precedence order.
+func (a *Agent) staticBindings() []api.Binding {
+	var out []api.Binding
+	for _, b := range a.cfg.Bindings {
+		ports := make([]l2.PortRef, 0, len(b.Ports))
+		for _, p := range b.Ports {
+			ref, _ := l2.ParsePortRef(p) // validated with the config
+			ports = append(ports, ref)
+		}
+		out = append(out, api.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: ports, Source: api.SourceConfig})
+	}
+	for _, b := range a.store.Bindings() {
+		out = append(out, api.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: b.Ports, Source: api.SourceTorctl})
+	}
+	return out
+}
+
+func (a *Agent) allBindings() (bs []api.Binding, vcValid bool) {
+	bs = a.staticBindings()
+	vcValid = true
+	if a.vc != nil {
+		snap := a.vc.Snapshot()
+		vcValid = snap.Valid
+		for _, b := range snap.Bindings {
+			bs = append(bs, api.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: b.Ports, Source: api.SourceVCenter})
+		}
+	}
+	return bs, vcValid
+}
+
+func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
+	views := make([]SwitchView, 0, len(a.sw))
+	obs := map[string]*plan.Observed{}
+	for _, s := range a.sw {
+		v := SwitchView{Name: s.name}
+		if o, err := s.client.Observed(); err == nil {
+			obs[s.name] = o
+			v.Connected = true
+			v.Ports = make(map[string]bool, len(o.Ports))
+			for p := range o.Ports {
+				v.Ports[p] = true
+			}
+			v.Faults = o.SwitchFaults
+			for _, t := range o.TunnelIPs {
+				if ip, err := netip.ParseAddr(t); err == nil {
+					v.TunnelIP = ip
+					break
+				}
+			}
+			v.LocalMACs = o.LocalMACs()
+		}
+		views = append(views, v)
+	}
+	return views, obs
+}
+
+func (a *Agent) serviceNodes() []netip.Addr {
+	var out []netip.Addr
+	for _, s := range a.cfg.EVPN.ServiceNodes {
+		if ip, err := netip.ParseAddr(s); err == nil {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// reconcile is one level-triggered pass over every source and switch.
+func (a *Agent) reconcile(ctx context.Context) {
+	start := time.Now()
+	a.mu.Lock()
+	a.started++
+	a.mu.Unlock()
+	bindings, vcValid := a.allBindings()
+	views, obs := a.views()
+	in := Inputs{
+		Anycast:      a.cfg.Agent.Mode == config.Anycast,
+		Switches:     views,
+		Bindings:     bindings,
+		Replication:  a.cfg.EVPN.Replication,
+		ServiceNodes: a.serviceNodes(),
+	}
+	synced := true
+	if a.speaker != nil {
+		rs := a.speaker.Remote()
+		in.RemoteMACs, in.RemoteFlood = rs.MACs, rs.Flood
+		synced = a.speaker.Synced()
+	}
+	out := Compute(in)
+	keepStale := !synced || !vcValid
+	opt := plan.Options{KeepStale: keepStale}
+
+	var wg sync.WaitGroup
+	var failed bool
+	var fmu sync.Mutex
+	for _, s := range a.sw {
+		if _, ok := obs[s.name]; !ok {
+			continue
+		}
+		wg.Add(1)
+		go func(s *switchState) {
+			defer wg.Done()
+			d := out.PerSwitch[s.name]
+			res, err := s.client.Reconcile(ctx, d, opt)
+			a.met.transactions.WithLabelValues(s.name).Add(float64(res.Transactions))
+			a.met.rows.WithLabelValues(s.name).Add(float64(res.Rows))
+			s.mu.Lock()
+			s.lastReconcile = time.Now()
+			s.replication = out.Replication[s.name]
+			s.remoteDesired = len(d.RemoteMACs)
+			if err != nil && !errors.Is(err, client.ErrNotConnected) {
+				s.lastErr = err.Error()
+			} else {
+				s.lastErr = ""
+			}
+			s.mu.Unlock()
+			if err != nil && !errors.Is(err, client.ErrNotConnected) {
+				fmu.Lock()
+				failed = true
+				fmu.Unlock()
+				a.log.Error("reconcile failed", "switch", s.name, "err", err)
+			} else if res.Transactions > 0 {
+				a.log.Info("switch updated", "switch", s.name, "changes", res.Changes, "transactions", res.Transactions,
+					"rows", res.Rows, "took", res.Duration.Round(time.Microsecond), "keep_stale", keepStale)
+			}
+		}(s)
+	}
+	if a.speaker != nil {
+		ls := evpn.LocalState{MACs: out.LocalMACs}
+		for _, r := range out.IMET {
+			ls.IMET = append(ls.IMET, evpn.IMET{VNI: r.VNI, VTEP: r.VTEP})
+		}
+		if err := a.speaker.SetLocal(ctx, ls); err != nil && ctx.Err() == nil {
+			failed = true
+			a.log.Error("advertising local state", "err", err)
+		}
+	}
+	wg.Wait()
+
+	a.mu.Lock()
+	if !slices.Equal(a.conflicts, out.Conflicts) {
+		for _, c := range out.Conflicts {
+			if !slices.Contains(a.conflicts, c) {
+				a.log.Warn("binding conflict", "conflict", c)
+			}
+		}
+	}
+	if a.keepStale && !keepStale {
+		a.log.Info("picture complete: stale state may now be removed")
+	}
+	a.conflicts, a.keepStale, a.bindings = out.Conflicts, keepStale, bindings
+	a.gen++
+	a.genCond.Broadcast()
+	a.mu.Unlock()
+
+	result := "ok"
+	if failed {
+		result = "error"
+	}
+	a.met.reconciles.WithLabelValues(result).Inc()
+	a.met.reconcileSecs.Observe(time.Since(start).Seconds())
+	a.updateGauges(views, obs, out, bindings)
+}
+
+// waitPass blocks until a reconcile pass that started after the call has
+// completed, or ctx ends.
+func (a *Agent) waitPass(ctx context.Context) error {
+	a.mu.Lock()
+	target := a.started + 1 // the first pass to start after this call
+	a.mu.Unlock()
+	a.Kick()
+	done := make(chan struct{})
+	go func() {
+		a.mu.Lock()
+		for a.gen < target && ctx.Err() == nil {
+			a.genCond.Wait()
+		}
+		a.mu.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		a.mu.Lock()
+		a.genCond.Broadcast()
+		a.mu.Unlock()
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/torstitch/torstitch/vtep/api"
+	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/plan"
+)
+
+// FaultNoSourceNode is the switch fault that makes the agent fall back to
+// service-node replication.
+const FaultNoSourceNode = "unsupported_source_node_replication"
+
+// SwitchView is what the agent knows of one switch for a reconcile.
+type SwitchView struct {
+	Name      string
+	Connected bool
+	TunnelIP  netip.Addr      // first Physical_Switch tunnel IP; invalid when unknown
+	Ports     map[string]bool // nil when not connected
+	Faults    []string
+	LocalMACs []l2.LocalMAC
+}
+
+// Inputs is everything one reconcile starts from.
+type Inputs struct {
+	Anycast      bool
+	Switches     []SwitchView
+	Bindings     []api.Binding // config, torctl and vCenter, in that order of precedence
+	RemoteMACs   []l2.RemoteMAC
+	RemoteFlood  map[l2.VNI][]netip.Addr
+	Replication  string // source_node or service_node
+	ServiceNodes []netip.Addr
+}
+
+// Outputs is the desired state derived from Inputs.
+type Outputs struct {
+	PerSwitch   map[string]*plan.Desired
+	Replication map[string]string // effective replication mode per switch
+	Conflicts   []string          // bindings reported, not applied
+	IMET        []IMETRoute
+	LocalMACs   []l2.LocalMAC
+}
+
+// IMETRoute asks the speaker for one type-3 route.
+type IMETRoute struct {
+	VNI  l2.VNI
+	VTEP netip.Addr
+}
+
+type pv struct {
+	port l2.PortRef
+	vlan l2.VLAN
+}
+
+// Compute merges the binding sources and the EVPN and switch state into one
+// desired state per switch. It is pure: no I/O, no clock.
+//
+// Both switches of a pair get the same logical switches (every VNI bound
+// anywhere in the pair), their own bindings, the remote MACs from EVPN and,
+// in independent mode, each other's local MACs and tunnel IPs: the two
+// switches are separate VTEPs that must reach each other, and the speaker
+// never imports the routes it advertises itself.
+func Compute(in Inputs) Outputs {
+	out := Outputs{PerSwitch: map[string]*plan.Desired{}, Replication: map[string]string{}}
+	byName := map[string]*SwitchView{}
+	own := map[netip.Addr]bool{}
+	for i := range in.Switches {
+		s := &in.Switches[i]
+		byName[s.Name] = s
+		if s.TunnelIP.IsValid() {
+			own[s.TunnelIP] = true
+		}
+	}
+
+	// Merge bindings: the first source to bind (port, VLAN) wins.
+	chosen := map[pv]l2.VNI{}
+	var order []pv
+	for _, b := range in.Bindings {
+		for _, p := range b.Ports {
+			k := pv{p, b.VLAN}
+			if prev, ok := chosen[k]; ok {
+				if prev != b.VNI {
+					out.Conflicts = append(out.Conflicts, fmt.Sprintf("%s VLAN %d: %s wants VNI %d but it is bound to VNI %d; not applied", p, b.VLAN, b.Source, b.VNI, prev))
+				}
+				continue
+			}
+			sw := byName[p.Switch]
+			if sw == nil {
+				out.Conflicts = append(out.Conflicts, fmt.Sprintf("%s VLAN %d (%s): switch %q is not in this pair; not applied", p, b.VLAN, b.Source, p.Switch))
+				continue
+			}
+			if sw.Ports != nil && !sw.Ports[p.Port] {
+				out.Conflicts = append(out.Conflicts, fmt.Sprintf("%s VLAN %d (%s): switch %s has no port %q; not applied", p, b.VLAN, b.Source, p.Switch, p.Port))
+				continue
+			}
+			chosen[k] = b.VNI
+			order = append(order, k)
+		}
+	}
+	vniSet := map[l2.VNI]bool{}
+	boundOn := map[string]map[l2.VNI]bool{}
+	for _, k := range order {
+		v := chosen[k]
+		vniSet[v] = true
+		if boundOn[k.port.Switch] == nil {
+			boundOn[k.port.Switch] = map[l2.VNI]bool{}
+		}
+		boundOn[k.port.Switch][v] = true
+	}
+	vnis := make([]l2.VNI, 0, len(vniSet))
+	for v := range vniSet {
+		vnis = append(vnis, v)
+	}
+	slices.Sort(vnis)
+
+	for i := range in.Switches {
+		s := &in.Switches[i]
+		mode := in.Replication
+		if mode == "" {
+			mode = plan.SourceNode
+		}
+		if slices.Contains(s.Faults, FaultNoSourceNode) && len(in.ServiceNodes) > 0 {
+			mode = plan.ServiceNode
+		}
+		out.Replication[s.Name] = mode
+		d := &plan.Desired{Flood: map[l2.VNI][]netip.Addr{}}
+		for _, v := range vnis {
+			d.LogicalSwitches = append(d.LogicalSwitches, plan.LogicalSwitch{VNI: v, ReplicationMode: mode})
+		}
+		for _, k := range order {
+			if k.port.Switch == s.Name {
+				d.Bindings = append(d.Bindings, plan.PortBinding{Port: k.port.Port, VLAN: k.vlan, VNI: chosen[k]})
+			}
+		}
+		d.RemoteMACs, d.Flood = remoteFor(in, s, own, vniSet, boundOn, mode)
+		out.PerSwitch[s.Name] = d
+	}
+
+	// What the pair advertises: a type-3 per switch VTEP and VNI bound on it,
+	// and every local MAC in a stitched VNI.
+	seen := map[IMETRoute]bool{}
+	for i := range in.Switches {
+		s := &in.Switches[i]
+		if !s.TunnelIP.IsValid() {
+			continue
+		}
+		for _, v := range vnis {
+			r := IMETRoute{v, s.TunnelIP}
+			if boundOn[s.Name][v] && !seen[r] {
+				seen[r] = true
+				out.IMET = append(out.IMET, r)
+			}
+		}
+		for _, m := range s.LocalMACs {
+			if vniSet[m.VNI] {
+				out.LocalMACs = append(out.LocalMACs, m)
+			}
+		}
+	}
+	return out
+}
+
+func remoteFor(in Inputs, s *SwitchView, own map[netip.Addr]bool, vniSet map[l2.VNI]bool,
+	boundOn map[string]map[l2.VNI]bool, mode string) ([]l2.RemoteMAC, map[l2.VNI][]netip.Addr) {
+	localHere := map[l2.MACKey]bool{}
+	for _, m := range s.LocalMACs {
+		localHere[l2.MACKey{VNI: m.VNI, MAC: m.MAC}] = true
+	}
+	macs := make(map[l2.MACKey]l2.RemoteMAC, len(in.RemoteMACs))
+	for _, m := range in.RemoteMACs {
+		k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
+		if !vniSet[m.VNI] || own[m.VTEP] || localHere[k] {
+			continue
+		}
+		macs[k] = m
+	}
+	flood := map[l2.VNI][]netip.Addr{}
+	if mode == plan.ServiceNode {
+		for v := range vniSet {
+			flood[v] = slices.Clone(in.ServiceNodes)
+		}
+	} else {
+		for v, vteps := range in.RemoteFlood {
+			if !vniSet[v] {
+				continue
+			}
+			for _, ip := range vteps {
+				if !own[ip] {
+					flood[v] = append(flood[v], ip)
+				}
+			}
+		}
+	}
+	if !in.Anycast {
+		for i := range in.Switches {
+			peer := &in.Switches[i]
+			if peer.Name == s.Name || !peer.TunnelIP.IsValid() || peer.TunnelIP == s.TunnelIP {
+				continue
+			}
+			for _, m := range peer.LocalMACs {
+				k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
+				if vniSet[m.VNI] && !localHere[k] {
+					macs[k] = l2.RemoteMAC{VNI: m.VNI, MAC: m.MAC, IP: m.IP, VTEP: m.VTEP}
+				}
+			}
+			if mode != plan.ServiceNode {
+				for v := range boundOn[peer.Name] {
+					flood[v] = append(flood[v], peer.TunnelIP)
+				}
+			}
+		}
+	}
+	list := make([]l2.RemoteMAC, 0, len(macs))
+	for _, m := range macs {
+		list = append(list, m)
+	}
+	slices.SortFunc(list, func(a, b l2.RemoteMAC) int {
+		if c := cmp.Compare(a.VNI, b.VNI); c != 0 {
+			return c
+		}
+		return slices.Compare(a.MAC[:], b.MAC[:])
+	})
+	return list, flood
+}

@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/torstitch/torstitch/vdsvlan"
+	"github.com/torstitch/torstitch/vtep/api"
+	"github.com/torstitch/torstitch/vtep/plan"
+)
+
+// metrics are the agent's Prometheus series, registered on their own registry.
+type metrics struct {
+	reg            *prometheus.Registry
+	reconciles     *prometheus.CounterVec
+	reconcileSecs  prometheus.Histogram
+	transactions   *prometheus.CounterVec
+	rows           *prometheus.CounterVec
+	localMACs      *prometheus.GaugeVec
+	remoteMACs     *prometheus.GaugeVec
+	switchUp       *prometheus.GaugeVec
+	switchFaults   *prometheus.GaugeVec
+	peerUp         *prometheus.GaugeVec
+	vcenterUp      prometheus.Gauge
+	droppedRoutes  *prometheus.GaugeVec
+	conflicts      prometheus.Gauge
+	frozenMACs     prometheus.Gauge
+	bindingsByType *prometheus.GaugeVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "torstitch_reconciles_total",
+			Help: "Reconcile passes, by result."}, []string{"result"}),
+		reconcileSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "torstitch_reconcile_duration_seconds",
+			Help: "Duration of reconcile passes.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "torstitch_ovsdb_transactions_total",
+			Help: "OVSDB transactions sent, per switch."}, []string{"switch"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "torstitch_ovsdb_rows_written_total",
+			Help: "OVSDB operations (rows) written, per switch."}, []string{"switch"}),
+		localMACs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_local_macs",
+			Help: "MACs the switch learned (Ucast_Macs_Local)."}, []string{"switch"}),
+		remoteMACs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_remote_macs",
+			Help: "Remote MACs desired on the switch (Ucast_Macs_Remote)."}, []string{"switch"}),
+		switchUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_switch_connected",
+			Help: "1 when the switch database is connected and synced."}, []string{"switch"}),
+		switchFaults: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_switch_fault",
+			Help: "1 for each fault a switch or port reports (switch_fault_status, port_fault_status)."}, []string{"switch", "port", "fault"}),
+		peerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_bgp_peer_established",
+			Help: "1 when the BGP session is established."}, []string{"peer"}),
+		vcenterUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "torstitch_vcenter_connected",
+			Help: "1 when vCenter discovery is connected."}),
+		droppedRoutes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_evpn_dropped_routes",
+			Help: "Received EVPN routes dropped, by reason (cumulative)."}, []string{"reason"}),
+		conflicts: prometheus.NewGauge(prometheus.GaugeOpts{Name: "torstitch_binding_conflicts",
+			Help: "Bindings reported as conflicts and not applied."}),
+		frozenMACs: prometheus.NewGauge(prometheus.GaugeOpts{Name: "torstitch_evpn_frozen_macs",
+			Help: "MACs frozen by duplicate detection."}),
+		bindingsByType: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_bindings",
+			Help: "Desired bindings (port, VLAN), by source."}, []string{"source"}),
+	}
+	m.reg.MustRegister(m.reconciles, m.reconcileSecs, m.transactions, m.rows, m.localMACs, m.remoteMACs,
+		m.switchUp, m.switchFaults, m.peerUp, m.vcenterUp, m.droppedRoutes, m.conflicts, m.frozenMACs, m.bindingsByType,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (a *Agent) updateGauges(views []SwitchView, obs map[string]*plan.Observed, out Outputs, bindings []api.Binding) {
+	m := a.met
+	m.switchFaults.Reset()
+	for _, v := range views {
+		m.switchUp.WithLabelValues(v.Name).Set(boolGauge(v.Connected))
+		m.localMACs.WithLabelValues(v.Name).Set(float64(len(v.LocalMACs)))
+		if d := out.PerSwitch[v.Name]; d != nil {
+			m.remoteMACs.WithLabelValues(v.Name).Set(float64(len(d.RemoteMACs)))
+		}
+		if o := obs[v.Name]; o != nil {
+			for _, f := range o.SwitchFaults {
+				m.switchFaults.WithLabelValues(v.Name, "", f).Set(1)
+			}
+			for name, p := range o.Ports {
+				for _, f := range p.Faults {
+					m.switchFaults.WithLabelValues(v.Name, name, f).Set(1)
+				}
+			}
+		}
+	}
+	m.conflicts.Set(float64(len(out.Conflicts)))
+	bySource := map[string]int{}
+	for _, b := range bindings {
+		bySource[b.Source] += len(b.Ports)
+	}
+	for _, src := range []string{api.SourceConfig, api.SourceTorctl, api.SourceVCenter} {
+		m.bindingsByType.WithLabelValues(src).Set(float64(bySource[src]))
+	}
+	if a.vc != nil {
+		m.vcenterUp.Set(boolGauge(a.vc.Snapshot().Status.State == vdsvlan.StateConnected))
+	}
+	if a.speaker != nil {
+		st := a.speaker.Stats()
+		for reason, n := range st.Dropped {
+			m.droppedRoutes.WithLabelValues(reason).Set(float64(n))
+		}
+		m.frozenMACs.Set(float64(len(st.Frozen)))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if peers, err := a.speaker.Peers(ctx); err == nil {
+			for _, p := range peers {
+				m.peerUp.WithLabelValues(p.Address.String()).Set(boolGauge(p.State == "established"))
+			}
+		}
+	}
+}

@@ -1,0 +1,166 @@
+// Package store persists the bindings operators make with torctl in the
+// agent's state directory, with atomic writes: a crash leaves either the old
+// or the new file, never a torn one.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/torstitch/torstitch/vtep/l2"
+)
+
+// FileName is the store's file inside the state directory.
+const FileName = "bindings.json"
+
+type portVLAN struct {
+	port l2.PortRef
+	vlan l2.VLAN
+}
+
+// Store holds torctl bindings: (port, VLAN) -> VNI.
+type Store struct {
+	path string
+	mu   sync.Mutex
+	m    map[portVLAN]l2.VNI
+}
+
+type fileFormat struct {
+	Version  int          `json:"version"`
+	Bindings []l2.Binding `json:"bindings"`
+}
+
+// Open loads the store from dir, creating dir when missing.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	s := &Store{path: filepath.Join(dir, FileName), m: map[portVLAN]l2.VNI{}}
+	b, err := os.ReadFile(s.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", s.path, err)
+	}
+	var f fileFormat
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s is corrupt: %w", s.path, err)
+	}
+	for _, bd := range f.Bindings {
+		for _, p := range bd.Ports {
+			s.m[portVLAN{p, bd.VLAN}] = bd.VNI
+		}
+	}
+	return s, nil
+}
+
+// Bindings returns the stored bindings grouped by (VLAN, VNI), sorted.
+func (s *Store) Bindings() []l2.Binding {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return group(s.m)
+}
+
+func group(m map[portVLAN]l2.VNI) []l2.Binding {
+	type key struct {
+		vlan l2.VLAN
+		vni  l2.VNI
+	}
+	idx := map[key]int{}
+	var out []l2.Binding
+	for pv, vni := range m {
+		k := key{pv.vlan, vni}
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, l2.Binding{VLAN: pv.vlan, VNI: vni})
+		}
+		out[i].Ports = append(out[i].Ports, pv.port)
+	}
+	for i := range out {
+		slices.SortFunc(out[i].Ports, l2.PortRef.Compare)
+	}
+	slices.SortFunc(out, func(a, b l2.Binding) int {
+		if a.VLAN != b.VLAN {
+			return int(a.VLAN) - int(b.VLAN)
+		}
+		return int(a.VNI) - int(b.VNI)
+	})
+	return out
+}
+
+// VNI returns the stored VNI of (port, VLAN).
+func (s *Store) VNI(p l2.PortRef, vlan l2.VLAN) (l2.VNI, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[portVLAN{p, vlan}]
+	return v, ok
+}
+
+// Update applies fn to a copy of the bindings and persists the result
+// atomically; on any error the store is unchanged.
+func (s *Store) Update(fn func(m map[PortVLAN]l2.VNI) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cp := make(map[PortVLAN]l2.VNI, len(s.m))
+	for k, v := range s.m {
+		cp[PortVLAN{k.port, k.vlan}] = v
+	}
+	if err := fn(cp); err != nil {
+		return err
+	}
+	next := make(map[portVLAN]l2.VNI, len(cp))
+	for k, v := range cp {
+		next[portVLAN{k.Port, k.VLAN}] = v
+	}
+	if err := s.write(next); err != nil {
+		return err
+	}
+	s.m = next
+	return nil
+}
+
+// PortVLAN is the key of a stored binding.
+type PortVLAN struct {
+	Port l2.PortRef
+	VLAN l2.VLAN
+}
+
+func (s *Store) write(m map[portVLAN]l2.VNI) error {
+	b, err := json.MarshalIndent(fileFormat{Version: 1, Bindings: group(m)}, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(s.path)
+	tmp, err := os.CreateTemp(dir, ".bindings-*.json")
+	if err != nil {
+		return fmt.Errorf("saving bindings: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving bindings: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving bindings: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("saving bindings: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.path); err != nil {
+		return fmt.Errorf("saving bindings: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
