@@ -248,4 +248,3 @@ func (a *Agent) VCenter(context.Context) (api.VCenter, error) {
 	a.mu.Unlock()
 	return v, nil
 }
-
