@@ -105,7 +105,7 @@ func run(ctx context.Context, o options) error {
 		log.Info("serving hardware_vtep", "listen", o.listen)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	ovs, err := controller.Connect(cctx, endpoint)
+	ovs, err := controller.Connect(cctx, endpoint, log)
 	cancel()
 	if err != nil {
 		return err
