@@ -185,21 +185,33 @@ func (l *Lab) startNodes(ctx context.Context) error {
 			}
 		}
 	}
-	for _, n := range l.Topology.Nodes {
-		if n.Kind != clab.KindLinux || slices.Contains(l.st.ExecDone, n.Name) {
+	// exec: nodes in parallel (as containerlab does), commands of one node
+	// in order.
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 4)
+		errs = make([]error, len(l.Topology.Nodes))
+	)
+	for i, n := range l.Topology.Nodes {
+		if n.Kind != clab.KindLinux || l.st.execDone(n.Name) {
 			continue
 		}
-		for _, e := range n.Exec {
-			if err := l.runExec(ctx, n, e); err != nil {
-				return err
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			for _, e := range n.Exec {
+				if err := l.runExec(ctx, n, e); err != nil {
+					errs[i] = err
+					return
+				}
 			}
-		}
-		l.st.ExecDone = append(l.st.ExecDone, n.Name)
-		if err := l.st.save(); err != nil {
-			return err
-		}
+			errs[i] = l.st.markExecDone(n.Name)
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (l *Lab) startCmd(ctx context.Context, n *clab.Node) error {

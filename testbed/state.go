@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 )
 
@@ -32,6 +33,7 @@ type state struct {
 	ExecDone []string `json:"exec_done,omitempty"`
 
 	path string
+	mu   sync.Mutex // nodes start in parallel
 }
 
 func loadState(runDir string) (*state, bool, error) {
@@ -57,6 +59,8 @@ func loadState(runDir string) (*state, bool, error) {
 }
 
 func (s *state) save() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding lab state: %w", err)
@@ -69,6 +73,21 @@ func (s *state) save() error {
 		return fmt.Errorf("writing lab state: %w", err)
 	}
 	return nil
+}
+
+func (s *state) markExecDone(node string) error {
+	s.mu.Lock()
+	if !slices.Contains(s.ExecDone, node) {
+		s.ExecDone = append(s.ExecDone, node)
+	}
+	s.mu.Unlock()
+	return s.save()
+}
+
+func (s *state) execDone(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.ExecDone, node)
 }
 
 func (s *state) addTemp(names ...string) error {
