@@ -55,7 +55,7 @@ func (l *Lab) Inspect(ctx context.Context) (*Info, error) {
 			return nil, err
 		}
 		ni := NodeInfo{Name: n.Name, Kind: n.Kind, Image: n.Image, Netns: l.Netns(n.Name), State: "absent"}
-		if _, err := os.Stat(filepath.Join(netnsDir, ni.Netns)); err == nil {
+		if isNetns(ni.Netns) {
 			ifs, err := interfaces(ni.Netns)
 			if err != nil {
 				return nil, fmt.Errorf("node %s: %w", n.Name, err)

@@ -274,8 +274,10 @@ func (l *Lab) Destroy(ctx context.Context) error {
 		if _, err := os.Stat(filepath.Join(netnsDir, ns)); err != nil {
 			continue
 		}
-		if err := killNetns(ctx, ns, 3*time.Second); err != nil {
-			errs = append(errs, fmt.Errorf("stopping processes in %s: %w", ns, err))
+		if isNetns(ns) {
+			if err := killNetns(ctx, ns, 3*time.Second); err != nil {
+				errs = append(errs, fmt.Errorf("stopping processes in %s: %w", ns, err))
+			}
 		}
 		if err := deleteNetns(ns); err != nil {
 			errs = append(errs, err)

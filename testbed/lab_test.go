@@ -264,6 +264,14 @@ func TestDestroyAfterCrash(t *testing.T) {
 	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a}, PeerName: b}); err != nil {
 		t.Fatal(err)
 	}
+	// ... and h3's namespace file without the namespace mounted on it
+	// (killed between creating the file and the bind mount).
+	if out, err := exec.Command("ip", "netns", "delete", lab.Netns("h3")).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join("/run/netns", lab.Netns("h3")), nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
 	stray := exec.Command("ip", "netns", "exec", lab.Netns("h1"), "sh", "-c", "exec sleep 300", "torlab-h1")
 	if err := stray.Start(); err != nil {
 		t.Fatal(err)
@@ -318,6 +326,13 @@ func TestRedeployRepairsHalfDeployedLab(t *testing.T) {
 	ns.Close()
 	if err != nil {
 		t.Fatalf("moving sw:p1 away: %v", err)
+	}
+	// And h3's namespace is only a leftover file.
+	if out, err := exec.Command("ip", "netns", "delete", lab.Netns("h3")).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join("/run/netns", lab.Netns("h3")), nil, 0o444); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if l, err := netlink.LinkByName("p1"); err == nil {

@@ -23,8 +23,7 @@ const netnsDir = "/run/netns"
 // ensureNetns creates the named network namespace unless it exists.
 // It reports whether it created it.
 func ensureNetns(name string) (bool, error) {
-	if h, err := netns.GetFromName(name); err == nil {
-		h.Close()
+	if isNetns(name) {
 		return false, nil
 	}
 	// A leftover file that is no namespace (crash between create and mount).
@@ -60,6 +59,13 @@ func ensureNetns(name string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// isNetns reports whether /run/netns/NAME is a mounted network namespace
+// (and not a leftover empty file).
+func isNetns(name string) bool {
+	var fs unix.Statfs_t
+	return unix.Statfs(filepath.Join(netnsDir, name), &fs) == nil && fs.Type == unix.NSFS_MAGIC
 }
 
 // deleteNetns removes a named namespace; a missing one is not an error.
@@ -102,6 +108,9 @@ func netnsInode(name string) (uint64, error) {
 
 // pidsInNetns lists the processes whose network namespace is the named one.
 func pidsInNetns(name string) ([]int, error) {
+	if !isNetns(name) {
+		return nil, fmt.Errorf("%s is not a network namespace", name)
+	}
 	ino, err := netnsInode(name)
 	if err != nil {
 		return nil, err
