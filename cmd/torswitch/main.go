@@ -27,7 +27,7 @@ type options struct {
 	name, tunnelIP, ports, listen, ovsdb, mgmt, logLevel string
 	macLimit                                             int
 	mtu                                                  int
-	aging, stats                                         time.Duration
+	aging, stats, holdDown                               time.Duration
 	arpSuppress                                          bool
 }
 
@@ -63,6 +63,7 @@ func newCommand() *cobra.Command {
 	f.IntVar(&o.mtu, "mtu", 1500, "MTU of VXLAN devices and binding ports")
 	f.DurationVar(&o.aging, "mac-aging", 300*time.Second, "ageing time of learned local MACs")
 	f.DurationVar(&o.stats, "stats-interval", 10*time.Second, "vlan_stats refresh interval (negative: off)")
+	f.DurationVar(&o.holdDown, "hold-down", -1, "keep the kernel state of a previous run this long before removing what the database lacks (default: 60s with --listen, whose database starts empty; 0 with --ovsdb)")
 	f.BoolVar(&o.arpSuppress, "arp-suppression", true, "answer ARP for remote hosts with ipaddr locally (neigh_suppress)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -116,9 +117,16 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer dp.Close()
+	holdDown := o.holdDown
+	if holdDown < 0 {
+		holdDown = 0
+		if o.listen != "" {
+			holdDown = 60 * time.Second
+		}
+	}
 	c := controller.New(controller.Config{
 		Name: o.name, TunnelIP: tip, ManagementIPs: mgmt, Ports: splitList(o.ports),
-		MACLimit: o.macLimit, StatsInterval: o.stats, Logger: log,
+		MACLimit: o.macLimit, StatsInterval: o.stats, HoldDown: holdDown, Logger: log,
 	}, ovs, dp)
 	log.Info("torswitch running", "name", o.name, "tunnel_ip", tip, "ports", o.ports)
 	return c.Run(ctx)
