@@ -71,7 +71,7 @@ func TestStitchFabricScripts(t *testing.T) {
 		t.Errorf("toragent cmd log: %q %v", b, err)
 	}
 	sh("toragent", "touch /run/torstitch/probe")
-	if _, err := os.Stat(filepath.Join(lab.NodeDir("toragent"), "run", "probe")); err != nil {
+	if _, err := os.Stat(filepath.Join(lab.NodeDir("toragent"), "probe")); err != nil {
 		t.Errorf("toragent's /run/torstitch is not its node dir: %v", err)
 	}
 	// The agent's paths: both switches' hardware_vtep over the underlay.

@@ -39,7 +39,7 @@ var (
 		"wait-for", "startup-config", "startup-delay", "enforce-startup-config",
 		"suppress-startup-config", "auto-remove", "restart-policy", "dns",
 		"certificate", "healthcheck", "config", "devices", "cap-add", "shm-size",
-		"aliases", "stages", "components", "kernel-modules",
+		"aliases", "stages", "components", "kernel-modules", "SANs", "sandbox", "kernel",
 	}
 	linkFields = fieldSet{
 		where:   "link",
@@ -203,23 +203,20 @@ type rawNode struct {
 	Env    map[string]string `yaml:"env"`
 	Labels map[string]string `yaml:"labels"`
 
-	execSet bool
-	line    int
+	line int
 }
 
 func decodeNode(n *yaml.Node, fs fieldSet) (*rawNode, error) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return &rawNode{line: n.Line}, nil // `node1:` with no fields
 	}
-	f, err := mapping(n, fs)
-	if err != nil {
+	if _, err := mapping(n, fs); err != nil {
 		return nil, err
 	}
 	var r rawNode
 	if err := n.Decode(&r); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, fs.where, err)
 	}
-	_, r.execSet = f["exec"]
 	r.line = n.Line
 	return &r, nil
 }
@@ -231,7 +228,7 @@ func parseTopology(t *Topology, n *yaml.Node) error {
 	}
 	defaults := &rawNode{}
 	if d, ok := f["defaults"]; ok {
-		if defaults, err = decodeNode(d.value, nodeFieldSet("topology.defaults", true, false)); err != nil {
+		if defaults, err = decodeNode(d.value, nodeFieldSet("topology.defaults", true, true)); err != nil {
 			return err
 		}
 	}
@@ -245,7 +242,7 @@ func parseTopology(t *Topology, n *yaml.Node) error {
 			if err := checkKind(e.key, e.key.Value); err != nil {
 				return err
 			}
-			r, err := decodeNode(e.value, nodeFieldSet("kind "+e.key.Value, false, false))
+			r, err := decodeNode(e.value, nodeFieldSet("kind "+e.key.Value, false, true))
 			if err != nil {
 				return err
 			}

@@ -28,7 +28,7 @@ func TestLoadResolvesDefaultsKindsGroups(t *testing.T) {
 	r1 := topo.Node("r1")
 	want := &Node{
 		Name: "r1", Kind: "linux", Group: "routers", Image: "frr:8.4", Cmd: "sleep infinity",
-		Exec: []string{"echo group"},
+		Exec: []string{"echo default", "echo group"},
 		Binds: []Bind{
 			{Host: filepath.Join(dir, "frr"), Container: "/etc/conf"},
 			{Host: "/var/log", Container: "/logs"},
@@ -41,7 +41,7 @@ func TestLoadResolvesDefaultsKindsGroups(t *testing.T) {
 		t.Errorf("r1 =\n%+v\nwant\n%+v", r1, want)
 	}
 	h1 := topo.Node("h1")
-	if h1.Image != "debian:12" || len(h1.Exec) != 0 || h1.Exec == nil || h1.Labels["role"] != "vm" || h1.Labels["torlab.health"] != "true" {
+	if h1.Image != "debian:12" || !reflect.DeepEqual(h1.Exec, []string{"echo default", "echo node"}) || h1.Labels["role"] != "vm" || h1.Labels["torlab.health"] != "true" {
 		t.Errorf("h1 = %+v", h1)
 	}
 	if !h1.Binds[0].ReadOnly || h1.Binds[0].Host != filepath.Join(dir, "conf") {
@@ -62,6 +62,31 @@ func TestLoadResolvesDefaultsKindsGroups(t *testing.T) {
 	}
 	if got := topo.Endpoints("r1"); len(got) != 2 || got[1].Iface != "eth2" {
 		t.Errorf("Endpoints(r1) = %v", got)
+	}
+}
+
+func TestGroupAndKindResolution(t *testing.T) {
+	const y = `name: x
+topology:
+  defaults: {group: base, image: d}
+  kinds:
+    bridge: {group: net}
+  groups:
+    base: {kind: linux, exec: [b]}
+    net: {labels: {a: b}}
+  nodes:
+    n1: {}
+    n2: {kind: bridge}
+`
+	topo, err := Parse([]byte(y), "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := topo.Node("n1"); n.Kind != KindLinux || n.Group != "base" || n.Image != "d" || !reflect.DeepEqual(n.Exec, []string{"b"}) {
+		t.Errorf("n1 = %+v", n)
+	}
+	if n := topo.Node("n2"); n.Kind != KindBridge || n.Group != "net" || n.Labels["a"] != "b" {
+		t.Errorf("n2 = %+v", n)
 	}
 }
 
@@ -102,7 +127,7 @@ func TestParseErrors(t *testing.T) {
 		{"no kind", "name: x\ntopology:\n  nodes:\n    a: {image: i}\n", []string{"line 4", "no kind"}},
 		{"no image", "name: x\ntopology:\n  nodes:\n    a: {kind: linux}\n", []string{"needs an image"}},
 		{"unknown group", "name: x\ntopology:\n  nodes:\n    a: {kind: linux, image: i, group: g}\n", []string{`no group "g"`}},
-		{"group in defaults", "name: x\ntopology:\n  defaults: {group: g}\n  nodes: {}\n", []string{`unknown field "group"`}},
+		{"unknown group in defaults", "name: x\ntopology:\n  defaults: {group: g}\n  nodes:\n    a: {kind: linux, image: i}\n", []string{`no group "g"`}},
 		{"bridge with exec", "name: x\ntopology:\n  nodes:\n    a: {kind: bridge, exec: [ls]}\n", []string{"kind bridge takes no"}},
 		{"exec wrong type", "name: x\ntopology:\n  nodes:\n    a: {kind: linux, image: i, exec: {a: b}}\n", []string{"line 4"}},
 		{"bind relative container", head + "    c: {kind: linux, image: i, binds: [a:b]}\n", []string{"container path must be absolute"}},

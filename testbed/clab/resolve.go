@@ -7,23 +7,33 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// resolveNode merges a node with its group, kind and the defaults.
-// Scalars and exec: node, then group, then kind, then defaults (first set
-// wins). Binds: concatenated defaults, kind, group, node; a later bind to the
-// same container path replaces an earlier one. Env and labels: maps merged
-// with the same precedence.
+// resolveNode merges a node with its group, kind and the defaults, the way
+// containerlab does. The group is the node's, else its kind's, else the
+// defaults'; the kind is the node's, else its group's, else the defaults'.
+// Scalars (image, cmd): node, then group, then kind, then defaults (first
+// set wins). Exec: concatenated defaults, kind, group, node, duplicates
+// dropped. Binds: the same order; a later bind to the same container path
+// replaces an earlier one. Env and labels: maps merged in the same order.
 func resolveNode(dir, name string, at *yaml.Node, r, defaults *rawNode, kinds, groups map[string]*rawNode) (*Node, error) {
-	var group *rawNode
-	groupName := ""
-	if r.Group != nil {
-		groupName = *r.Group
-		g, ok := groups[groupName]
-		if !ok {
-			return nil, errAt(at, "node %q: no group %q in topology.groups", name, groupName)
+	lookupGroup := func(g *string) (*rawNode, error) {
+		if g == nil || *g == "" {
+			return nil, nil
 		}
-		group = g
+		if gr, ok := groups[*g]; ok {
+			return gr, nil
+		}
+		return nil, errAt(at, "node %q: no group %q in topology.groups", name, *g)
 	}
-	kind := firstString(r.Kind, field(group, func(g *rawNode) *string { return g.Kind }), defaults.Kind)
+	group, err := lookupGroup(r.Group)
+	if err != nil {
+		return nil, err
+	}
+	defGroup, err := lookupGroup(defaults.Group)
+	if err != nil {
+		return nil, err
+	}
+	kind := firstString(r.Kind, field(group, func(g *rawNode) *string { return g.Kind }),
+		field(defGroup, func(g *rawNode) *string { return g.Kind }), defaults.Kind)
 	if kind == "" {
 		return nil, errAt(at, "node %q: no kind (set kind on the node, its group or topology.defaults)", name)
 	}
@@ -31,15 +41,19 @@ func resolveNode(dir, name string, at *yaml.Node, r, defaults *rawNode, kinds, g
 		return nil, err
 	}
 	kindDefs := kinds[kind]
-	layers := []*rawNode{r, group, kindDefs, defaults} // highest precedence first
+	groupName := firstString(r.Group, field(kindDefs, func(k *rawNode) *string { return k.Group }), defaults.Group)
+	if group, err = lookupGroup(&groupName); err != nil {
+		return nil, err
+	}
+	layers := []*rawNode{defaults, kindDefs, group, r} // lowest precedence first
 	n := &Node{Name: name, Kind: kind, Group: groupName, Line: at.Line, Env: map[string]string{}, Labels: map[string]string{}}
 	if kind == KindBridge {
 		// Bridges run nothing: settings inherited from defaults do not apply,
 		// settings on the node itself are mistakes.
-		if r.Cmd != nil || r.execSet || len(r.Binds) > 0 || len(r.Env) > 0 || r.Image != nil {
+		if r.Cmd != nil || len(r.Exec) > 0 || len(r.Binds) > 0 || len(r.Env) > 0 || r.Image != nil {
 			return nil, errAt(at, "node %q: kind bridge takes no image, cmd, exec, binds or env", name)
 		}
-		for _, l := range []*rawNode{defaults, kindDefs, group, r} {
+		for _, l := range layers {
 			if l != nil {
 				mergeMap(n.Labels, l.Labels)
 			}
@@ -50,23 +64,16 @@ func resolveNode(dir, name string, at *yaml.Node, r, defaults *rawNode, kinds, g
 		if l == nil {
 			continue
 		}
-		if n.Image == "" && l.Image != nil {
+		if l.Image != nil && *l.Image != "" {
 			n.Image = *l.Image
 		}
-		if n.Cmd == "" && l.Cmd != nil {
+		if l.Cmd != nil && *l.Cmd != "" {
 			n.Cmd = *l.Cmd
 		}
-		if n.Exec == nil && l.execSet {
-			n.Exec = append([]string{}, l.Exec...)
-		}
-	}
-	if n.Image == "" {
-		return nil, errAt(at, "node %q: kind linux needs an image", name)
-	}
-	for i := len(layers) - 1; i >= 0; i-- {
-		l := layers[i]
-		if l == nil {
-			continue
+		for _, e := range l.Exec {
+			if !contains(n.Exec, e) {
+				n.Exec = append(n.Exec, e)
+			}
 		}
 		mergeMap(n.Env, l.Env)
 		mergeMap(n.Labels, l.Labels)
@@ -77,6 +84,9 @@ func resolveNode(dir, name string, at *yaml.Node, r, defaults *rawNode, kinds, g
 			}
 			n.Binds = replaceBind(n.Binds, b)
 		}
+	}
+	if n.Image == "" {
+		return nil, errAt(at, "node %q: kind linux needs an image", name)
 	}
 	return n, nil
 }
