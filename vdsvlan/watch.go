@@ -84,17 +84,23 @@ func (w *watch) close(ctx context.Context) {
 
 // initial reads the complete inventory (all pages of the first update set).
 func (w *watch) initial(ctx context.Context) error {
-	_, _, err := w.poll(ctx, 0)
+	_, err := w.poll(ctx, 0)
 	return err
+}
+
+// pollResult says what one poll saw.
+type pollResult struct {
+	changed  bool
+	newHosts []types.ManagedObjectReference
+	arrived  time.Time // when the first update set arrived
 }
 
 // poll waits up to maxWait for changes, applies them to the cache and
 // reports whether anything changed and which hosts appeared. Truncated
 // update sets are read to the end before returning.
-func (w *watch) poll(ctx context.Context, maxWait time.Duration) (bool, []types.ManagedObjectReference, error) {
+func (w *watch) poll(ctx context.Context, maxWait time.Duration) (pollResult, error) {
 	secs := int32(maxWait / time.Second)
-	changed := false
-	var newHosts []types.ManagedObjectReference
+	var r pollResult
 	refetch := map[types.ManagedObjectReference]bool{}
 	for {
 		cctx, cancel := context.WithTimeout(ctx, maxWait+callSlack)
@@ -105,18 +111,21 @@ func (w *watch) poll(ctx context.Context, maxWait time.Duration) (bool, []types.
 		})
 		cancel()
 		if err != nil {
-			return changed, newHosts, fmt.Errorf("waiting for inventory updates: %w", err)
+			return r, fmt.Errorf("waiting for inventory updates: %w", err)
 		}
 		set := res.Returnval
 		if set == nil {
 			break // MaxWaitSeconds passed without changes
 		}
+		if r.arrived.IsZero() {
+			r.arrived = time.Now()
+		}
 		w.version = set.Version
 		for _, fs := range set.FilterSet {
 			for _, u := range fs.ObjectSet {
-				changed = true
+				r.changed = true
 				if w.apply(u, refetch) && kindOf(u.Obj.Type) == "HostSystem" {
-					newHosts = append(newHosts, u.Obj)
+					r.newHosts = append(r.newHosts, u.Obj)
 				}
 			}
 		}
@@ -126,10 +135,10 @@ func (w *watch) poll(ctx context.Context, maxWait time.Duration) (bool, []types.
 	}
 	if len(refetch) > 0 {
 		if err := w.fetch(ctx, slices.Collect(maps.Keys(refetch))); err != nil {
-			return changed, newHosts, err
+			return r, err
 		}
 	}
-	return changed, newHosts, nil
+	return r, nil
 }
 
 // apply folds one object update into the cache and reports an object that

@@ -37,6 +37,9 @@ type Status struct {
 	LastSync   time.Time     `json:"last_sync,omitzero"` // last complete inventory read
 	Generation uint64        `json:"generation"`         // bumps whenever the desired content changes
 	Stats      desired.Stats `json:"stats"`
+	// ApplyTime is how long the last watched update took from its arrival
+	// to the new snapshot (decode, recompute, publish).
+	ApplyTime time.Duration `json:"apply_time_ns"`
 }
 
 // Snapshot is the complete desired state learned from vCenter. While vCenter
@@ -172,16 +175,16 @@ func (w *Watcher) session(ctx context.Context) (bool, error) {
 			if left < time.Second {
 				break
 			}
-			changed, newHosts, err := wt.poll(ctx, min(left, pollWait))
+			r, err := wt.poll(ctx, min(left, pollWait))
 			if err != nil {
 				wt.close(ctx)
 				return synced, classify(err)
 			}
-			if len(newHosts) > 0 {
-				w.queryNeighbours(ctx, c, wt, newHosts)
+			if len(r.newHosts) > 0 {
+				w.queryNeighbours(ctx, c, wt, r.newHosts)
 			}
-			if changed {
-				w.publish(wt.objs, false)
+			if r.changed {
+				w.publish(wt.objs, false, r.arrived)
 			}
 		}
 		wt.close(ctx)
@@ -202,12 +205,13 @@ func (w *Watcher) fullSync(ctx context.Context, c *conn, wt *watch) error {
 		}
 		w.tags = tags
 	}
-	w.publish(wt.objs, true)
+	w.publish(wt.objs, true, time.Time{})
 	return nil
 }
 
 // publish recomputes the desired set from the cached inventory.
-func (w *Watcher) publish(objs objects, full bool) {
+// arrived (if set) is when the update that caused it arrived.
+func (w *Watcher) publish(objs objects, full bool, arrived time.Time) {
 	inv := objs.inventory(w.neighbours, w.tags)
 	// Only this goroutine writes Bindings, so reading them unlocked is safe;
 	// computing outside the lock keeps Snapshot() readers unblocked.
@@ -225,6 +229,9 @@ func (w *Watcher) publish(objs objects, full bool) {
 	s.Status.State, s.Status.Err, s.Status.Stats = StateConnected, "", res.Stats
 	if full {
 		s.Status.LastSync = w.now()
+	}
+	if !arrived.IsZero() && changedContent {
+		s.Status.ApplyTime = w.now().Sub(arrived)
 	}
 	s.Valid = true
 	w.snap = s

@@ -114,8 +114,11 @@ func TestWatcherChanges(t *testing.T) {
 		if err := st.change(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		waitFor(t, w, time.Second, st.name, st.cond)
-		t.Logf("%s: reflected after %v", st.name, time.Since(start).Round(time.Millisecond))
+		s := waitFor(t, w, time.Second, st.name, st.cond)
+		if s.Status.ApplyTime <= 0 || s.Status.ApplyTime > time.Second {
+			t.Errorf("%s: update arrival to snapshot took %v", st.name, s.Status.ApplyTime)
+		}
+		t.Logf("%s: reflected after %v (%v after the update arrived)", st.name, time.Since(start).Round(time.Millisecond), s.Status.ApplyTime)
 	}
 	if s := w.Snapshot(); !reflect.DeepEqual(s.Bindings, []l2.Binding{binding(150, 10100, allPorts)}) {
 		t.Errorf("final bindings: %v", s.Bindings)
