@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/torstitch/torstitch/testbed/clab"
@@ -89,6 +90,7 @@ func newLab(t *clab.Topology, opts Options) (*Lab, error) {
 			return nil, err
 		}
 	}
+	expandNames(t)
 	if opts.RunRoot == "" {
 		opts.RunRoot = DefaultRunRoot
 	}
@@ -106,6 +108,23 @@ func newLab(t *clab.Topology, opts Options) (*Lab, error) {
 		Topology: t, Name: t.Name, RunDir: filepath.Join(opts.RunRoot, t.Name),
 		opts: opts, log: log.With("lab", t.Name),
 	}, nil
+}
+
+// expandNames replaces containerlab's magic variables __clabNodeName__ and
+// __clabLabName__ in cmd, exec and bind paths (the directory variables are
+// resolved when mounting).
+func expandNames(t *clab.Topology) {
+	for _, n := range t.Nodes {
+		r := strings.NewReplacer("__clabNodeName__", n.Name, "__clabLabName__", t.Name)
+		n.Cmd = r.Replace(n.Cmd)
+		for i := range n.Exec {
+			n.Exec[i] = r.Replace(n.Exec[i])
+		}
+		for i := range n.Binds {
+			n.Binds[i].Host = r.Replace(n.Binds[i].Host)
+			n.Binds[i].Container = r.Replace(n.Binds[i].Container)
+		}
+	}
 }
 
 func filterNodes(t *clab.Topology, keep []string) error {
@@ -296,10 +315,8 @@ func (l *Lab) Destroy(ctx context.Context) error {
 	} else {
 		errs = append(errs, fmt.Errorf("netlink handle: %w", err))
 	}
-	for _, mp := range st.Mountpoints {
-		if !mountpointInUse(l.opts.RunRoot, l.Name, mp) {
-			_ = os.Remove(mp) // only succeeds while empty: never removes data
-		}
+	if err := l.removeMountpoints(st.BindTargets); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -158,6 +158,9 @@ func TestDeployConnectivityRedeployDestroy(t *testing.T) {
 	if _, err := os.Stat("/run/tb-small-bind/hello.txt"); err == nil {
 		t.Error("bind mount leaked into the host mount namespace")
 	}
+	if b, err := os.ReadFile(filepath.Join(lab.NodeDir("h3"), "names")); err != nil || string(b) != "h3 of tb-small\n" {
+		t.Errorf("magic variables in exec: %q %v", b, err)
+	}
 	if _, err := lab.Shell(ctx, "h2", "echo private > /run/tb-small-priv/f"); err != nil {
 		t.Errorf("writing through the node-dir bind: %v", err)
 	}

@@ -128,42 +128,78 @@ func (l *Lab) bindSource(n *clab.Node, b clab.Bind) string {
 	return b.Host
 }
 
-// ensureMountpoints creates missing bind targets (recorded first, removed by
-// destroy while empty) and the lab-directory sources of magic binds.
+// ensureMountpoints creates the lab-directory sources of magic binds and
+// missing bind targets (registered, removed by the last destroy using them
+// while empty).
 func (l *Lab) ensureMountpoints(n *clab.Node) error {
 	for _, b := range n.Binds {
 		if err := l.st.addBindTarget(b.Container); err != nil {
 			return err
 		}
+		src := l.bindSource(n, b)
 		if clab.IsMagic(b.Host) {
-			if err := os.MkdirAll(l.bindSource(n, b), 0o755); err != nil {
+			if err := os.MkdirAll(src, 0o755); err != nil {
 				return fmt.Errorf("node %s: bind source: %w", n.Name, err)
 			}
 		}
-		if _, err := os.Stat(b.Container); err == nil {
-			continue
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("bind target %s: %w", b.Container, err)
-		}
-		hi, err := os.Stat(l.bindSource(n, b))
-		if err != nil {
-			return fmt.Errorf("node %s: bind source: %w", n.Name, err)
-		}
-		if err := l.st.addMountpoint(b.Container); err != nil {
+		if err := l.ensureMountpoint(n, src, b.Container); err != nil {
 			return err
-		}
-		if hi.IsDir() {
-			err = os.MkdirAll(b.Container, 0o755)
-		} else {
-			if err = os.MkdirAll(filepath.Dir(b.Container), 0o755); err == nil {
-				err = os.WriteFile(b.Container, nil, 0o644)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("creating bind target %s: %w", b.Container, err)
 		}
 	}
 	return nil
+}
+
+func (l *Lab) ensureMountpoint(n *clab.Node, src, target string) error {
+	reg, err := openMountRegistry(l.opts.RunRoot)
+	if err != nil {
+		return err
+	}
+	defer reg.close()
+	if _, err := os.Stat(target); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("bind target %s: %w", target, err)
+	}
+	hi, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("node %s: bind source: %w", n.Name, err)
+	}
+	if !slices.Contains(reg.Paths, target) {
+		reg.Paths = append(reg.Paths, target)
+		if err := reg.save(); err != nil {
+			return err
+		}
+	}
+	if hi.IsDir() {
+		err = os.MkdirAll(target, 0o755)
+	} else if err = os.MkdirAll(filepath.Dir(target), 0o755); err == nil {
+		err = os.WriteFile(target, nil, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("creating bind target %s: %w", target, err)
+	}
+	return nil
+}
+
+// removeMountpoints removes the registered mount points this lab used that
+// no other lab uses, while they are empty (never data).
+func (l *Lab) removeMountpoints(targets []string) error {
+	reg, err := openMountRegistry(l.opts.RunRoot)
+	if err != nil {
+		return err
+	}
+	defer reg.close()
+	kept := reg.Paths[:0]
+	for _, p := range reg.Paths {
+		if slices.Contains(targets, p) && !mountpointInUse(l.opts.RunRoot, l.Name, p) {
+			if err := os.Remove(p); err == nil || errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+		}
+		kept = append(kept, p)
+	}
+	reg.Paths = kept
+	return reg.save()
 }
 
 // startNodes starts every linux node's cmd (unless it runs already), then

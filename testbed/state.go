@@ -22,8 +22,6 @@ type state struct {
 	Netns map[string]string `json:"netns"`
 	// TempLinks holds the host-namespace temporary veth names ever used.
 	TempLinks []string `json:"temp_links,omitempty"`
-	// Mountpoints holds bind mount targets torlab created on the host.
-	Mountpoints []string `json:"mountpoints,omitempty"`
 	// BindTargets holds every bind mount target the lab uses, so that a
 	// destroy of another lab does not remove a mount point still in use.
 	BindTargets []string `json:"bind_targets,omitempty"`
@@ -107,31 +105,29 @@ func (s *state) addBindTarget(p string) error {
 	return s.save()
 }
 
-func (s *state) addMountpoint(p string) error {
-	if !slices.Contains(s.Mountpoints, p) {
-		s.Mountpoints = append(s.Mountpoints, p)
-	}
-	return s.save()
-}
-
 // lockRunDir takes an exclusive lock on the lab's run directory; the lock
 // is released when the returned function is called or the process dies.
 func lockRunDir(runDir string) (func(), error) {
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
+	return lockFile(filepath.Join(runDir, "lock"))
+}
+
+// lockFile takes an exclusive flock on path (creating it and its directory).
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating run dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(runDir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("opening lab lock: %w", err)
+		return nil, fmt.Errorf("opening lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("locking lab: %w", err)
+		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
 }
 
-// mountpointInUse reports whether another lab under runRoot recorded p.
+// mountpointInUse reports whether another lab under runRoot uses p.
 func mountpointInUse(runRoot, self, p string) bool {
 	labs, _ := os.ReadDir(runRoot)
 	for _, l := range labs {
@@ -139,9 +135,52 @@ func mountpointInUse(runRoot, self, p string) bool {
 			continue
 		}
 		s, ok, err := loadState(filepath.Join(runRoot, l.Name()))
-		if err == nil && ok && (slices.Contains(s.Mountpoints, p) || slices.Contains(s.BindTargets, p)) {
+		if err == nil && ok && slices.Contains(s.BindTargets, p) {
 			return true
 		}
 	}
 	return false
 }
+
+// mountRegistry lists the mount points torlab created on the host, for all
+// labs under one run root: a mount point created for one lab and used by
+// another is removed by whichever destroy comes last.
+type mountRegistry struct {
+	path   string
+	unlock func()
+	Paths  []string `json:"paths"`
+}
+
+func openMountRegistry(runRoot string) (*mountRegistry, error) {
+	unlock, err := lockFile(filepath.Join(runRoot, "mountpoints.lock"))
+	if err != nil {
+		return nil, err
+	}
+	r := &mountRegistry{path: filepath.Join(runRoot, "mountpoints.json"), unlock: unlock}
+	data, err := os.ReadFile(r.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		unlock()
+		return nil, fmt.Errorf("reading mount point registry: %w", err)
+	default:
+		if err := json.Unmarshal(data, r); err != nil {
+			unlock()
+			return nil, fmt.Errorf("decoding %s: %w", r.path, err)
+		}
+	}
+	return r, nil
+}
+
+func (r *mountRegistry) save() error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding mount point registry: %w", err)
+	}
+	if err := os.WriteFile(r.path, data, 0o644); err != nil {
+		return fmt.Errorf("writing mount point registry: %w", err)
+	}
+	return nil
+}
+
+func (r *mountRegistry) close() { r.unlock() }

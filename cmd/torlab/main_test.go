@@ -12,7 +12,7 @@ import (
 	"github.com/torstitch/torstitch/testbed"
 )
 
-const small = "../../testbed/testdata/small.clab.yml"
+const small = "testdata/cli.clab.yml"
 
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -34,7 +34,7 @@ func TestInspectJSONOfUndeployedLab(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &info); err != nil {
 		t.Fatalf("inspect -o json is not JSON: %v\n%s", err, out)
 	}
-	if info.Lab != "tb-cli-none" || info.Deployed || len(info.Nodes) != 4 {
+	if info.Lab != "tb-cli-none" || info.Deployed || len(info.Nodes) != 3 {
 		t.Fatalf("info = %+v", info)
 	}
 	for _, n := range info.Nodes {
@@ -80,7 +80,7 @@ func TestDeployInspectDestroy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "h1") || !strings.Contains(out, "eth1=10.99.0.1/24") {
+	if !strings.Contains(out, "h1") || !strings.Contains(out, "eth1=10.98.0.1/24") {
 		t.Errorf("deploy table:\n%s", out)
 	}
 	out, err = run(t, append([]string{"inspect", "-o", "json"}, append(args, small)...)...)
@@ -98,7 +98,7 @@ func TestDeployInspectDestroy(t *testing.T) {
 	if !info.Deployed || states["h1"] != "running" || states["h2"] != "up" || states["sw"] != "up" {
 		t.Errorf("states %v deployed %v", states, info.Deployed)
 	}
-	if out, err := run(t, append([]string{"exec"}, append(args, small, "h2", "ping", "-c1", "-W2", "10.99.0.1")...)...); err != nil {
+	if out, err := run(t, append([]string{"exec"}, append(args, small, "h2", "ping", "-c1", "-W2", "10.98.0.1")...)...); err != nil {
 		t.Errorf("exec ping: %v\n%s", err, out)
 	}
 	if _, err := run(t, append([]string{"destroy"}, append(args, small)...)...); err != nil {
