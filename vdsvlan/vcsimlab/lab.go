@@ -102,7 +102,7 @@ func Start(ctx context.Context, spec Spec, listen, dir string) (*Lab, error) {
 		tp = append(tp, fmt.Sprintf("%02X", b))
 	}
 	l.Thumbprint = strings.Join(tp, ":")
-	l.CAFile = filepath.Join(dir, "vcsim-ca.pem")
+	l.CAFile = filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(l.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("writing certificate: %w", err)

@@ -2,6 +2,9 @@ package vcsimlab
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,4 +48,30 @@ func TestStartBuildsInventory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("vm %s host %v devices %d", vm.Name, vm.Runtime.Host, len(vm.Config.Hardware.Device))
+}
+
+func TestLoadSpec(t *testing.T) {
+	s, err := LoadSpec("testdata/lab.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Hosts) != 2 || len(s.PortGroups) != 5 || len(s.VMs) != 5 || len(s.Switches[0].PVLANs) != 3 {
+		t.Errorf("unexpected spec: %+v", s)
+	}
+	bad := []struct{ doc, want string }{
+		{"hosts: [{name: a, colour: red}]", "field colour not found"},
+		{"switches: [{name: s}]\nport_groups: [{name: p, vlan: 1, pvlan: 2}]", "set one of vlan, trunk, pvlan"},
+		{"port_groups: [{name: p}]", "unknown switch"},
+		{"switches: [{name: s}]\nport_groups: [{name: p, trunk: [x-1]}]", "trunk range"},
+		{"vms: [{name: v, host: nope}]", "unknown host"},
+	}
+	for _, tc := range bad {
+		path := filepath.Join(t.TempDir(), "s.yaml")
+		if err := os.WriteFile(path, []byte(tc.doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadSpec(path); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.doc, err, tc.want)
+		}
+	}
 }

@@ -1,0 +1,98 @@
+// Command torvcsim serves a simulated vCenter (govmomi's vcsim) with the
+// inventory of a YAML file, for the lab: distributed switches, port groups
+// (VLAN, trunk, private VLAN, tags), hosts with LLDP/CDP neighbours and VMs.
+//
+//	torvcsim --inventory lab.yaml --out /run/torstitch/vcsim [--listen 127.0.0.1:8989]
+//
+// It writes into --out: url, username, password (mode 0600), ca.pem,
+// thumbprint, and last a file named ready (holding the URL). It prints the
+// URL and the directory (never the password) and runs until SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/torstitch/torstitch/vdsvlan/vcsimlab"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "torvcsim:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	inventory := flag.String("inventory", "", "inventory YAML file (required)")
+	out := flag.String("out", "", "directory for url, username, password, ca.pem, thumbprint, ready (required)")
+	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
+	flag.Parse()
+	if *inventory == "" || *out == "" || flag.NArg() > 0 {
+		flag.Usage()
+		return fmt.Errorf("--inventory and --out are required")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	spec, err := vcsimlab.LoadSpec(*inventory)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", *out, err)
+	}
+	_ = os.Remove(filepath.Join(*out, "ready"))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	buildCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	lab, err := vcsimlab.Start(buildCtx, spec, *listen, *out)
+	if err != nil {
+		return err
+	}
+	defer lab.Close()
+
+	files := []struct {
+		name, content string
+		mode          os.FileMode
+	}{
+		{"url", lab.URL.String() + "\n", 0o644},
+		{"username", lab.Username + "\n", 0o600},
+		{"password", lab.Password + "\n", 0o600},
+		{"thumbprint", lab.Thumbprint + "\n", 0o644},
+		{"ready", lab.URL.String() + "\n", 0o644},
+	}
+	for _, f := range files {
+		if err := writeFile(filepath.Join(*out, f.name), f.content, f.mode); err != nil {
+			return err
+		}
+	}
+	log.Info("simulated vCenter ready", "url", lab.URL.String(), "dir", *out,
+		"hosts", len(spec.Hosts), "port_groups", len(spec.PortGroups), "vms", len(spec.VMs),
+		"took", time.Since(start).Round(time.Millisecond))
+	fmt.Println(lab.URL.String())
+	<-ctx.Done()
+	log.Info("stopping")
+	return nil
+}
+
+// writeFile writes atomically (temp file + rename) so readers never see a
+// partial file.
+func writeFile(path, content string, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), mode); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
