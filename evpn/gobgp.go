@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	api "github.com/osrg/gobgp/v3/api"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -138,12 +139,11 @@ func decodePath(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 		var nh api.NextHopAttribute
 		switch {
 		case a.MessageIs(&mp):
-			if a.UnmarshalTo(&mp) != nil {
+			nh, ok := mpReachNextHop(a.Value)
+			if !ok {
 				return r, DropMalformed
 			}
-			if len(mp.NextHops) > 0 {
-				nextHop, _ = netip.ParseAddr(mp.NextHops[0])
-			}
+			nextHop, _ = netip.ParseAddr(nh)
 		case a.MessageIs(&nh):
 			if a.UnmarshalTo(&nh) == nil && !nextHop.IsValid() {
 				nextHop, _ = netip.ParseAddr(nh.NextHop)
@@ -245,4 +245,29 @@ func decodeEC(c *anypb.Any) (RouteTarget, *api.MacMobilityExtended, bool) {
 		}
 	}
 	return RouteTarget{}, nil, false
+}
+
+// mpReachNextHop reads the first next hop (field 2) of an encoded
+// MpReachNLRIAttribute without decoding the NLRIs it repeats.
+func mpReachNextHop(b []byte) (string, bool) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+		if num == 2 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return "", false
+			}
+			return string(v), true
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return "", false
+		}
+		b = b[n:]
+	}
+	return "", true
 }

@@ -14,40 +14,58 @@ import (
 )
 
 // onEvent receives GoBGP's best-path and End-of-RIB events (one goroutine).
+// Routes are decoded before taking the lock; our own paths are skipped
+// without decoding.
 func (s *Speaker) onEvent(resp *api.WatchEventResponse) {
 	tbl := resp.GetTable()
 	if tbl == nil {
 		return
 	}
-	changed, kick := false, false
-	s.mu.Lock()
+	type decoded struct {
+		r      rxRoute
+		reason string
+	}
+	rs := make([]decoded, 0, len(tbl.Paths))
+	var eors []netip.Addr
 	for _, p := range tbl.Paths {
 		if f := p.GetFamily(); f.GetAfi() != api.Family_AFI_L2VPN || f.GetSafi() != api.Family_SAFI_EVPN {
 			continue
 		}
-		fromPeer := p.NeighborIp != "" && p.NeighborIp != "<nil>"
+		if p.NeighborIp == "" || p.NeighborIp == "<nil>" { // our own route: never imported
+			continue
+		}
 		if p.Nlri == nil && len(p.Pattrs) == 0 { // End-of-RIB marker
-			if a, err := netip.ParseAddr(p.NeighborIp); err == nil && fromPeer {
-				s.eor[a.Unmap()] = true
+			if a, err := netip.ParseAddr(p.NeighborIp); err == nil {
+				eors = append(eors, a.Unmap())
 			}
 			continue
 		}
 		r, reason := decodePath(p, s.rts)
-		switch {
-		case !fromPeer: // our own route: never imported
-			r.withdraw = true
-		case reason != "":
-			s.dropped[reason]++
+		if reason != "" {
 			s.log.Debug("dropping received EVPN route", "reason", reason, "from", p.NeighborIp, "nlri", r.id)
-			r.withdraw = true
+			r.withdraw = true // a dropped replacement still removes what it replaces
 		}
-		if r.id == "" {
+		rs = append(rs, decoded{r, reason})
+	}
+	if len(rs) == 0 && len(eors) == 0 {
+		return
+	}
+	changed, kick := false, false
+	s.mu.Lock()
+	for _, a := range eors {
+		s.eor[a] = true
+	}
+	for _, d := range rs {
+		if d.reason != "" {
+			s.dropped[d.reason]++
+		}
+		if d.r.id == "" {
 			continue
 		}
-		if _, had := s.remote.byID[r.id]; !had && r.withdraw {
+		if _, had := s.remote.byID[d.r.id]; !had && d.r.withdraw {
 			continue
 		}
-		k, touched := s.remote.apply(r)
+		k, touched := s.remote.apply(d.r)
 		changed = true
 		if touched && s.mob.st[k] != nil {
 			kick = true

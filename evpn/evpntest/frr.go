@@ -19,6 +19,7 @@ type FRRNeighbor struct {
 	Address  string
 	ASN      uint32
 	Password string
+	Shutdown bool // start administratively down (see SetShutdown)
 }
 
 // FRRConfig describes an FRR 8.4 EVPN VTEP.
@@ -61,6 +62,9 @@ func StartFRR(t testing.TB, ns *Netns, cfg FRRConfig) *FRR {
 	fmt.Fprintf(&b, "router bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n timers bgp 3 9\n", cfg.ASN, cfg.RouterID)
 	for _, n := range cfg.Neighbors {
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers connect 1\n", n.Address, n.ASN, n.Address)
+		if n.Shutdown {
+			fmt.Fprintf(&b, " neighbor %s shutdown\n", n.Address)
+		}
 		if n.Password != "" {
 			fmt.Fprintf(&b, " neighbor %s password %s\n", n.Address, n.Password)
 		}
@@ -190,4 +194,56 @@ func (f *FRR) CountRemoteFDB(ctx context.Context, vni uint32) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(out)))
+}
+
+// AddLocalMACs adds many local MACs on vni's VM port in one `bridge -batch`.
+func (f *FRR) AddLocalMACs(t testing.TB, vni uint32, macs []string) {
+	t.Helper()
+	var b strings.Builder
+	for _, m := range macs {
+		fmt.Fprintf(&b, "fdb add %s dev vm%d master static\n", m, vni)
+	}
+	p := WriteFile(t, f.Dir, "fdb.batch", b.String())
+	f.NS.Run(t, "bridge", "-batch", p)
+}
+
+// LocalMACRoutes counts the type-2 routes bgpd holds (from the summary line
+// of `show bgp l2vpn evpn route type macip`).
+func (f *FRR) LocalMACRoutes(ctx context.Context) (int, error) {
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", f.NS.Name, "sh", "-c",
+		"vtysh --vty_socket "+f.Dir+" -c 'show bgp l2vpn evpn route type macip' | tail -3")
+	out, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("vtysh: %w", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "Displayed "); ok {
+			n, _, _ := strings.Cut(rest, " ")
+			return strconv.Atoi(n)
+		}
+	}
+	return 0, nil
+}
+
+// SetShutdown shuts a neighbor down or brings it up.
+func (f *FRR) SetShutdown(ctx context.Context, addr string, down bool) error {
+	c := "neighbor " + addr + " shutdown"
+	if !down {
+		c = "no " + c
+	}
+	out, err := f.Vtysh(ctx, "configure terminal", fmt.Sprintf("router bgp %d", f.cfg.ASN), c)
+	if err != nil {
+		return fmt.Errorf("vtysh %s: %w: %s", c, err, out)
+	}
+	return nil
+}
+
+// TCPUp reports whether a BGP TCP connection to or from peer is established
+// in the namespace (cheap to poll, unlike vtysh).
+func (f *FRR) TCPUp(ctx context.Context, peer string) (bool, error) {
+	out, err := f.NS.Output(ctx, "ss", "-Htn", "state", "established", "dst", peer)
+	if err != nil {
+		return false, fmt.Errorf("ss: %w: %s", err, out)
+	}
+	return strings.Contains(out, ":179"), nil
 }
