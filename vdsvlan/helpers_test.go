@@ -126,7 +126,8 @@ func waitFor(t testing.TB, w *vdsvlan.Watcher, timeout time.Duration, what strin
 		case <-w.Changed():
 		case <-tick.C:
 		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s; snapshot: %+v", timeout, what, s)
+			t.Fatalf("timed out after %v waiting for %s; snapshot: valid=%v %d bindings %d MACs conflicts=%q status=%+v",
+				timeout, what, s.Valid, len(s.Bindings), len(s.MACs), s.Conflicts, s.Status)
 		}
 	}
 }
