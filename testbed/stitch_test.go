@@ -132,9 +132,17 @@ func TestStitchFabricScripts(t *testing.T) {
 	if out, err := lab.Exec(ctx, "vm11", "ping", "-c", "2", "-s", "1472", "-M", "do", "-W", "1", "192.168.100.31"); err != nil {
 		t.Errorf("1500-byte frames vm11 -> kvm11: %v\n%s", err, out)
 	}
-	// VLAN 200 is not bound: its VMs stay cut off.
-	if _, err := lab.Exec(ctx, "vm12", "ping", "-c", "1", "-W", "1", "192.168.200.22"); err == nil {
-		t.Error("vm12 reaches vm22 on VLAN 200, which no logical switch binds")
+	// Layer 2 isolation (all VMs share one /16): VLAN 200 is not bound, so
+	// its VMs stay cut off, and VLAN 100 reaches nothing of VNI 10200.
+	for _, p := range []struct{ from, to string }{
+		{"vm12", "192.168.200.22"},  // VLAN 200 esx1 -> esx2
+		{"vm11", "192.168.200.12"},  // VLAN 100 -> VLAN 200
+		{"vm11", "192.168.200.32"},  // VLAN 100 -> VNI 10200
+		{"kvm12", "192.168.100.11"}, // VNI 10200 -> VLAN 100
+	} {
+		if _, err := lab.Exec(ctx, p.from, "ping", "-c", "1", "-W", "1", p.to); err == nil {
+			t.Errorf("%s reaches %s across segments", p.from, p.to)
+		}
 	}
 	// ovs-vtep reports vm11's MAC as local (what the agent advertises).
 	waitFor(ctx, t, 10*time.Second, "vm11's MAC in tor1's Ucast_Macs_Local", func() error {
