@@ -91,6 +91,15 @@ func newLab(t *clab.Topology, opts Options) (*Lab, error) {
 		}
 	}
 	expandNames(t)
+	bins := make([]string, 0, len(opts.BinDirs))
+	for _, d := range opts.BinDirs {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return nil, fmt.Errorf("bin dir %s: %w", d, err)
+		}
+		bins = append(bins, abs)
+	}
+	opts.BinDirs = bins
 	if opts.RunRoot == "" {
 		opts.RunRoot = DefaultRunRoot
 	}
