@@ -203,7 +203,7 @@ func TestUnixSocketLifecycle(t *testing.T) {
 
 // writeCert writes a self-signed certificate (its own CA) for 127.0.0.1 and
 // its key, and returns the file names.
-func writeCert(t *testing.T, dir, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+func writeCert(t testing.TB, dir, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -361,5 +361,50 @@ func TestMACsPath(t *testing.T) {
 	}
 	if got := api.MACsPath(l2.MaxVNI); got != "/v1/macs?vni=16777215" {
 		t.Errorf("MACsPath(max) = %q", got)
+	}
+}
+
+// BenchmarkBind measures one Bind round trip through client, transport and
+// handler to the fake backend.
+func BenchmarkBind(b *testing.B) {
+	dir := b.TempDir()
+	srvCert, srvKey := writeCert(b, dir, "server", x509.ExtKeyUsageServerAuth)
+	for _, tc := range []struct {
+		name, listen string
+		tls          *api.TLSFiles
+		opts         []api.ClientOption
+	}{
+		{"unix", "unix://" + filepath.Join(dir, "a.sock"), nil, nil},
+		{"tls", "tcp://127.0.0.1:0", &api.TLSFiles{Cert: srvCert, Key: srvKey}, []api.ClientOption{api.WithCAFile(srvCert), api.WithToken(testToken)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ln, err := api.Listen(ctx, tc.listen, tc.tls)
+			if err != nil {
+				b.Fatal(err)
+			}
+			addr := strings.TrimPrefix(tc.listen, "unix://")
+			if tc.tls != nil {
+				addr = "https://" + ln.Addr().String()
+			}
+			done := make(chan error, 1)
+			go func() { done <- api.ServeListener(ctx, ln, api.NewHandler(&apitest.Fake{}, nil, testToken)) }()
+			c, err := api.NewClient(addr, append(tc.opts, api.WithToken(testToken))...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			req := api.BindRequest{VLAN: 100, VNI: 10100, Ports: []string{"tor1:eth1", "tor2:eth1"}}
+			b.ResetTimer()
+			for b.Loop() {
+				if err := c.Bind(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			cancel()
+			<-done
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -108,7 +109,7 @@ func NewHandler(b Backend, log *slog.Logger, token string) http.Handler {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	code, err := h.serve(w, r)
+	code, err := h.serveRecover(w, r)
 	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", code, "duration", time.Since(start)}
 	switch {
 	case code >= 500:
@@ -118,6 +119,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		h.log.Debug("api request", attrs...)
 	}
+}
+
+// serveRecover turns a panic of the backend into a 500 answer; serve writes
+// nothing before the backend returns, so the answer is still unsent.
+func (h *handler) serveRecover(w http.ResponseWriter, r *http.Request) (code int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.Error("api handler panic", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+			code, err = writeError(w, fmt.Errorf("internal error: %v", p))
+		}
+	}()
+	return h.serve(w, r)
 }
 
 // serve answers r and returns the status code sent and the error, if any.

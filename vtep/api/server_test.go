@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -163,5 +164,23 @@ func TestHandlerNoToken(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/macs", nil))
 	if got := strings.TrimSpace(rec.Body.String()); got != `{"local":[],"remote":[]}` {
 		t.Errorf("GET /v1/macs: %s", got)
+	}
+}
+
+type panicky struct{ *apitest.Fake }
+
+func (panicky) Peers(context.Context) ([]api.Peer, error) { panic("nil map") }
+
+// TestHandlerPanic: a panicking backend gives a 500 ErrorBody and a log line.
+func TestHandlerPanic(t *testing.T) {
+	var logs bytes.Buffer
+	h := api.NewHandler(panicky{apitest.Sample()}, slog.New(slog.NewTextHandler(&logs, nil)), "")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/peers", nil))
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), `"error":"internal error: nil map"`) {
+		t.Errorf("%d %s", rec.Code, rec.Body)
+	}
+	if !strings.Contains(logs.String(), "api handler panic") {
+		t.Errorf("panic not logged: %s", logs.String())
 	}
 }
