@@ -22,6 +22,103 @@ type cand struct {
 	group string
 }
 
+// entry is one VLAN→VNI mapping on a class of ports, with the port groups
+// asking for it.
+type entry struct {
+	group string
+	pgs   []string
+}
+
+type bkey struct {
+	vlan l2.VLAN
+	vni  l2.VNI
+}
+
+// hasConflict reports whether a port with these candidates breaks a rule:
+// a VLAN with several VNIs, or a VNI reached from several VLAN groups.
+func hasConflict(vlans map[l2.VLAN]map[l2.VNI]*entry) bool {
+	groupOf := map[l2.VNI]string{}
+	for _, vnis := range vlans {
+		if len(vnis) > 1 {
+			return true
+		}
+		for vni, e := range vnis {
+			if g, ok := groupOf[vni]; ok && g != e.group {
+				return true
+			}
+			groupOf[vni] = e.group
+		}
+	}
+	return false
+}
+
+// resolvePort applies the conflict rules on one port, preferring what prev
+// (the port's previous VLAN→VNI map) had, and adds the survivors to out.
+func (r *run) resolvePort(port l2.PortRef, vlans map[l2.VLAN]map[l2.VNI]*entry, prev map[l2.VLAN]l2.VNI, out map[bkey][]l2.PortRef) {
+	// Rule 1: one VLAN maps to one VNI on a port.
+	chosen := map[l2.VLAN]l2.VNI{}
+	groups := map[l2.VLAN]string{}
+	for vlan, vnis := range vlans {
+		if len(vnis) == 1 {
+			for vni, e := range vnis {
+				chosen[vlan], groups[vlan] = vni, e.group
+			}
+			continue
+		}
+		var parts []string
+		for _, vni := range sortedKeys(vnis) {
+			parts = append(parts, fmt.Sprintf("%d (%s)", vni, strings.Join(uniqSorted(vnis[vni].pgs), ", ")))
+		}
+		msg := fmt.Sprintf("VLAN %d mapped to several VNIs: %s", vlan, strings.Join(parts, " and "))
+		if pv, ok := prev[vlan]; ok && vnis[pv] != nil {
+			chosen[vlan], groups[vlan] = pv, vnis[pv].group
+			msg += fmt.Sprintf("; keeping VNI %d as before", pv)
+		} else {
+			msg += "; not applied"
+		}
+		r.conflict(msg, port)
+	}
+	// Rule 2: one VNI is reached by one VLAN (or one private-VLAN domain) on a port.
+	byVNI := map[l2.VNI][]l2.VLAN{}
+	for vlan, vni := range chosen {
+		byVNI[vni] = append(byVNI[vni], vlan)
+	}
+	for vni, vlanList := range byVNI {
+		slices.Sort(vlanList)
+		keep := vlanList
+		gset := map[string]bool{}
+		for _, v := range vlanList {
+			gset[groups[v]] = true
+		}
+		if len(gset) > 1 {
+			keepGroup := ""
+			for _, v := range vlanList {
+				if pv, ok := prev[v]; ok && pv == vni {
+					keepGroup = groups[v]
+					break
+				}
+			}
+			keep = nil
+			for _, v := range vlanList {
+				if keepGroup != "" && groups[v] == keepGroup {
+					keep = append(keep, v)
+				}
+			}
+			msg := fmt.Sprintf("VNI %d used by several VLANs %s", vni, joinVLANs(vlanList))
+			if len(keep) > 0 {
+				msg += fmt.Sprintf("; keeping VLAN %s as before", joinVLANs(keep))
+			} else {
+				msg += "; not applied"
+			}
+			r.conflict(msg, port)
+		}
+		for _, v := range keep {
+			k := bkey{v, vni}
+			out[k] = append(out[k], port)
+		}
+	}
+}
+
 // run holds the state of one Compute call.
 type run struct {
 	p         *Planner
@@ -81,20 +178,37 @@ func (p *Planner) Compute(inv Inventory, prev []l2.Binding) Result {
 	// Candidate mappings per switch, with the port groups asking for them.
 	perSwitch := r.candidates(&res.Stats)
 
-	// Spread the candidates over the ports.
-	type entry struct {
-		group string
-		pgs   []string
+	// Ports facing the same set of switches see the same candidates: build
+	// and check them once per such class of ports.
+	portSwitches := map[l2.PortRef][]string{}
+	for _, swRef := range sortedKeys(switchPorts) {
+		for _, port := range switchPorts[swRef] {
+			portSwitches[port] = append(portSwitches[port], swRef)
+		}
 	}
-	perPort := map[l2.PortRef]map[l2.VLAN]map[l2.VNI]*entry{}
-	for _, swRef := range sortedKeys(perSwitch) {
-		for c, pgs := range perSwitch[swRef] {
-			for _, port := range switchPorts[swRef] {
-				vlans := perPort[port]
-				if vlans == nil {
-					vlans = map[l2.VLAN]map[l2.VNI]*entry{}
-					perPort[port] = vlans
-				}
+	classes := map[string][]l2.PortRef{}
+	classSwitches := map[string][]string{}
+	for port, sws := range portSwitches {
+		key := strings.Join(sws, "\x00")
+		classes[key] = append(classes[key], port)
+		classSwitches[key] = sws
+	}
+
+	prevMap := map[l2.PortRef]map[l2.VLAN]l2.VNI{}
+	for _, b := range prev {
+		for _, port := range b.Ports {
+			if prevMap[port] == nil {
+				prevMap[port] = map[l2.VLAN]l2.VNI{}
+			}
+			prevMap[port][b.VLAN] = b.VNI
+		}
+	}
+
+	out := map[bkey][]l2.PortRef{}
+	for key, ports := range classes {
+		vlans := map[l2.VLAN]map[l2.VNI]*entry{}
+		for _, swRef := range classSwitches[key] {
+			for c, pgs := range perSwitch[swRef] {
 				vnis := vlans[c.vlan]
 				if vnis == nil {
 					vnis = map[l2.VNI]*entry{}
@@ -108,85 +222,17 @@ func (p *Planner) Compute(inv Inventory, prev []l2.Binding) Result {
 				e.pgs = append(e.pgs, pgs...)
 			}
 		}
-	}
-
-	prevMap := map[l2.PortRef]map[l2.VLAN]l2.VNI{}
-	for _, b := range prev {
-		for _, port := range b.Ports {
-			if prevMap[port] == nil {
-				prevMap[port] = map[l2.VLAN]l2.VNI{}
+		if !hasConflict(vlans) {
+			for vlan, vnis := range vlans {
+				for vni := range vnis {
+					k := bkey{vlan, vni}
+					out[k] = append(out[k], ports...)
+				}
 			}
-			prevMap[port][b.VLAN] = b.VNI
+			continue
 		}
-	}
-
-	type bkey struct {
-		vlan l2.VLAN
-		vni  l2.VNI
-	}
-	out := map[bkey][]l2.PortRef{}
-	for port, vlans := range perPort {
-		// Rule 1: one VLAN maps to one VNI on a port.
-		chosen := map[l2.VLAN]l2.VNI{}
-		groups := map[l2.VLAN]string{}
-		for vlan, vnis := range vlans {
-			if len(vnis) == 1 {
-				for vni, e := range vnis {
-					chosen[vlan], groups[vlan] = vni, e.group
-				}
-				continue
-			}
-			var parts []string
-			for _, vni := range sortedKeys(vnis) {
-				parts = append(parts, fmt.Sprintf("%d (%s)", vni, strings.Join(uniqSorted(vnis[vni].pgs), ", ")))
-			}
-			msg := fmt.Sprintf("VLAN %d mapped to several VNIs: %s", vlan, strings.Join(parts, " and "))
-			if pv, ok := prevMap[port][vlan]; ok && vnis[pv] != nil {
-				chosen[vlan], groups[vlan] = pv, vnis[pv].group
-				msg += fmt.Sprintf("; keeping VNI %d as before", pv)
-			} else {
-				msg += "; not applied"
-			}
-			r.conflict(msg, port)
-		}
-		// Rule 2: one VNI is reached by one VLAN (or one private-VLAN domain) on a port.
-		byVNI := map[l2.VNI][]l2.VLAN{}
-		for vlan, vni := range chosen {
-			byVNI[vni] = append(byVNI[vni], vlan)
-		}
-		for vni, vlanList := range byVNI {
-			slices.Sort(vlanList)
-			keep := vlanList
-			gset := map[string]bool{}
-			for _, v := range vlanList {
-				gset[groups[v]] = true
-			}
-			if len(gset) > 1 {
-				keepGroup := ""
-				for _, v := range vlanList {
-					if pv, ok := prevMap[port][v]; ok && pv == vni {
-						keepGroup = groups[v]
-						break
-					}
-				}
-				keep = nil
-				for _, v := range vlanList {
-					if keepGroup != "" && groups[v] == keepGroup {
-						keep = append(keep, v)
-					}
-				}
-				msg := fmt.Sprintf("VNI %d used by several VLANs %s", vni, joinVLANs(vlanList))
-				if len(keep) > 0 {
-					msg += fmt.Sprintf("; keeping VLAN %s as before", joinVLANs(keep))
-				} else {
-					msg += "; not applied"
-				}
-				r.conflict(msg, port)
-			}
-			for _, v := range keep {
-				k := bkey{v, vni}
-				out[k] = append(out[k], port)
-			}
+		for _, port := range ports {
+			r.resolvePort(port, vlans, prevMap[port], out)
 		}
 	}
 
