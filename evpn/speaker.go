@@ -147,15 +147,20 @@ func (s *Speaker) stopBGP(ctx context.Context) {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	if s.cfg.GracefulRestart.Enabled {
+		s.resetGracefully(ctx)
+	}
 	if err := s.bgp.StopBgp(ctx, &api.StopBgpRequest{}); err != nil {
 		s.log.Warn("stopping BGP", "err", err)
 	}
 	s.bgp.Stop()
 }
 
-// Stop closes all sessions and stops GoBGP. With graceful restart the peers
-// negotiated the N-bit (RFC 8538), so they keep our routes for the restart
-// time instead of flushing them.
+// Stop closes all sessions and stops GoBGP. With graceful restart enabled
+// the sessions are first closed with a Cease/Administrative Reset, which
+// peers that negotiated the N-bit (RFC 8538) treat as a restart: they keep
+// our routes for the restart time instead of flushing them. (GoBGP's own
+// shutdown sends Peer De-configured, a hard reset.)
 func (s *Speaker) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	started := s.started
@@ -297,5 +302,29 @@ func (s *Speaker) exportLoop(ctx context.Context) {
 			case <-time.After(time.Second):
 			}
 		}
+	}
+}
+
+// resetGracefully closes established sessions with an Administrative Reset
+// and waits (at most 3 s) until none is established, so that the hard reset
+// sent by StopBgp reaches no peer.
+func (s *Speaker) resetGracefully(ctx context.Context) {
+	for _, n := range s.nbrs {
+		if err := s.bgp.ResetPeer(ctx, &api.ResetPeerRequest{Address: n.Address.String(), Communication: "torstitch restart"}); err != nil {
+			s.log.Warn("graceful reset of BGP session", "neighbor", n.Address, "err", err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		up := false
+		err := s.bgp.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			if p.GetState().GetSessionState() == api.PeerState_ESTABLISHED {
+				up = true
+			}
+		})
+		if err != nil || !up {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
