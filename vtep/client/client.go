@@ -370,3 +370,7 @@ func (c *Client) Reconcile(ctx context.Context, d *plan.Desired, opt plan.Option
 	}
 	return res, nil
 }
+
+// RemoteCount returns how many Ucast_Macs_Remote rows the switch holds (as
+// of the last resync plus torstitch's own committed writes).
+func (c *Client) RemoteCount() int { return c.remote.len() }

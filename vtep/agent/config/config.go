@@ -84,7 +84,8 @@ type Neighbor struct {
 	PasswordFile         string `yaml:"password_file"`
 	MultihopTTL          uint8  `yaml:"multihop_ttl"`
 	RouteReflectorClient bool   `yaml:"route_reflector_client"`
-	Port                 uint16 `yaml:"port"`
+	LocalAddress         string `yaml:"local_address"` // source address for outgoing connections
+	Port                 uint16 `yaml:"port"`          // peer's TCP port; default 179
 }
 
 // GracefulRestart configures RFC 4724.
@@ -283,6 +284,11 @@ func (c *Config) Validate() error {
 			if n.ASN == 0 {
 				add("bgp.neighbors[%d].asn missing", i)
 			}
+			if n.LocalAddress != "" {
+				if _, err := netip.ParseAddr(n.LocalAddress); err != nil {
+					add("bgp.neighbors[%d].local_address %q: not an IP address", i, n.LocalAddress)
+				}
+			}
 		}
 	}
 	if c.EVPN.Replication != plan.SourceNode && c.EVPN.Replication != plan.ServiceNode {
@@ -355,8 +361,9 @@ func (c *Config) Speaker() (evpn.Config, error) {
 	}
 	for _, n := range b.Neighbors {
 		a, _ := netip.ParseAddr(n.Address)
+		la, _ := netip.ParseAddr(n.LocalAddress)
 		sc.Neighbors = append(sc.Neighbors, evpn.Neighbor{Address: a, ASN: n.ASN, PasswordFile: n.PasswordFile,
-			MultihopTTL: n.MultihopTTL, RouteReflectorClient: n.RouteReflectorClient, Port: n.Port})
+			MultihopTTL: n.MultihopTTL, RouteReflectorClient: n.RouteReflectorClient, Port: n.Port, LocalAddress: la})
 	}
 	if len(c.EVPN.RouteTargets.VNIs) > 0 {
 		sc.RouteTargets.VNIs = map[l2.VNI]evpn.VNIRouteTargets{}
