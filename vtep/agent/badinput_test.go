@@ -49,12 +49,22 @@ func TestAgentRejectsBadInput(t *testing.T) {
 		is     error
 		detail string
 	}{
-		{"VLAN 4095", func() error { return r.a.Bind(ctx, api.BindRequest{VLAN: 4095, VNI: 10100, Ports: []string{"tor1:eth1"}}) }, api.ErrInvalid, "VLAN 4095"},
-		{"VLAN 5000", func() error { return r.a.Bind(ctx, api.BindRequest{VLAN: 5000, VNI: 10100, Ports: []string{"tor1:eth1"}}) }, api.ErrInvalid, "VLAN 5000"},
+		{"VLAN 4095", func() error {
+			return r.a.Bind(ctx, api.BindRequest{VLAN: 4095, VNI: 10100, Ports: []string{"tor1:eth1"}})
+		}, api.ErrInvalid, "VLAN 4095"},
+		{"VLAN 5000", func() error {
+			return r.a.Bind(ctx, api.BindRequest{VLAN: 5000, VNI: 10100, Ports: []string{"tor1:eth1"}})
+		}, api.ErrInvalid, "VLAN 5000"},
 		{"VNI 0", func() error { return r.a.Bind(ctx, api.BindRequest{VLAN: 300, VNI: 0, Ports: []string{"tor1:eth1"}}) }, api.ErrInvalid, "VNI 0"},
-		{"VNI 16777216", func() error { return r.a.Bind(ctx, api.BindRequest{VLAN: 300, VNI: 16777216, Ports: []string{"tor1:eth1"}}) }, api.ErrInvalid, "VNI 16777216"},
-		{"port the switch lacks", func() error { return r.a.Bind(ctx, api.BindRequest{VLAN: 300, VNI: 10300, Ports: []string{"tor1:eth9"}}) }, api.ErrInvalid, `no port "eth9"`},
-		{"switch not in pair", func() error { return r.a.Bind(ctx, api.BindRequest{VLAN: 300, VNI: 10300, Ports: []string{"tor9:eth1"}}) }, api.ErrInvalid, `switch "tor9" is not in this pair`},
+		{"VNI 16777216", func() error {
+			return r.a.Bind(ctx, api.BindRequest{VLAN: 300, VNI: 16777216, Ports: []string{"tor1:eth1"}})
+		}, api.ErrInvalid, "VNI 16777216"},
+		{"port the switch lacks", func() error {
+			return r.a.Bind(ctx, api.BindRequest{VLAN: 300, VNI: 10300, Ports: []string{"tor1:eth9"}})
+		}, api.ErrInvalid, `no port "eth9"`},
+		{"switch not in pair", func() error {
+			return r.a.Bind(ctx, api.BindRequest{VLAN: 300, VNI: 10300, Ports: []string{"tor9:eth1"}})
+		}, api.ErrInvalid, `switch "tor9" is not in this pair`},
 		{"VLAN already bound to another VNI (torctl)", func() error {
 			return r.a.Bind(ctx, api.BindRequest{VLAN: 100, VNI: 10999, Ports: []string{"tor1:eth1"}})
 		}, api.ErrConflict, "already bound to VNI 10100"},
