@@ -99,11 +99,14 @@ func BenchmarkFirstFrameToLocalRow(b *testing.B) {
 // the switch's own (libovsdb in-memory) database and with an external
 // ovsdb-server (--ovsdb).
 func BenchmarkRemoteMACs10k(b *testing.B) {
-	b.Run("served", func(b *testing.B) { benchRemoteMACs(b, startServer(b)) })
-	b.Run("ovsdb-server", func(b *testing.B) { benchRemoteMACs(b, startOvsdbServer(b)) })
+	b.Run("served/50-vteps", func(b *testing.B) { benchRemoteMACs(b, startServer(b), 10000, 50) })
+	b.Run("served/1-vtep", func(b *testing.B) { benchRemoteMACs(b, startServer(b), 10000, 1) })
+	b.Run("ovsdb-server/50-vteps", func(b *testing.B) { benchRemoteMACs(b, startOvsdbServer(b), 10000, 50) })
 }
 
-func benchRemoteMACs(b *testing.B, endpoint string) {
+// benchRemoteMACs writes the rows in transactions of batch rows, spread
+// over vteps remote VTEPs (locators).
+func benchRemoteMACs(b *testing.B, endpoint string, batch, vteps int) {
 	const rows = 10000
 	l := newTrunkLab(b)
 	newSwitch(b, endpoint, controller.Config{
@@ -137,15 +140,19 @@ func benchRemoteMACs(b *testing.B, endpoint string) {
 		ls := a.logicalSwitch(fmt.Sprintf("ls%d", vni), vni)
 		a.bind("tor1", "eth1", 10+n, ls)
 		nstest.Eventually(b, 10*time.Second, func() (bool, string) { return count(dev) == 0, "no " + dev })
-		var ops []ovsdb.Operation
-		loc := a.locator(remTunnel, &ops)
-		for i := 0; i < rows; i++ {
-			mac := fmt.Sprintf("06:00:%02x:%02x:%02x:%02x", n, i>>16&0xff, i>>8&0xff, i&0xff)
-			ops = append(ops, a.create(&vtepdb.UcastMacsRemote{MAC: mac, LogicalSwitch: ls, Locator: loc})...)
-		}
 		b.StartTimer()
 		start := time.Now()
-		a.commit(ops)
+		for first := 0; first < rows; first += batch {
+			// The locator is created with the first batch (a Physical_Locator
+			// nothing references is garbage-collected).
+			var ops []ovsdb.Operation
+			for i := first; i < first+batch && i < rows; i++ {
+				loc := a.locator(fmt.Sprintf("192.168.78.%d", 1+i%vteps), &ops)
+				mac := fmt.Sprintf("06:00:%02x:%02x:%02x:%02x", n, i>>16&0xff, i>>8&0xff, i&0xff)
+				ops = append(ops, a.create(&vtepdb.UcastMacsRemote{MAC: mac, LogicalSwitch: ls, Locator: loc})...)
+			}
+			a.commit(ops)
+		}
 		committed := time.Since(start)
 		for count(dev) < rows {
 			if time.Since(start) > time.Minute {
@@ -158,8 +165,8 @@ func benchRemoteMACs(b *testing.B, endpoint string) {
 		b.ReportMetric(ms(committed), "txn-ms")
 		b.ReportMetric(ms(total), "rows-to-fdb-ms")
 		b.ReportMetric(ms(total-committed), "commit-to-fdb-ms")
-		b.Logf("%d Ucast_Macs_Remote rows: transaction committed after %.0f ms, all in kernel FDB after %.0f ms (%.0f ms after commit)",
-			rows, ms(committed), ms(total), ms(total-committed))
+		b.Logf("%d Ucast_Macs_Remote rows (%d VTEPs) in transactions of %d: committed after %.0f ms, all in kernel FDB after %.0f ms (%.0f ms after commit)",
+			rows, vteps, batch, ms(committed), ms(total), ms(total-committed))
 	}
 }
 

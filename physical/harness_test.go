@@ -161,7 +161,7 @@ func newAgent(t testing.TB, endpoint string) *agent {
 
 func (a *agent) transact(ops []ovsdb.Operation) []ovsdb.OperationResult {
 	a.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := a.c.Transact(ctx, ops...)
 	if err == nil {

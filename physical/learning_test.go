@@ -220,3 +220,27 @@ func TestRestartKeepsKernelState(t *testing.T) {
 		})
 	})
 }
+
+// TestTrunkCabledLater checks that a binding on a port that does not exist
+// yet is programmed as soon as the port appears (containerlab adds
+// interfaces after the node's process starts).
+func TestTrunkCabledLater(t *testing.T) {
+	l := newTrunkLab(t)
+	endpoint := startServer(t)
+	newSwitch(t, endpoint, controller.Config{
+		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1", "eth2"}, StatsInterval: -1, ResyncInterval: -1,
+	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	a := newAgent(t, endpoint)
+	ls := a.logicalSwitch("ls7000", 7000)
+	a.bind("tor1", "eth2", 10, ls)
+	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+		out, _ := l.Try(l.sw, "ip", "-br", "link")
+		return strings.Contains(out, "tsvx7000"), out
+	})
+	l.Veth(l.host, "t2", l.sw, "eth2", 0)
+	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+		out, _ := l.Try(l.sw, "tc", "filter", "show", "dev", "eth2", "ingress")
+		links, _ := l.Try(l.sw, "ip", "-br", "link")
+		return strings.Contains(out, "ts_trunk") && strings.Contains(links, "v10a"), out + links
+	})
+}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/go-logr/logr"
 	"github.com/ovn-org/libovsdb/cache"
 	"github.com/ovn-org/libovsdb/client"
@@ -38,7 +39,10 @@ type Config struct {
 	// passed, the switch only adds to what a previous run left (make before
 	// break for a database that starts empty, as the served one does).
 	HoldDown time.Duration
-	Logger   *slog.Logger
+	// ResyncInterval is how often the kernel is reconciled without any
+	// event (0: 60 s, <0: never).
+	ResyncInterval time.Duration
+	Logger         *slog.Logger
 }
 
 // Dataplane is what the controller needs from the kernel side.
@@ -47,6 +51,7 @@ type Dataplane interface {
 	Learn(ctx context.Context, out chan<- dataplane.Learned) error
 	Snapshot() ([]dataplane.Learned, error)
 	Stats() (map[dataplane.BindingKey]dataplane.Counters, error)
+	WatchLinks(ctx context.Context, ports []string, changed func()) error
 }
 
 // Controller runs one switch.
@@ -77,7 +82,8 @@ func Connect(ctx context.Context, endpoint string, log *slog.Logger) (client.Cli
 	if log != nil {
 		lg = logr.FromSlogHandler(log.Handler())
 	}
-	c, err := client.NewOVSDBClient(m, client.WithEndpoint(endpoint), client.WithLogger(&lg))
+	c, err := client.NewOVSDBClient(m, client.WithEndpoint(endpoint), client.WithLogger(&lg),
+		client.WithReconnect(10*time.Second, backoff.NewExponentialBackOff()))
 	if err != nil {
 		return nil, fmt.Errorf("OVSDB client for %s: %w", endpoint, err)
 	}
@@ -100,6 +106,9 @@ func New(cfg Config, ovs client.Client, dp Dataplane) *Controller {
 	if cfg.StatsInterval == 0 {
 		cfg.StatsInterval = 10 * time.Second
 	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = 60 * time.Second
+	}
 	return &Controller{
 		cfg: cfg, ovs: ovs, dp: dp, log: cfg.Logger,
 		kernelDirty: make(chan struct{}, 1),
@@ -107,6 +116,8 @@ func New(cfg Config, ovs client.Client, dp Dataplane) *Controller {
 		learned:     map[l2.MACKey]dataplane.BindingKey{},
 	}
 }
+
+var errNoSwitch = errors.New("no Physical_Switch row")
 
 func poke(ch chan struct{}) {
 	select {
@@ -154,6 +165,23 @@ func (c *Controller) Run(ctx context.Context) error {
 	learnCh := make(chan dataplane.Learned, 4096)
 	if err := c.dp.Learn(ctx, learnCh); err != nil {
 		return err
+	}
+	if err := c.dp.WatchLinks(ctx, c.cfg.Ports, func() { poke(c.kernelDirty) }); err != nil {
+		return err
+	}
+	if c.cfg.ResyncInterval > 0 {
+		t := time.NewTicker(c.cfg.ResyncInterval)
+		defer t.Stop()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					poke(c.kernelDirty)
+				}
+			}
+		}()
 	}
 	if err := c.reconcileKernel(ctx); err != nil {
 		c.log.Error("initial kernel reconcile", "err", err)
@@ -251,7 +279,7 @@ func (c *Controller) snapshot(ctx context.Context, remote bool) (Snapshot, error
 		return s, fmt.Errorf("reading database cache: %w", err)
 	}
 	if len(sws) != 1 {
-		return s, fmt.Errorf("physical switch %q: %d rows", c.cfg.Name, len(sws))
+		return s, fmt.Errorf("physical switch %q: %d rows: %w", c.cfg.Name, len(sws), errNoSwitch)
 	}
 	s.Switch = sws[0]
 	return s, nil
@@ -259,6 +287,14 @@ func (c *Controller) snapshot(ctx context.Context, remote bool) (Snapshot, error
 
 func (c *Controller) reconcileKernel(ctx context.Context) error {
 	s, err := c.snapshot(ctx, true)
+	if errors.Is(err, errNoSwitch) {
+		// The database lost our rows (wiped, or a new empty server after a
+		// reconnect): recreate them; the kernel keeps forwarding meanwhile.
+		if err := c.ensureSwitch(ctx); err != nil {
+			return err
+		}
+		s, err = c.snapshot(ctx, true)
+	}
 	if err != nil {
 		return err
 	}

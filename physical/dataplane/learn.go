@@ -118,3 +118,39 @@ func (d *Dataplane) Snapshot() ([]Learned, error) {
 	}
 	return out, nil
 }
+
+// WatchLinks calls changed whenever a link named in ports appears, goes or
+// changes, or a torswitch device is deleted behind its back, so that the
+// caller reconciles again (e.g. a trunk cabled after start). It returns once
+// subscribed; the subscription ends with ctx.
+func (d *Dataplane) WatchLinks(ctx context.Context, ports []string, changed func()) error {
+	watch := map[string]bool{}
+	for _, p := range ports {
+		watch[p] = true
+	}
+	ch := make(chan netlink.LinkUpdate, 256)
+	opts := netlink.LinkSubscribeOptions{
+		ErrorCallback: func(err error) {
+			if ctx.Err() == nil {
+				d.log.Warn("link subscription", "err", err)
+			}
+		},
+	}
+	if d.opts.NetNS.IsOpen() {
+		ns := d.opts.NetNS
+		opts.Namespace = &ns
+	}
+	if err := netlink.LinkSubscribeWithOptions(ch, ctx.Done(), opts); err != nil {
+		return fmt.Errorf("subscribing to link notifications: %w", err)
+	}
+	go func() {
+		for u := range ch {
+			name := u.Attrs().Name
+			owned := ownedBridge.MatchString(name) || ownedVxlan.MatchString(name) || ownedVeth.MatchString(name)
+			if watch[name] || (owned && u.Header.Type == unix.RTM_DELLINK) {
+				changed()
+			}
+		}
+	}()
+	return nil
+}
