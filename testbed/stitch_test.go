@@ -2,6 +2,7 @@ package testbed_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,9 +95,11 @@ func TestStitchFabricScripts(t *testing.T) {
 		return nil
 	})
 	t.Logf("EVPN type-3 routes at the route reflector %s after deploy", time.Since(start).Round(time.Millisecond))
-	// ESXi: active-backup team, tor1 active.
-	if out := sh("esx1", "ovs-appctl bond/show uplink"); !strings.Contains(out, "active member mac") || !strings.Contains(out, "(eth1)") {
-		t.Errorf("esx1 team:\n%s", out)
+	// ESXi: active-backup teams, tor1 active.
+	for _, esx := range []string{"esx1", "esx2"} {
+		if out := sh(esx, "ovs-appctl bond/show uplink"); !strings.Contains(out, "active member mac") || !strings.Contains(out, "(eth1)") {
+			t.Errorf("%s team not active on eth1:\n%s", esx, out)
+		}
 	}
 
 	// Standing in for the agent: VLAN 100 on tor1's ESXi ports <-> VNI
@@ -124,9 +127,15 @@ func TestStitchFabricScripts(t *testing.T) {
 		{"vm21", "192.168.100.31"},  // esx2 -> kvm1 (flooded ARP, then unicast to kvm1)
 		{"vm21", "192.168.100.11"},  // esx2 -> esx1 through tor1's logical switch
 	} {
-		if out, err := lab.Exec(ctx, p.from, "ping", "-c", "2", "-i", "0.2", "-W", "2", p.to); err != nil {
-			t.Errorf("%s -> %s: %v\n%s", p.from, p.to, err, out)
-		}
+		pairStart := time.Now()
+		waitFor(ctx, t, 15*time.Second, p.from+" pings "+p.to, func() error {
+			_, err := lab.Exec(ctx, p.from, "ping", "-c", "1", "-W", "1", p.to)
+			if err != nil {
+				err = fmt.Errorf("%w\n%s", err, diagnose(ctx, lab))
+			}
+			return err
+		})
+		t.Logf("%s -> %s answered after %s", p.from, p.to, time.Since(pairStart).Round(time.Millisecond))
 	}
 	// Full-size frames (checksums and MTU across OVS userspace and VXLAN).
 	if out, err := lab.Exec(ctx, "vm11", "ping", "-c", "2", "-s", "1472", "-M", "do", "-W", "1", "192.168.100.31"); err != nil {
@@ -191,6 +200,22 @@ func TestStitchFabricScripts(t *testing.T) {
 	if out := sh("tor1", "vtep-ctl list-ls"); !strings.Contains(out, "ls10100") {
 		t.Errorf("tor1 lost its logical switch over the restart: %q", out)
 	}
+}
+
+// diagnose collects what explains a failed ping in the stitch lab.
+func diagnose(ctx context.Context, lab *testbed.Lab) string {
+	var b strings.Builder
+	for _, c := range []struct{ node, cmd string }{
+		{"esx1", "ovs-appctl bond/show uplink | grep -E 'active member|^member|may_enable'"},
+		{"esx2", "ovs-appctl bond/show uplink | grep -E 'active member|^member|may_enable'"},
+		{"tor1", "vtep-ctl list-local-macs ls10100; vtep-ctl list-remote-macs ls10100"},
+		{"tor2", "vtep-ctl list-local-macs ls10100"},
+		{"kvm1", "bridge fdb show dev vxlan10100 | grep dst"},
+	} {
+		out, err := lab.Shell(ctx, c.node, c.cmd)
+		fmt.Fprintf(&b, "--- %s: %s (%v)\n%s", c.node, c.cmd, err, out)
+	}
+	return b.String()
 }
 
 type errString string
