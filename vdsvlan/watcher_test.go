@@ -174,6 +174,8 @@ func TestWatcherConnectErrors(t *testing.T) {
 		{"unreachable", func(c *vdsvlan.Config) { c.URL = closed }, vdsvlan.StateDisconnected, "vCenter unreachable"},
 		{"thumbprint", func(c *vdsvlan.Config) { c.CAFile, c.Thumbprint = "", lab.Thumbprint }, vdsvlan.StateConnected, ""},
 		{"insecure", func(c *vdsvlan.Config) { c.CAFile, c.Insecure = "", true }, vdsvlan.StateConnected, ""},
+		{"datacenter", func(c *vdsvlan.Config) { c.Datacenter = "DC0" }, vdsvlan.StateConnected, ""},
+		{"unknown datacenter", func(c *vdsvlan.Config) { c.Datacenter = "DC9" }, vdsvlan.StateDisconnected, `finding datacenter "DC9"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
