@@ -175,6 +175,11 @@ func TestVLANToVXLAN(t *testing.T) {
 		if a.hasLocalMAC(ls6, h1) || a.hasLocalMAC(ls5, h2) {
 			t.Errorf("MAC reported in the wrong logical switch: %v", a.localMACs())
 		}
+		// ipaddr comes from the hosts' ARP packets.
+		nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+			return a.localMACIP(ls5, h1) == "10.77.0.1" && a.localMACIP(ls6, h2) == "10.77.0.2",
+				fmt.Sprintf("ipaddr h1 %q h2 %q", a.localMACIP(ls5, h1), a.localMACIP(ls6, h2))
+		})
 	})
 	t.Run("ARP suppression", func(t *testing.T) {
 		sock, err := nstest.OpenPacketSocket(l.rh5, "eth0")

@@ -369,3 +369,12 @@ func (a *agent) localMACRowUUIDs() []string {
 	slices.Sort(out)
 	return out
 }
+
+func (a *agent) localMACIP(ls, mac string) string {
+	var rows []vtepdb.UcastMacsLocal
+	_ = a.c.WhereCache(func(r *vtepdb.UcastMacsLocal) bool { return r.LogicalSwitch == ls && r.MAC == mac }).List(context.Background(), &rows)
+	if len(rows) != 1 {
+		return ""
+	}
+	return rows[0].Ipaddr
+}

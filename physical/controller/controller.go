@@ -52,6 +52,7 @@ type Dataplane interface {
 	Snapshot() ([]dataplane.Learned, error)
 	Stats() (map[dataplane.BindingKey]dataplane.Counters, error)
 	WatchLinks(ctx context.Context, ports []string, changed func()) error
+	SnoopARP(ctx context.Context, out chan<- dataplane.HostIP) error
 }
 
 // Controller runs one switch.
@@ -65,6 +66,7 @@ type Controller struct {
 	localDirty  chan struct{}
 
 	learned   map[l2.MACKey]dataplane.BindingKey
+	hostIPs   map[l2.MACKey]netip.Addr // ipaddr of local MACs, from ARP
 	plan      Plan
 	applied   bool
 	pruneFrom time.Time
@@ -114,6 +116,7 @@ func New(cfg Config, ovs client.Client, dp Dataplane) *Controller {
 		kernelDirty: make(chan struct{}, 1),
 		localDirty:  make(chan struct{}, 1),
 		learned:     map[l2.MACKey]dataplane.BindingKey{},
+		hostIPs:     map[l2.MACKey]netip.Addr{},
 	}
 }
 
@@ -169,6 +172,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.dp.WatchLinks(ctx, c.cfg.Ports, func() { poke(c.kernelDirty) }); err != nil {
 		return err
 	}
+	arpCh := make(chan dataplane.HostIP, 1024)
+	if err := c.dp.SnoopARP(ctx, arpCh); err != nil {
+		// ipaddr is optional: keep switching without it.
+		c.log.Warn("no ARP snooping, Ucast_Macs_Local.ipaddr stays empty", "err", err)
+	}
 	if c.cfg.ResyncInterval > 0 {
 		t := time.NewTicker(c.cfg.ResyncInterval)
 		defer t.Stop()
@@ -216,6 +224,12 @@ func (c *Controller) Run(ctx context.Context) error {
 				}
 			}
 			poke(c.localDirty)
+		case h := <-arpCh:
+			k := l2.MACKey{VNI: h.VNI, MAC: h.MAC}
+			if c.hostIPs[k] != h.IP {
+				c.hostIPs[k] = h.IP
+				poke(c.localDirty)
+			}
 		case <-c.localDirty:
 			if err := c.reconcileLocal(ctx); err != nil && ctx.Err() == nil {
 				c.log.Error("local MAC reconcile", "err", err)
@@ -241,6 +255,7 @@ func (c *Controller) learn(ev dataplane.Learned) {
 	if ev.Gone {
 		if old, ok := c.learned[k]; ok && (ev.Binding == dataplane.BindingKey{} || ev.Binding == old) {
 			delete(c.learned, k)
+			delete(c.hostIPs, k)
 		}
 		return
 	}

@@ -50,15 +50,27 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 		}
 		return strings.Compare(a.MAC.String(), b.MAC.String())
 	})
-	want := map[lsMAC]bool{}
+	want := map[lsMAC]string{} // → ipaddr
 	for _, k := range keys {
-		want[lsMAC{c.plan.BoundLS[k.VNI], k.MAC.String()}] = true
+		ip := ""
+		if a, ok := c.hostIPs[k]; ok {
+			ip = a.String()
+		}
+		want[lsMAC{c.plan.BoundLS[k.VNI], k.MAC.String()}] = ip
 	}
 	kept := map[lsMAC]bool{}
 	for _, r := range s.UcastLocal {
 		k := lsMAC{r.LogicalSwitch, strings.ToLower(r.MAC)}
-		if want[k] && locOK(r.Locator) && !kept[k] {
+		if ip, ok := want[k]; ok && locOK(r.Locator) && !kept[k] {
 			kept[k] = true
+			if ip != "" && r.Ipaddr != ip {
+				r.Ipaddr = ip
+				o, err := c.ovs.Where(&r).Update(&r, &r.Ipaddr)
+				if err != nil {
+					return err
+				}
+				ops = append(ops, o...)
+			}
 			continue
 		}
 		o, err := c.ovs.Where(&vtepdb.UcastMacsLocal{UUID: r.UUID}).Delete()
@@ -79,7 +91,7 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 			continue
 		}
 		count++
-		if err := c.create(&ops, &vtepdb.UcastMacsLocal{MAC: lm.mac, LogicalSwitch: lm.ls, Locator: loc}); err != nil {
+		if err := c.create(&ops, &vtepdb.UcastMacsLocal{MAC: lm.mac, LogicalSwitch: lm.ls, Locator: loc, Ipaddr: want[lm]}); err != nil {
 			return err
 		}
 	}
