@@ -37,6 +37,7 @@ type Speaker struct {
 
 	mu        sync.Mutex
 	started   bool
+	stopped   bool
 	startTime time.Time
 	local     LocalState
 	own       map[netip.Addr]bool
@@ -163,9 +164,10 @@ func (s *Speaker) stopBGP(ctx context.Context) {
 // shutdown sends Peer De-configured, a hard reset.)
 func (s *Speaker) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	started := s.started
+	started, stopped := s.started, s.stopped
+	s.stopped = true
 	s.mu.Unlock()
-	if !started || s.bgp == nil {
+	if !started || stopped || s.bgp == nil {
 		return nil
 	}
 	s.stopBGP(ctx)
@@ -204,9 +206,9 @@ func (s *Speaker) SetLocal(ctx context.Context, st LocalState) error {
 // expMu.
 func (s *Speaker) reconcileExport(ctx context.Context) error {
 	s.mu.Lock()
-	if !s.started {
+	if !s.started || s.stopped {
 		s.mu.Unlock()
-		return errors.New("evpn: speaker not started")
+		return errors.New("evpn: speaker not running")
 	}
 	res := plan(s.local, s.rts, s.mob, func(k l2.MACKey) *remoteBest {
 		if m, ok := s.remote.best(k, s.own); ok {
