@@ -68,13 +68,14 @@ func connect(ctx context.Context, cfg Config, log *slog.Logger) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Keep the session alive while idle (the handler starts on Login and
+	// stops on Logout); an expired session surfaces as a NotAuthenticated
+	// fault and the watcher logs in again.
+	vc.RoundTripper = keepalive.NewHandlerSOAP(vc.RoundTripper, keepAliveIdle, nil)
 	sm := session.NewManager(vc)
 	if err := sm.Login(ctx, user); err != nil {
 		return nil, classify(fmt.Errorf("logging in to %s as %q: %w", u.Redacted(), user.Username(), err))
 	}
-	// Keep the session alive while idle; an expired session surfaces as a
-	// NotAuthenticated fault and the watcher logs in again.
-	vc.RoundTripper = keepalive.NewHandlerSOAP(vc.RoundTripper, keepAliveIdle, nil)
 	c := &conn{vim: vc}
 	if cfg.VNIPolicy.Mode == "tag" {
 		rc := rest.NewClient(vc)
