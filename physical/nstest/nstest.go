@@ -52,7 +52,8 @@ func New(t testing.TB, prefix string) *Lab {
 	return &Lab{t: t, prefix: prefix}
 }
 
-// NS creates a namespace with loopback up and returns its full name.
+// NS creates a namespace with loopback up and IPv6 off (no stray neighbour
+// discovery frames to learn or age) and returns its full name.
 func (l *Lab) NS(name string) string {
 	l.t.Helper()
 	full := fmt.Sprintf("%s-%s-%d", l.prefix, name, os.Getpid()%100000)
@@ -60,6 +61,9 @@ func (l *Lab) NS(name string) string {
 	l.Host("ip", "netns", "add", full)
 	l.t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", full).Run() })
 	l.Run(full, "ip", "link", "set", "lo", "up")
+	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"} {
+		l.Run(full, "sysctl", "-q", "-w", k)
+	}
 	return full
 }
 
