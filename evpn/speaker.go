@@ -226,25 +226,22 @@ func (s *Speaker) reconcileExport(ctx context.Context) error {
 
 	add, del := diffRoutes(s.advertised, res.routes)
 	var errs []error
-	for _, r := range add {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
+	// Additions and replacements first, withdrawals after (make before
+	// break). Each phase runs several calls in flight: GoBGP handles them one
+	// by one on its loop, and the pipelining hides the round trips.
+	for _, phase := range []struct {
+		routes   []advRoute
+		withdraw bool
+	}{{add, false}, {del, true}} {
+		done, perrs := s.applyRoutes(ctx, phase.routes, phase.withdraw)
+		for _, r := range done {
+			if phase.withdraw {
+				delete(s.advertised, r.advKey)
+			} else {
+				s.advertised[r.advKey] = r
+			}
 		}
-		if _, err := s.bgp.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: toAPIPath(r, false)}); err != nil {
-			errs = append(errs, fmt.Errorf("advertising %s: %w", r.describe(), err))
-			continue
-		}
-		s.advertised[r.advKey] = r
-	}
-	for _, r := range del {
-		w := r
-		w.Seq = 0 // GoBGP rejects a withdrawal whose sequence is below a remote one
-		if err := s.bgp.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: evpnFamily, Path: toAPIPath(w, true)}); err != nil {
-			errs = append(errs, fmt.Errorf("withdrawing %s: %w", r.describe(), err))
-			continue
-		}
-		delete(s.advertised, r.advKey)
+		errs = append(errs, perrs...)
 	}
 	err := errors.Join(errs...)
 	s.mu.Lock()
@@ -329,4 +326,68 @@ func (s *Speaker) resetGracefully(ctx context.Context) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// exportWorkers is the number of GoBGP calls kept in flight by SetLocal.
+const exportWorkers = 8
+
+// applyRoutes advertises (or withdraws) routes; it returns those that
+// succeeded and the errors of the others.
+func (s *Speaker) applyRoutes(ctx context.Context, routes []advRoute, withdraw bool) ([]advRoute, []error) {
+	if len(routes) == 0 {
+		return nil, nil
+	}
+	type result struct {
+		r   advRoute
+		err error
+	}
+	in := make(chan advRoute)
+	out := make(chan result)
+	var wg sync.WaitGroup
+	for range min(exportWorkers, len(routes)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range in {
+				var err error
+				if withdraw {
+					w := r
+					w.Seq = 0 // GoBGP rejects a withdrawal whose sequence is below a remote one
+					err = s.bgp.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: evpnFamily, Path: toAPIPath(w, true)})
+					if err != nil {
+						err = fmt.Errorf("withdrawing %s: %w", r.describe(), err)
+					}
+				} else {
+					_, err = s.bgp.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: toAPIPath(r, false)})
+					if err != nil {
+						err = fmt.Errorf("advertising %s: %w", r.describe(), err)
+					}
+				}
+				out <- result{r, err}
+			}
+		}()
+	}
+	go func() {
+		defer close(in)
+		for _, r := range routes {
+			if ctx.Err() != nil {
+				return
+			}
+			in <- r
+		}
+	}()
+	go func() { wg.Wait(); close(out) }()
+	var done []advRoute
+	var errs []error
+	for res := range out {
+		if res.err != nil {
+			errs = append(errs, res.err)
+			continue
+		}
+		done = append(done, res.r)
+	}
+	if len(done)+len(errs) < len(routes) && ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
+	}
+	return done, errs
 }
