@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -140,6 +142,22 @@ var localTables = map[string]bool{
 	vtepdb.PhysicalLocatorTable: true, vtepdb.PhysicalSwitchTable: true,
 }
 
+// ownWrite reports whether an update only touched columns torswitch itself
+// writes (statistics, fault statuses), which need no reconciliation.
+func ownWrite(old, new model.Model) bool {
+	switch o := old.(type) {
+	case *vtepdb.PhysicalPort:
+		n, ok := new.(*vtepdb.PhysicalPort)
+		return ok && o.Name == n.Name && maps.Equal(o.VLANBindings, n.VLANBindings)
+	case *vtepdb.PhysicalSwitch:
+		n, ok := new.(*vtepdb.PhysicalSwitch)
+		return ok && o.Name == n.Name && slices.Equal(o.Ports, n.Ports) && slices.Equal(o.TunnelIPs, n.TunnelIPs)
+	case *vtepdb.LogicalBindingStats:
+		return true
+	}
+	return false
+}
+
 func (c *Controller) onEvent(table string) {
 	if kernelTables[table] {
 		poke(c.kernelDirty)
@@ -161,8 +179,12 @@ func (c *Controller) Run(ctx context.Context) error {
 		defer t.Stop()
 	}
 	c.ovs.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-		AddFunc:    func(table string, _ model.Model) { c.onEvent(table) },
-		UpdateFunc: func(table string, _, _ model.Model) { c.onEvent(table) },
+		AddFunc: func(table string, _ model.Model) { c.onEvent(table) },
+		UpdateFunc: func(table string, old, new model.Model) {
+			if !ownWrite(old, new) {
+				c.onEvent(table)
+			}
+		},
 		DeleteFunc: func(table string, _ model.Model) { c.onEvent(table) },
 	})
 	learnCh := make(chan dataplane.Learned, 4096)
