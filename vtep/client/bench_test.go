@@ -53,13 +53,13 @@ func BenchmarkInstallRemoteMACs(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("macs=%d", n), func(b *testing.B) {
 			for range b.N {
-				benchInstall(b, n)
+				benchInstall(b, n, true)
 			}
 		})
 	}
 }
 
-func benchInstall(b *testing.B, n int) {
+func benchInstall(b *testing.B, n int, report bool) time.Duration {
 	b.StopTimer()
 	s := vteptest.StartOVSDB(b)
 	s.AddSwitch("tor1", "192.0.2.100", "eth1")
@@ -87,6 +87,12 @@ func benchInstall(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	resync := time.Since(t0)
+	if !report {
+		b.ReportMetric(float64(rss-base)/float64(n), "client-RSS-B/MAC")
+		b.ReportMetric(resync.Seconds()*1000, "resync-ms")
+		b.ReportMetric(float64(again.Transactions), "resync-txns")
+		return took
+	}
 	b.ReportMetric(took.Seconds(), "s")
 	b.ReportMetric(float64(n)/took.Seconds(), "MACs/s")
 	b.ReportMetric(float64(res.Transactions), "txns")
@@ -96,6 +102,7 @@ func benchInstall(b *testing.B, n int) {
 	b.ReportMetric(resync.Seconds()*1000, "resync-ms")
 	b.ReportMetric(float64(again.Transactions), "resync-txns")
 	runtime.KeepAlive(d)
+	return took
 }
 
 // BenchmarkRawInsert is the raw limit: the same rows inserted by hand-built
@@ -108,14 +115,14 @@ func BenchmarkRawInsert(b *testing.B) {
 			}
 			b.Run(fmt.Sprintf("macs=%d/batch=%d", n, batch), func(b *testing.B) {
 				for range b.N {
-					benchRaw(b, n, batch)
+					benchRaw(b, n, batch, true)
 				}
 			})
 		}
 	}
 }
 
-func benchRaw(b *testing.B, n, batch int) {
+func benchRaw(b *testing.B, n, batch int, report bool) time.Duration {
 	b.StopTimer()
 	s := vteptest.StartOVSDB(b)
 	s.AddSwitch("tor1", "192.0.2.100", "eth1")
@@ -190,6 +197,72 @@ func benchRaw(b *testing.B, n, batch int) {
 	flush()
 	took := time.Since(start)
 	b.StopTimer()
-	b.ReportMetric(took.Seconds(), "s")
-	b.ReportMetric(float64(n)/took.Seconds(), "MACs/s")
+	if report {
+		b.ReportMetric(took.Seconds(), "s")
+		b.ReportMetric(float64(n)/took.Seconds(), "MACs/s")
+	}
+	return took
+}
+
+// BenchmarkInstallVsRaw runs, in the same process and one after the other,
+// torstitch's install of N remote MACs and the raw limit (hand-built
+// transactions, no monitor, no planning) at 250, 500 and 1000 rows per
+// transaction, twice each, and reports the best of each side and their ratio.
+func BenchmarkInstallVsRaw(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("macs=%d", n), func(b *testing.B) {
+			best, raw, rawBatch := time.Duration(1<<62), time.Duration(1<<62), 0
+			for range 2 {
+				if d := benchInstall(b, n, false); d < best {
+					best = d
+				}
+				for _, batch := range []int{250, 500, 1000} {
+					if d := benchRaw(b, n, batch, false); d < raw {
+						raw, rawBatch = d, batch
+					}
+				}
+			}
+			b.ReportMetric(best.Seconds(), "torstitch-s")
+			b.ReportMetric(float64(n)/best.Seconds(), "torstitch-MACs/s")
+			b.ReportMetric(raw.Seconds(), "raw-best-s")
+			b.ReportMetric(float64(rawBatch), "raw-best-batch")
+			b.ReportMetric(best.Seconds()/raw.Seconds(), "ratio")
+		})
+	}
+}
+
+// BenchmarkBatchRows sizes DefaultBatchRows and DefaultWindow by
+// measurement: 100k remote MACs at several batch sizes and pipelining depths.
+func BenchmarkBatchRows(b *testing.B) {
+	const n = 100000
+	for _, window := range []int{1, 3} {
+		for _, rows := range []int{100, 300, 1000, 5000} {
+			b.Run(fmt.Sprintf("window=%d/rows=%d", window, rows), func(b *testing.B) {
+				for range b.N {
+					s := vteptest.StartOVSDB(b)
+					s.AddSwitch("tor1", "192.0.2.100", "eth1")
+					c, err := New(Config{Name: "tor1", Endpoint: s.Endpoint(), BatchRows: rows, Window: window}, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ctx, cancel := context.WithCancel(context.Background())
+					done := make(chan struct{})
+					go func() { _ = c.Run(ctx); close(done) }()
+					if err := c.WaitConnected(ctx); err != nil {
+						b.Fatal(err)
+					}
+					d := scaleDesired(n, 100, 50)
+					start := time.Now()
+					if _, err := c.Reconcile(ctx, d, plan.Options{}); err != nil {
+						b.Fatal(err)
+					}
+					took := time.Since(start)
+					cancel()
+					<-done
+					b.ReportMetric(took.Seconds(), "s")
+					b.ReportMetric(n/took.Seconds(), "MACs/s")
+				}
+			})
+		}
+	}
 }
