@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.yaml", "agent: {state_dir: "+dir+"}\nswitches: [{name: tor1, ovsdb: \"tcp:127.0.0.1:6640\"}]\n")
+	tests := []struct {
+		name string
+		path string
+		code int
+		out  string
+	}{
+		{"valid", good, 0, "configuration OK"},
+		{"unknown key names its line", write("bad.yaml", "agent: {state_dir: "+dir+"}\nswitches: [{name: tor1, ovsdb: \"tcp:127.0.0.1:6640\", colour: red}]\n"), 1, "line 2: field colour not found"},
+		{"bad endpoint", write("ep.yaml", "switches: [{name: tor1, ovsdb: \"tcp:127.0.0.1\"}]\n"), 1, `OVSDB endpoint "tcp:127.0.0.1"`},
+		{"missing file", filepath.Join(dir, "nope.yaml"), 1, "nope.yaml"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run([]string{"--config", tc.path, "--check-config"}, &out, &errb)
+			if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.out) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, out.String(), errb.String(), tc.code, tc.out)
+			}
+			if tc.code != 0 && strings.Count(strings.TrimSpace(errb.String()), "\n") > 2 {
+				t.Fatalf("error is not short: %q", errb.String())
+			}
+		})
+	}
+}
