@@ -232,7 +232,7 @@ func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
 	obs := map[string]*plan.Observed{}
 	for _, s := range a.sw {
 		v := SwitchView{Name: s.name}
-		if o, err := s.client.Observed(); err == nil {
+		if o, err := s.client.ObservedWithoutRemote(); err == nil {
 			obs[s.name] = o
 			v.Connected = true
 			v.Ports = make(map[string]bool, len(o.Ports))

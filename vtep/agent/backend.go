@@ -46,7 +46,7 @@ func (a *Agent) parsePorts(raw []string) ([]l2.PortRef, error) {
 		if sw == nil {
 			return nil, fmt.Errorf("%w: switch %q is not in this pair (%v)", api.ErrInvalid, p.Switch, a.cfg.SwitchNames())
 		}
-		if o, err := sw.client.Observed(); err == nil {
+		if o, err := sw.client.ObservedWithoutRemote(); err == nil {
 			if _, ok := o.Ports[p.Port]; !ok {
 				return nil, fmt.Errorf("%w: switch %s has no port %q", api.ErrInvalid, p.Switch, p.Port)
 			}
@@ -166,7 +166,7 @@ func (a *Agent) settle(ctx context.Context) error {
 func (a *Agent) MACs(_ context.Context, vni l2.VNI) (api.MACs, error) {
 	var out api.MACs
 	for _, s := range a.sw {
-		o, err := s.client.Observed()
+		o, err := s.client.ObservedWithoutRemote()
 		if err != nil {
 			continue
 		}
@@ -193,11 +193,11 @@ func (a *Agent) Switches(context.Context) ([]api.Switch, error) {
 		st := s.client.Status()
 		v := api.Switch{Name: s.name, Endpoint: a.cfg.Switches[i].OVSDB, Connected: st.Connected, Since: st.Since,
 			PortFaults: map[string][]string{}}
-		if o, err := s.client.Observed(); err == nil {
+		if o, err := s.client.ObservedWithoutRemote(); err == nil {
 			v.TunnelIPs, v.Faults, v.Ports = o.TunnelIPs, o.SwitchFaults, len(o.Ports)
 			v.LogicalSws = len(o.Switches)
 			v.LocalMACs = len(o.UcastLocal)
-			v.RemoteMACs = len(o.UcastRemote)
+			v.RemoteMACs = s.client.RemoteCount()
 			for name, p := range o.Ports {
 				if len(p.Faults) > 0 {
 					v.PortFaults[name] = p.Faults

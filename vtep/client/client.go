@@ -329,6 +329,19 @@ func (c *Client) Observed() (*plan.Observed, error) {
 	return o, nil
 }
 
+// ObservedWithoutRemote is Observed without Ucast_Macs_Remote (nil), for
+// callers that need ports, faults, tunnel IPs and local MACs: it does not copy
+// the largest table.
+func (c *Client) ObservedWithoutRemote() (*plan.Observed, error) {
+	conn := c.current()
+	if conn == nil {
+		return nil, ErrNotConnected
+	}
+	o := observe(conn.Cache(), c.cfg.Name)
+	o.UcastRemote = nil
+	return o, nil
+}
+
 // Apply sends a plan in batched transactions.
 func (c *Client) Apply(ctx context.Context, ch *plan.Changes) (ApplyResult, error) {
 	conn := c.current()
