@@ -3,6 +3,7 @@ package vdsvlan_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"testing"
 	"time"
@@ -54,7 +55,8 @@ func BenchmarkFullInventory(b *testing.B) {
 		base := heapMB()
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
-		w, err := vdsvlan.New(cfg, nil)
+		log := slog.New(slog.NewTextHandler(testWriter{b}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		w, err := vdsvlan.New(cfg, log)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -194,10 +194,13 @@ func (w *Watcher) session(ctx context.Context) (bool, error) {
 // fullSync reads the whole inventory, every host's neighbours and the tags,
 // and publishes a complete snapshot.
 func (w *Watcher) fullSync(ctx context.Context, c *conn, wt *watch) error {
+	t0 := time.Now()
 	if err := wt.initial(ctx); err != nil {
 		return err
 	}
+	t1 := time.Now()
 	w.queryNeighbours(ctx, c, wt, nil)
+	t2 := time.Now()
 	if c.rest != nil {
 		tags, err := readTags(ctx, c, w.cfg.VNIPolicy.Category)
 		if err != nil {
@@ -205,7 +208,9 @@ func (w *Watcher) fullSync(ctx context.Context, c *conn, wt *watch) error {
 		}
 		w.tags = tags
 	}
+	t3 := time.Now()
 	w.publish(wt.objs, true, time.Time{})
+	w.log.Debug("full sync", "inventory", t1.Sub(t0), "neighbours", t2.Sub(t1), "tags", t3.Sub(t2), "publish", time.Since(t3))
 	return nil
 }
 
