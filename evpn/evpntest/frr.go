@@ -29,6 +29,7 @@ type FRRConfig struct {
 	VTEP      string   // local tunnel IP (must be configured in the namespace)
 	VNIs      []uint32 // a kernel VXLAN device, bridge and VM port per VNI
 	Neighbors []FRRNeighbor
+	BGPExtra  []string // extra lines under `router bgp`
 }
 
 // FRR is zebra + bgpd running in a namespace, with files in a temp dir.
@@ -60,6 +61,9 @@ func StartFRR(t testing.TB, ns *Netns, cfg FRRConfig) *FRR {
 	var b strings.Builder
 	fmt.Fprintf(&b, "hostname %s\nlog file %s/bgpd.log\n", ns.Name, dir)
 	fmt.Fprintf(&b, "router bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n timers bgp 3 9\n", cfg.ASN, cfg.RouterID)
+	for _, l := range cfg.BGPExtra {
+		fmt.Fprintf(&b, " %s\n", l)
+	}
 	for _, n := range cfg.Neighbors {
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers connect 1\n", n.Address, n.ASN, n.Address)
 		if n.Shutdown {
