@@ -12,6 +12,7 @@ import (
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/nstest"
+	"github.com/torstitch/torstitch/vtep/vteptest"
 )
 
 // trunkLab is a switch namespace whose trunk eth1 faces a namespace where the
@@ -242,5 +243,46 @@ func TestTrunkCabledLater(t *testing.T) {
 		out, _ := l.Try(l.sw, "tc", "filter", "show", "dev", "eth2", "ingress")
 		links, _ := l.Try(l.sw, "ip", "-br", "link")
 		return strings.Contains(out, "ts_trunk") && strings.Contains(links, "v10a"), out + links
+	})
+}
+
+// TestDatabaseWipe restarts the external ovsdb-server with an empty database
+// (a switch that lost its configuration): torswitch reconnects, recreates its
+// rows, reports its learned MACs again and keeps the kernel forwarding state
+// through the hold-down instead of flushing it.
+func TestDatabaseWipe(t *testing.T) {
+	l := newTrunkLab(t)
+	db := vteptest.StartOVSDB(t)
+	newSwitch(t, db.Endpoint(), controller.Config{
+		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1, HoldDown: 3 * time.Second,
+	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	a := newAgent(t, db.Endpoint())
+	ls := a.logicalSwitch("ls7000", 7000)
+	a.bind("tor1", "eth1", 10, ls)
+	a.remoteMACs(ls, remTunnel, map[string]string{"02:00:00:00:99:01": ""})
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel) })
+	s := l.socket(t)
+	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+		send(t, s, "02:00:00:00:10:01", 10)
+		return a.hasLocalMAC(ls, "02:00:00:00:10:01"), fmt.Sprint(a.localMACs())
+	})
+
+	db.Restart(true)
+	wiped := time.Now()
+	b := newAgent(t, db.Endpoint())
+	b.port("tor1", "eth1") // torswitch recreated its rows
+	if ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel); !ok && time.Since(wiped) < 3*time.Second {
+		t.Fatalf("kernel state flushed right after the wipe:\n%s", out)
+	}
+	// The controller writes its picture again; the learned MAC comes back.
+	ls2 := b.logicalSwitch("ls7000", 7000)
+	b.bind("tor1", "eth1", 10, ls2)
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
+		return b.hasLocalMAC(ls2, "02:00:00:00:10:01"), fmt.Sprint(b.localMACs())
+	})
+	// Remote MACs the new picture lacks go once the hold-down has passed.
+	nstest.Eventually(t, 15*time.Second, func() (bool, string) {
+		ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel)
+		return !ok, out
 	})
 }

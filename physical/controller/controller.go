@@ -124,6 +124,10 @@ func New(cfg Config, ovs client.Client, dp Dataplane) *Controller {
 
 var errNoSwitch = errors.New("no Physical_Switch row")
 
+// wipeHoldDown is how long kernel state is kept after the database lost the
+// switch's rows, when Config.HoldDown does not say.
+const wipeHoldDown = 60 * time.Second
+
 func poke(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -330,6 +334,15 @@ func (c *Controller) reconcileKernel(ctx context.Context) error {
 		if err := c.ensureSwitch(ctx); err != nil {
 			return err
 		}
+		// Give the controller time to write its picture again before
+		// anything is removed (make before break).
+		hold := c.cfg.HoldDown
+		if hold <= 0 {
+			hold = wipeHoldDown
+		}
+		c.pruneFrom = time.Now().Add(hold)
+		time.AfterFunc(hold, func() { poke(c.kernelDirty) })
+		c.log.Warn("switch rows missing from the database: recreated them, holding kernel state", "hold_down", hold)
 		s, err = c.snapshot(ctx, true)
 	}
 	if err != nil {
