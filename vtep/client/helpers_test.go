@@ -24,7 +24,13 @@ func testLogger(t testing.TB) *slog.Logger {
 // for its first sync.
 func startClient(t testing.TB, name, endpoint string, batch int) *Client {
 	t.Helper()
-	c, err := New(Config{Name: name, Endpoint: endpoint, BatchRows: batch, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Probe: time.Second}, testLogger(t))
+	return startClientConfig(t, Config{Name: name, Endpoint: endpoint, BatchRows: batch})
+}
+
+func startClientConfig(t testing.TB, cfg Config) *Client {
+	t.Helper()
+	cfg.MinBackoff, cfg.MaxBackoff, cfg.Probe = 20*time.Millisecond, 200*time.Millisecond, time.Second
+	c, err := New(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

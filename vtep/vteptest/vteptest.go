@@ -41,7 +41,8 @@ func RequireRoot(t testing.TB) {
 // OVSDB is a real ovsdb-server serving a hardware_vtep database from a
 // temporary directory on a unix socket.
 type OVSDB struct {
-	t    testing.TB
+	t     testing.TB
+	extra []string
 	Dir  string
 	DB   string
 	Sock string
@@ -53,11 +54,14 @@ type OVSDB struct {
 func (s *OVSDB) Endpoint() string { return "unix:" + s.Sock }
 
 // StartOVSDB creates an empty hardware_vtep database and serves it.
-func StartOVSDB(t testing.TB) *OVSDB {
+//
+// extra arguments are passed to ovsdb-server (for example more --remote
+// options and SSL key files).
+func StartOVSDB(t testing.TB, extra ...string) *OVSDB {
 	t.Helper()
 	RequireBinaries(t, "ovsdb-server", "ovsdb-tool", "vtep-ctl")
 	dir := t.TempDir()
-	s := &OVSDB{t: t, Dir: dir, DB: filepath.Join(dir, "vtep.db"), Sock: filepath.Join(dir, "db.sock")}
+	s := &OVSDB{t: t, extra: extra, Dir: dir, DB: filepath.Join(dir, "vtep.db"), Sock: filepath.Join(dir, "db.sock")}
 	s.create()
 	s.Start()
 	t.Cleanup(s.Stop)
@@ -75,11 +79,12 @@ func (s *OVSDB) create() {
 func (s *OVSDB) Start() {
 	s.t.Helper()
 	_ = os.Remove(s.Sock)
-	s.cmd = exec.Command("ovsdb-server", s.DB,
-		"--remote=punix:"+s.Sock,
-		"--unixctl="+filepath.Join(s.Dir, "ovsdb.ctl"),
-		"--log-file="+filepath.Join(s.Dir, "ovsdb-server.log"),
-		"--no-chdir", "-vconsole:off")
+	args := append([]string{s.DB,
+		"--remote=punix:" + s.Sock,
+		"--unixctl=" + filepath.Join(s.Dir, "ovsdb.ctl"),
+		"--log-file=" + filepath.Join(s.Dir, "ovsdb-server.log"),
+		"--no-chdir", "-vconsole:off"}, s.extra...)
+	s.cmd = exec.Command("ovsdb-server", args...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting ovsdb-server: %v", err)
 	}
