@@ -43,11 +43,11 @@ func RequireRoot(t testing.TB) {
 type OVSDB struct {
 	t     testing.TB
 	extra []string
-	Dir  string
-	DB   string
-	Sock string
-	cmd  *exec.Cmd
-	done chan struct{}
+	Dir   string
+	DB    string
+	Sock  string
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // Endpoint is the libovsdb/vtep-ctl endpoint of the server.
