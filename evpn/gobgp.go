@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -77,23 +78,87 @@ func toAPIPath(r advRoute, withdraw bool) *api.Path {
 	return &api.Path{Family: evpnFamily, Nlri: nlri, Pattrs: attrs, IsWithdraw: withdraw}
 }
 
-func rdString(a *anypb.Any) string {
-	if a == nil {
-		return ""
+// The received path is decoded straight from the protobuf wire format of
+// GoBGP's API messages (field numbers from GoBGP's attribute.proto): this
+// avoids reflection-based unmarshalling of every Any on the import path.
+
+// walk calls fn for each field of an encoded message: v holds the bytes of
+// length-delimited fields, u the value of varints. It reports well-formedness.
+func walk(b []byte, fn func(num protowire.Number, v []byte, u uint64)) bool {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		switch typ {
+		case protowire.VarintType:
+			u, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return false
+			}
+			fn(num, nil, u)
+			b = b[n:]
+		case protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return false
+			}
+			fn(num, v, 0)
+			b = b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return false
+			}
+			b = b[n:]
+		}
 	}
-	var ip api.RouteDistinguisherIPAddress
-	if a.MessageIs(&ip) && a.UnmarshalTo(&ip) == nil {
-		return ip.Admin + ":" + strconv.FormatUint(uint64(ip.Assigned), 10)
+	return true
+}
+
+// typeName is the message name of an Any's type URL ("apipb.X" -> "X").
+func typeName(url string) string {
+	if i := strings.LastIndexByte(url, '/'); i >= 0 {
+		url = url[i+1:]
 	}
-	var as2 api.RouteDistinguisherTwoOctetASN
-	if a.MessageIs(&as2) && a.UnmarshalTo(&as2) == nil {
-		return strconv.FormatUint(uint64(as2.Admin), 10) + ":" + strconv.FormatUint(uint64(as2.Assigned), 10)
+	return strings.TrimPrefix(url, "apipb.")
+}
+
+// decodeAnyBytes splits an encoded google.protobuf.Any.
+func decodeAnyBytes(b []byte) (name string, value []byte, ok bool) {
+	ok = walk(b, func(num protowire.Number, v []byte, _ uint64) {
+		switch num {
+		case 1:
+			name = typeName(string(v))
+		case 2:
+			value = v
+		}
+	})
+	return name, value, ok
+}
+
+// rdString renders an encoded RD Any as ADMIN:N.
+func rdString(b []byte) (string, bool) {
+	name, v, ok := decodeAnyBytes(b)
+	if !ok {
+		return "", false
 	}
-	var as4 api.RouteDistinguisherFourOctetASN
-	if a.MessageIs(&as4) && a.UnmarshalTo(&as4) == nil {
-		return strconv.FormatUint(uint64(as4.Admin), 10) + "L:" + strconv.FormatUint(uint64(as4.Assigned), 10)
-	}
-	return "?"
+	var admin string
+	var assigned uint64
+	ok = walk(v, func(num protowire.Number, s []byte, u uint64) {
+		switch num {
+		case 1:
+			if name == "RouteDistinguisherIPAddress" {
+				admin = string(s)
+			} else {
+				admin = strconv.FormatUint(u, 10)
+			}
+		case 2:
+			assigned = u
+		}
+	})
+	return admin + ":" + strconv.FormatUint(assigned, 10), ok
 }
 
 // decodePath turns a best path from GoBGP's watcher into an rxRoute. It
@@ -106,21 +171,44 @@ func decodePath(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 		return r, DropMalformed
 	}
 	r.withdraw = p.IsWithdraw
-	var mac api.EVPNMACIPAdvertisementRoute
-	var imet api.EVPNInclusiveMulticastEthernetTagRoute
-	switch {
-	case p.Nlri.MessageIs(&mac):
-		if err := p.Nlri.UnmarshalTo(&mac); err != nil {
-			return r, DropMalformed
-		}
+	var (
+		rd, macStr, ipStr string
+		etag              uint64
+		rdOK              = true
+	)
+	switch typeName(p.Nlri.TypeUrl) {
+	case "EVPNMACIPAdvertisementRoute":
 		r.kind = kindMAC
-		r.id = "2|" + rdString(mac.Rd) + "|" + strconv.FormatUint(uint64(mac.EthernetTag), 10) + "|" + mac.MacAddress + "|" + mac.IpAddress
-	case p.Nlri.MessageIs(&imet):
-		if err := p.Nlri.UnmarshalTo(&imet); err != nil {
+		if !walk(p.Nlri.Value, func(num protowire.Number, v []byte, u uint64) {
+			switch num {
+			case 1:
+				rd, rdOK = rdString(v)
+			case 3:
+				etag = u
+			case 4:
+				macStr = string(v)
+			case 5:
+				ipStr = string(v)
+			}
+		}) || !rdOK {
 			return r, DropMalformed
 		}
+		r.id = "2|" + rd + "|" + strconv.FormatUint(etag, 10) + "|" + macStr + "|" + ipStr
+	case "EVPNInclusiveMulticastEthernetTagRoute":
 		r.kind = kindIMET
-		r.id = "3|" + rdString(imet.Rd) + "|" + strconv.FormatUint(uint64(imet.EthernetTag), 10) + "|" + imet.IpAddress
+		if !walk(p.Nlri.Value, func(num protowire.Number, v []byte, u uint64) {
+			switch num {
+			case 1:
+				rd, rdOK = rdString(v)
+			case 2:
+				etag = u
+			case 3:
+				ipStr = string(v)
+			}
+		}) || !rdOK {
+			return r, DropMalformed
+		}
+		r.id = "3|" + rd + "|" + strconv.FormatUint(etag, 10) + "|" + ipStr
 	default:
 		return r, DropUnsupportedRT
 	}
@@ -128,44 +216,50 @@ func decodePath(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 		return r, ""
 	}
 	var (
-		nextHop netip.Addr
-		rtList  []RouteTarget
-		pmsi    *api.PmsiTunnelAttribute
+		nextHop  netip.Addr
+		rtList   []RouteTarget
+		pmsiType uint64
+		pmsiID   []byte
+		hasPMSI  bool
 	)
 	for _, a := range p.Pattrs {
-		var mp api.MpReachNLRIAttribute
-		var ec api.ExtendedCommunitiesAttribute
-		var pm api.PmsiTunnelAttribute
-		var nh api.NextHopAttribute
-		switch {
-		case a.MessageIs(&mp):
-			nh, ok := mpReachNextHop(a.Value)
-			if !ok {
-				return r, DropMalformed
-			}
+		ok := true
+		switch typeName(a.TypeUrl) {
+		case "MpReachNLRIAttribute":
+			var nh string
+			nh, ok = mpReachNextHop(a.Value)
 			nextHop, _ = netip.ParseAddr(nh)
-		case a.MessageIs(&nh):
-			if a.UnmarshalTo(&nh) == nil && !nextHop.IsValid() {
-				nextHop, _ = netip.ParseAddr(nh.NextHop)
-			}
-		case a.MessageIs(&ec):
-			if a.UnmarshalTo(&ec) != nil {
-				return r, DropMalformed
-			}
-			for _, c := range ec.Communities {
-				rt, mob, ok := decodeEC(c)
-				if ok {
-					rtList = append(rtList, rt)
+		case "NextHopAttribute":
+			ok = walk(a.Value, func(num protowire.Number, v []byte, _ uint64) {
+				if num == 1 && !nextHop.IsValid() {
+					nextHop, _ = netip.ParseAddr(string(v))
 				}
-				if mob != nil {
-					r.Seq, r.Sticky = mob.SequenceNum, mob.IsSticky
+			})
+		case "ExtendedCommunitiesAttribute":
+			ok = walk(a.Value, func(num protowire.Number, v []byte, _ uint64) {
+				if num != 1 {
+					return
 				}
-			}
-		case a.MessageIs(&pm):
-			if a.UnmarshalTo(&pm) != nil {
-				return r, DropMalformed
-			}
-			pmsi = &pm
+				name, val, aok := decodeAnyBytes(v)
+				if !aok {
+					ok = false
+					return
+				}
+				decodeEC(name, val, &r, &rtList)
+			})
+		case "PmsiTunnelAttribute":
+			hasPMSI = true
+			ok = walk(a.Value, func(num protowire.Number, v []byte, u uint64) {
+				switch num {
+				case 2:
+					pmsiType = u
+				case 4:
+					pmsiID = v
+				}
+			})
+		}
+		if !ok {
+			return r, DropMalformed
 		}
 	}
 	vni, ok := rts.importVNI(rtList)
@@ -175,7 +269,7 @@ func decodePath(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 	r.VNI = vni
 	switch r.kind {
 	case kindMAC:
-		hw, err := net.ParseMAC(mac.MacAddress)
+		hw, err := net.ParseMAC(macStr)
 		if err != nil || len(hw) != 6 {
 			return r, DropMalformed
 		}
@@ -186,8 +280,8 @@ func decodePath(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 		if r.MAC.IsMulticast() {
 			return r, DropMulticastMAC
 		}
-		if a := mac.IpAddress; a != "" && a != "<nil>" { // GoBGP prints a missing IP as <nil>
-			ip, err := netip.ParseAddr(a)
+		if ipStr != "" && ipStr != "<nil>" { // GoBGP prints a missing IP as <nil>
+			ip, err := netip.ParseAddr(ipStr)
 			if err != nil {
 				return r, DropMalformed
 			}
@@ -201,13 +295,13 @@ func decodePath(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 		r.VTEP = nextHop.Unmap()
 	case kindIMET:
 		// FRR uses the originator IP; fall back to the PMSI tunnel ID.
-		if pmsi == nil || pmsi.Type != pmsiIngressRepl {
+		if !hasPMSI || pmsiType != pmsiIngressRepl {
 			return r, DropNoTunnel
 		}
-		orig, err := netip.ParseAddr(imet.IpAddress)
+		orig, err := netip.ParseAddr(ipStr)
 		if err != nil || orig.IsUnspecified() {
 			var ok bool
-			orig, ok = netip.AddrFromSlice(pmsi.Id)
+			orig, ok = netip.AddrFromSlice(pmsiID)
 			if !ok {
 				return r, DropMalformed
 			}
@@ -217,34 +311,35 @@ func decodePath(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 	return r, ""
 }
 
-// decodeEC decodes a route target or a MAC mobility extended community.
-func decodeEC(c *anypb.Any) (RouteTarget, *api.MacMobilityExtended, bool) {
-	var as2 api.TwoOctetAsSpecificExtended
-	var ip4 api.IPv4AddressSpecificExtended
-	var as4 api.FourOctetAsSpecificExtended
-	var mob api.MacMobilityExtended
-	switch {
-	case c.MessageIs(&as2):
-		if c.UnmarshalTo(&as2) == nil && as2.SubType == ecSubTypeRouteTarget {
-			return RouteTarget{Kind: RTAS2, Admin: as2.Asn, Assigned: as2.LocalAdmin}, nil, true
+// decodeEC records a route target or a MAC mobility extended community.
+func decodeEC(name string, v []byte, r *rxRoute, rts *[]RouteTarget) {
+	var f [5]uint64 // varint fields 1-4
+	var addr string
+	walk(v, func(num protowire.Number, s []byte, u uint64) {
+		if num >= 1 && num <= 4 {
+			f[num] = u
 		}
-	case c.MessageIs(&ip4):
-		if c.UnmarshalTo(&ip4) == nil && ip4.SubType == ecSubTypeRouteTarget {
-			if a, err := netip.ParseAddr(ip4.Address); err == nil && a.Is4() {
-				b := a.As4()
-				return RouteTarget{Kind: RTIPv4, Admin: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), Assigned: ip4.LocalAdmin}, nil, true
-			}
+		if num == 3 {
+			addr = string(s)
 		}
-	case c.MessageIs(&as4):
-		if c.UnmarshalTo(&as4) == nil && as4.SubType == ecSubTypeRouteTarget {
-			return RouteTarget{Kind: RTAS4, Admin: as4.Asn, Assigned: as4.LocalAdmin}, nil, true
+	})
+	switch name {
+	case "TwoOctetAsSpecificExtended":
+		if f[2] == ecSubTypeRouteTarget {
+			*rts = append(*rts, RouteTarget{Kind: RTAS2, Admin: uint32(f[3]), Assigned: uint32(f[4])})
 		}
-	case c.MessageIs(&mob):
-		if c.UnmarshalTo(&mob) == nil {
-			return RouteTarget{}, &mob, false
+	case "FourOctetAsSpecificExtended":
+		if f[2] == ecSubTypeRouteTarget {
+			*rts = append(*rts, RouteTarget{Kind: RTAS4, Admin: uint32(f[3]), Assigned: uint32(f[4])})
 		}
+	case "IPv4AddressSpecificExtended":
+		if a, err := netip.ParseAddr(addr); err == nil && a.Is4() && f[2] == ecSubTypeRouteTarget {
+			b := a.As4()
+			*rts = append(*rts, RouteTarget{Kind: RTIPv4, Admin: uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), Assigned: uint32(f[4])})
+		}
+	case "MacMobilityExtended":
+		r.Sticky, r.Seq = f[1] != 0, uint32(f[2])
 	}
-	return RouteTarget{}, nil, false
 }
 
 // mpReachNextHop reads the first next hop (field 2) of an encoded

@@ -43,6 +43,14 @@ func TestDecodePath(t *testing.T) {
 		r.IP != ip("10.0.0.1") || r.VTEP != vtep || r.Seq != 7 || r.id == "" {
 		t.Errorf("type-2 decoded as %+v (%q)", r, reason)
 	}
+	explicit := newRTPolicy(65000, RouteTargets{VNIs: map[l2.VNI]VNIRouteTargets{
+		6000: {Import: []RouteTarget{MustRouteTarget("10.0.0.1:6")}}, 7000: {Import: []RouteTarget{MustRouteTarget("4200000000:7")}}}})
+	for rtStr, vni := range map[string]l2.VNI{"10.0.0.1:6": 6000, "4200000000:7": 7000} {
+		r, reason = decodePath(macRoute("02:00:00:00:00:01", 0, MustRouteTarget(rtStr)), explicit)
+		if reason != "" || r.VNI != vni {
+			t.Errorf("RT %s decoded to VNI %d (%q), want %d", rtStr, r.VNI, reason, vni)
+		}
+	}
 	r, reason = decodePath(imet(), rts)
 	if reason != "" || r.kind != kindIMET || r.VNI != 5000 || r.VTEP != vtep {
 		t.Errorf("type-3 decoded as %+v (%q)", r, reason)
