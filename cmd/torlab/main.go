@@ -10,6 +10,7 @@
 package main
 
 import (
+	"errors"
 	"context"
 	"fmt"
 	"log/slog"
@@ -79,7 +80,14 @@ func newRootCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := lab.Command(cmd.Context(), args[1], args[2:]...)
+			argv := args[2:]
+			if argv[0] == "--" { // kept in args: interspersed flags are off
+				argv = argv[1:]
+			}
+			if len(argv) == 0 {
+				return errors.New("exec: no command")
+			}
+			c, err := lab.Command(cmd.Context(), args[1], argv...)
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,11 @@
 // It writes into --out: url, username, password (mode 0600), ca.pem,
 // thumbprint, and last a file named ready (holding the URL). It prints the
 // URL and the directory (never the password) and runs until SIGINT/SIGTERM.
+//
+// SIGHUP re-reads the inventory file and applies what a running simulator
+// can change: port group VLAN policies and VM hosts (the lab's hook for
+// "VLAN reconfigured in vCenter" and "VM moved"); other edits are logged
+// and need a restart.
 package main
 
 import (
@@ -79,9 +84,28 @@ func run() error {
 		"hosts", len(spec.Hosts), "port_groups", len(spec.PortGroups), "vms", len(spec.VMs),
 		"took", time.Since(start).Round(time.Millisecond))
 	fmt.Println(lab.URL.String())
-	<-ctx.Done()
-	log.Info("stopping")
-	return nil
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping")
+			return nil
+		case <-hup:
+			next, err := vcsimlab.LoadSpec(*inventory)
+			if err != nil {
+				log.Error("reload: inventory not applied", "err", err)
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			spec, err = reload(rctx, lab, spec, next, log)
+			cancel()
+			if err != nil {
+				log.Error("reload failed", "err", err)
+			}
+		}
+	}
 }
 
 // writeFile writes atomically (temp file + rename) so readers never see a
