@@ -173,6 +173,27 @@ func frrFDBHas(f *evpntest.FRR, mac, dst string) func() error {
 	}
 }
 
+// watchRemote polls both switches for a remote MAC until the returned
+// function is called; it returns how many polls did not find it.
+func watchRemote(p *pair, mac, vtep string) (stop func() int64) {
+	var missing atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, s := range []*vteptest.OVSDB{p.tor1, p.tor2} {
+		wg.Add(1)
+		go func(s *vteptest.OVSDB) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if remoteHas(s, mac, vtep)() != nil {
+					missing.Add(1)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}(s)
+	}
+	return func() int64 { cancel(); wg.Wait(); return missing.Load() }
+}
+
 // TestAgentPairWithFRR is the whole agent against two real ovsdb-servers
 // and an FRR VTEP: bind, advertise, import, restart, wipe, peer restart.
 func TestAgentPairWithFRR(t *testing.T) {
@@ -213,21 +234,7 @@ func TestAgentPairWithFRR(t *testing.T) {
 	dump1, dump2 := p.tor1.Dump("tor1"), p.tor2.Dump("tor2")
 
 	// Agent killed and restarted: no remote MAC ever deleted in between.
-	var missing atomic.Int64
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, s := range []*vteptest.OVSDB{p.tor1, p.tor2} {
-		wg.Add(1)
-		go func(s *vteptest.OVSDB) {
-			defer wg.Done()
-			for watchCtx.Err() == nil {
-				if remoteHas(s, frrMAC, "10.99.5.2")() != nil {
-					missing.Add(1)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}(s)
-	}
+	missing := watchRemote(p, frrMAC, "10.99.5.2")
 	r.stop()
 	r2 := startAgent(t, p.cfg)
 	eventually(t, 60*time.Second, "restarted agent synced", func() error {
@@ -240,9 +247,7 @@ func TestAgentPairWithFRR(t *testing.T) {
 	if err := r2.a.waitPass(ctx); err != nil {
 		t.Fatal(err)
 	}
-	stopWatch()
-	wg.Wait()
-	if n := missing.Load(); n > 0 {
+	if n := missing(); n > 0 {
 		t.Fatalf("FRR's MAC was missing from a switch %d times during the agent restart", n)
 	}
 	if d := p.tor1.Dump("tor1"); d != dump1 {
@@ -263,20 +268,7 @@ func TestAgentPairWithFRR(t *testing.T) {
 	})
 
 	// FRR's bgpd crashes and restarts with graceful restart: nothing deleted.
-	missing.Store(0)
-	watchCtx, stopWatch = context.WithCancel(ctx)
-	for _, s := range []*vteptest.OVSDB{p.tor1, p.tor2} {
-		wg.Add(1)
-		go func(s *vteptest.OVSDB) {
-			defer wg.Done()
-			for watchCtx.Err() == nil {
-				if remoteHas(s, frrMAC, "10.99.5.2")() != nil {
-					missing.Add(1)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-		}(s)
-	}
+	missing = watchRemote(p, frrMAC, "10.99.5.2")
 	restartBGPD(t, p.frr)
 	eventually(t, 60*time.Second, "FRR session back", func() error {
 		peers, err := r2.a.Peers(ctx)
@@ -286,9 +278,7 @@ func TestAgentPairWithFRR(t *testing.T) {
 		return nil
 	})
 	eventually(t, 30*time.Second, "tor1 MAC re-learned by FRR", frrFDBHas(p.frr, tor1MAC, "10.99.5.11"))
-	stopWatch()
-	wg.Wait()
-	if n := missing.Load(); n > 0 {
+	if n := missing(); n > 0 {
 		t.Fatalf("FRR's MAC was missing from a switch %d times during FRR's graceful restart", n)
 	}
 }

@@ -27,7 +27,10 @@ func (a *Agent) Bindings(context.Context) ([]api.Binding, error) {
 	return bs, nil
 }
 
-func (a *Agent) parsePorts(raw []string) ([]l2.PortRef, error) {
+// parsePorts parses SWITCH:PORT arguments. With mustExist, a port the
+// (connected) switch does not have is refused; unbinding accepts it, so that
+// a binding on a port that went away can still be removed.
+func (a *Agent) parsePorts(raw []string, mustExist bool) ([]l2.PortRef, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: no port given (--port SWITCH:PORT)", api.ErrInvalid)
 	}
@@ -37,18 +40,15 @@ func (a *Agent) parsePorts(raw []string) ([]l2.PortRef, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", api.ErrInvalid, err)
 		}
-		var sw *switchState
-		for _, x := range a.sw {
-			if x.name == p.Switch {
-				sw = x
-			}
-		}
-		if sw == nil {
+		i := slices.IndexFunc(a.sw, func(x *switchState) bool { return x.name == p.Switch })
+		if i < 0 {
 			return nil, fmt.Errorf("%w: switch %q is not in this pair (%v)", api.ErrInvalid, p.Switch, a.cfg.SwitchNames())
 		}
-		if o, err := sw.client.ObservedWithoutRemote(); err == nil {
-			if _, ok := o.Ports[p.Port]; !ok {
-				return nil, fmt.Errorf("%w: switch %s has no port %q", api.ErrInvalid, p.Switch, p.Port)
+		if mustExist {
+			if o, err := a.sw[i].client.ObservedWithoutRemote(); err == nil {
+				if _, ok := o.Ports[p.Port]; !ok {
+					return nil, fmt.Errorf("%w: switch %s has no port %q", api.ErrInvalid, p.Switch, p.Port)
+				}
 			}
 		}
 		if !slices.Contains(out, p) {
@@ -67,7 +67,7 @@ func (a *Agent) Bind(ctx context.Context, req api.BindRequest) error {
 	if err := req.VNI.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
-	ports, err := a.parsePorts(req.Ports)
+	ports, err := a.parsePorts(req.Ports, true)
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func (a *Agent) Unbind(ctx context.Context, req api.UnbindRequest) error {
 	if err := req.VLAN.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
-	ports, err := a.parsePortsLoose(req.Ports)
+	ports, err := a.parsePorts(req.Ports, false)
 	if err != nil {
 		return err
 	}
@@ -130,25 +130,6 @@ func (a *Agent) Unbind(ctx context.Context, req api.UnbindRequest) error {
 	}
 	a.log.Info("unbound", "vlan", req.VLAN, "ports", ports)
 	return a.settle(ctx)
-}
-
-// parsePortsLoose accepts ports the switch no longer has (to unbind them).
-func (a *Agent) parsePortsLoose(raw []string) ([]l2.PortRef, error) {
-	if len(raw) == 0 {
-		return nil, fmt.Errorf("%w: no port given (--port SWITCH:PORT)", api.ErrInvalid)
-	}
-	var out []l2.PortRef
-	for _, s := range raw {
-		p, err := l2.ParsePortRef(s)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", api.ErrInvalid, err)
-		}
-		if !slices.Contains(a.cfg.SwitchNames(), p.Switch) {
-			return nil, fmt.Errorf("%w: switch %q is not in this pair (%v)", api.ErrInvalid, p.Switch, a.cfg.SwitchNames())
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 // settle waits for a reconcile pass; a timeout is not an error for the
