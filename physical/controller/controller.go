@@ -237,6 +237,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-c.kernelDirty:
 			if err := c.reconcileKernel(ctx); err != nil && ctx.Err() == nil {
 				c.log.Error("kernel reconcile", "err", err)
+				// Retry; the level is recomputed from scratch.
+				time.AfterFunc(time.Second, func() { poke(c.kernelDirty) })
 			}
 		case ev := <-learnCh:
 			c.learn(ev)
@@ -296,6 +298,11 @@ func (c *Controller) resyncLearned() error {
 	c.learned = map[l2.MACKey]dataplane.BindingKey{}
 	for _, ev := range snap {
 		c.learn(ev)
+	}
+	for k := range c.hostIPs {
+		if _, ok := c.learned[k]; !ok {
+			delete(c.hostIPs, k)
+		}
 	}
 	return nil
 }
