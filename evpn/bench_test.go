@@ -196,6 +196,7 @@ func BenchmarkAdvertise10k(b *testing.B) {
 	established(b, tx, ip("127.0.0.2"))
 	st := genLocal(n, 5000, ip("192.0.2.1"))
 	ctx := context.Background()
+	cpu0 := processCPU()
 	t0 := time.Now()
 	if err := tx.SetLocal(ctx, st); err != nil {
 		b.Fatal(err)
@@ -210,10 +211,12 @@ func BenchmarkAdvertise10k(b *testing.B) {
 		}
 	}
 	dAll := time.Since(t0)
+	cpu := processCPU() - cpu0
+	b.ReportMetric(cpu.Seconds(), "cpu-s")
 	b.ReportMetric(float64(n)/dSet.Seconds(), "setlocal-routes/s")
 	b.ReportMetric(float64(n)/dAll.Seconds(), "at-peer-routes/s")
-	b.Logf("advertise %d local MACs: SetLocal %s (%.0f routes/s), at the peer after %s (%.0f routes/s)",
-		n, dSet.Round(time.Millisecond), float64(n)/dSet.Seconds(), dAll.Round(time.Millisecond), float64(n)/dAll.Seconds())
+	b.Logf("advertise %d local MACs: SetLocal %s (%.0f routes/s), at the peer after %s (%.0f routes/s); CPU of both speakers %s",
+		n, dSet.Round(time.Millisecond), float64(n)/dSet.Seconds(), dAll.Round(time.Millisecond), float64(n)/dAll.Seconds(), cpu.Round(time.Millisecond))
 
 	// Steady state: an identical SetLocal changes nothing.
 	t1 := time.Now()
@@ -221,4 +224,20 @@ func BenchmarkAdvertise10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(time.Since(t1).Seconds()*1000, "noop-setlocal-ms")
+}
+
+// BenchmarkPlan10k: the pure planning step of SetLocal for 10k local MACs
+// (steady state: nothing changes).
+func BenchmarkPlan10k(b *testing.B) {
+	st := genLocal(10_000, 5000, ip("192.0.2.1"))
+	rts := newRTPolicy(65000, RouteTargets{})
+	mob := newMobility(5, 180*time.Second)
+	none := func(l2.MACKey) *remoteBest { return nil }
+	prev := plan(st, rts, mob, none, time.Unix(0, 0)).routes
+	for b.Loop() {
+		res := plan(st, rts, mob, none, time.Unix(1, 0))
+		if add, del := diffRoutes(prev, res.routes); len(add)+len(del) != 0 {
+			b.Fatal("steady state planned changes")
+		}
+	}
 }

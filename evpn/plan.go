@@ -61,7 +61,7 @@ type planResult struct {
 // the best remote route of a MAC (ignoring our own VTEPs). It updates the
 // mobility state.
 func plan(st LocalState, rts *rtPolicy, mob *mobility, remote func(l2.MACKey) *remoteBest, now time.Time) planResult {
-	res := planResult{routes: map[advKey]advRoute{}, localWins: map[l2.MACKey]bool{}}
+	res := planResult{routes: make(map[advKey]advRoute, len(st.MACs)+len(st.IMET)), localWins: make(map[l2.MACKey]bool, len(st.MACs))}
 
 	// Candidates per MAC, and the VNIs of each VTEP for RD numbering.
 	vnisOf := map[netip.Addr][]l2.VNI{}
@@ -69,7 +69,7 @@ func plan(st LocalState, rts *rtPolicy, mob *mobility, remote func(l2.MACKey) *r
 		vteps []netip.Addr
 		ips   map[netip.Addr]netip.Addr // VTEP -> lowest IP seen
 	}
-	cands := map[l2.MACKey]*cand{}
+	cands := make(map[l2.MACKey]*cand, len(st.MACs))
 	var keys []l2.MACKey
 	for _, m := range st.MACs {
 		if m.VNI.Validate() != nil || m.MAC.ValidateUnicast() != nil || !m.VTEP.Is4() {
