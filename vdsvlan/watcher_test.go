@@ -114,7 +114,7 @@ func TestWatcherChanges(t *testing.T) {
 		if err := st.change(); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
-		s := waitFor(t, w, time.Second, st.name, st.cond)
+		s := waitFor(t, w, 10*time.Second, st.name, st.cond) // end to end, includes vcsim; the 1 s rule is on ApplyTime
 		if s.Status.ApplyTime <= 0 || s.Status.ApplyTime > time.Second {
 			t.Errorf("%s: update arrival to snapshot took %v", st.name, s.Status.ApplyTime)
 		}
