@@ -88,3 +88,27 @@ type sentinel string
 func (s sentinel) Error() string { return string(s) }
 
 const errNotYet = sentinel("not yet")
+
+// Our speaker as iBGP route reflector: B's routes reach C through A.
+func TestRouteReflectorClient(t *testing.T) {
+	port := evpntest.FreePort(t, "127.0.0.1")
+	gr := GracefulRestart{Enabled: true, RestartTime: 30 * time.Second}
+	startSpeaker(t, Config{ASN: 65000, RouterID: ip("10.0.0.1"), ListenAddress: "127.0.0.1", ListenPort: int32(port),
+		Neighbors: []Neighbor{
+			{Address: ip("127.0.0.2"), ASN: 65000, Port: 1, RouteReflectorClient: true},
+			{Address: ip("127.0.0.3"), ASN: 65000, Port: 1, RouteReflectorClient: true},
+		}, GracefulRestart: gr})
+	client := func(id, local string) *Speaker {
+		return startSpeaker(t, Config{ASN: 65000, RouterID: ip(id), ListenPort: -1, ConnectRetry: time.Second,
+			Neighbors:       []Neighbor{{Address: ip("127.0.0.1"), ASN: 65000, Port: uint16(port), LocalAddress: ip(local)}},
+			GracefulRestart: gr})
+	}
+	b, c := client("10.0.0.2", "127.0.0.2"), client("10.0.0.3", "127.0.0.3")
+	mac := l2.MustMAC("02:00:00:00:00:0b")
+	if err := b.SetLocal(context.Background(), LocalState{IMET: []IMET{{VNI: 100, VTEP: ip("192.0.2.2")}},
+		MACs: []l2.LocalMAC{{Switch: "tor1", VNI: 100, MAC: mac, VTEP: ip("192.0.2.2")}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitRemote(t, c, 20*time.Second, "reflected routes at C", both(
+		hasMAC(l2.RemoteMAC{VNI: 100, MAC: mac, VTEP: ip("192.0.2.2")}), floodIs(100, ip("192.0.2.2"))))
+}
