@@ -164,3 +164,61 @@ func TestFRRInteropIBGPRouteReflector(t *testing.T) {
 		}
 	})
 }
+
+// TestFRRMACMobility: a MAC we advertise is learned behind FRR: FRR
+// advertises it with sequence 1, we yield (withdraw ours) and report it as
+// remote at FRR's VTEP with sequence 1. A MAC FRR advertises that we then
+// learn locally is advertised by us with sequence 1, and FRR points its FDB
+// entry to our VTEP.
+func TestFRRMACMobility(t *testing.T) {
+	evpntest.RequireNetns(t, "/usr/lib/frr/bgpd", "vtysh")
+	frrNS := evpntest.NewNetns(t, "frr4")
+	evpntest.Link(t, frrNS, "ev-frr4", "10.99.6.1/24", "eth0", "10.99.6.2/24")
+	frr := evpntest.StartFRR(t, frrNS, evpntest.FRRConfig{ASN: 65002, RouterID: "10.99.6.2", VTEP: "10.99.6.2",
+		VNIs: []uint32{frrVNI}, Neighbors: []evpntest.FRRNeighbor{{Address: "10.99.6.1", ASN: 65001}}})
+	s := startSpeaker(t, Config{ASN: 65001, RouterID: ip("10.99.6.1"), ListenAddress: "10.99.6.1",
+		ConnectRetry: time.Second, HoldTime: 9 * time.Second,
+		Neighbors:       []Neighbor{{Address: ip("10.99.6.2"), ASN: 65002}},
+		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}})
+	ctx := context.Background()
+	ours, theirs := ip("10.99.6.1"), ip("10.99.6.2")
+	moving := l2.MustMAC("02:00:00:00:00:41")
+	local := LocalState{IMET: []IMET{{VNI: frrVNI, VTEP: ours}},
+		MACs: []l2.LocalMAC{{Switch: "tor1", VNI: frrVNI, MAC: moving, VTEP: ours}}}
+	if err := s.SetLocal(ctx, local); err != nil {
+		t.Fatal(err)
+	}
+	evpntest.Eventually(t, 30*time.Second, 50*time.Millisecond, "FRR FDB has our MAC",
+		fdbCond(frr, map[string]string{moving.String(): ours.String()}, nil))
+
+	// The MAC shows up behind FRR (a dynamic entry: a real learn, not sticky).
+	frr.NS.Run(t, "bridge", "fdb", "replace", moving.String(), "dev", fmt.Sprintf("vm%d", frrVNI), "master", "dynamic")
+	waitRemote(t, s, 20*time.Second, "FRR's sequence-1 route wins",
+		hasMAC(l2.RemoteMAC{VNI: frrVNI, MAC: moving, VTEP: theirs, Seq: 1}))
+	if st := s.Stats(); st.LocalWins != 0 {
+		t.Errorf("we still advertise the moved MAC: local wins %d", st.LocalWins)
+	}
+	evpntest.Eventually(t, 10*time.Second, 100*time.Millisecond, "our route withdrawn at FRR", func() error {
+		out, err := frr.Vtysh(ctx, "show bgp l2vpn evpn route rd 10.99.6.1:5000 type macip")
+		if err != nil || strings.Contains(out, moving.String()) {
+			return fmt.Errorf("still present (%v):\n%s", err, out)
+		}
+		return nil
+	})
+
+	// The reverse: FRR's own MAC is learned on our side while FRR still
+	// advertises it; we send sequence 1 and FRR moves it to us.
+	frrMAC := l2.MustMAC("aa:bb:cc:00:00:42")
+	frr.NS.Run(t, "bridge", "fdb", "add", frrMAC.String(), "dev", fmt.Sprintf("vm%d", frrVNI), "master", "dynamic")
+	waitRemote(t, s, 20*time.Second, "FRR's MAC", hasMAC(l2.RemoteMAC{VNI: frrVNI, MAC: frrMAC, VTEP: theirs}))
+	local.MACs = append(local.MACs, l2.LocalMAC{Switch: "tor1", VNI: frrVNI, MAC: frrMAC, VTEP: ours})
+	if err := s.SetLocal(ctx, local); err != nil {
+		t.Fatal(err)
+	}
+	evpntest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR FDB points the MAC to us",
+		fdbCond(frr, map[string]string{frrMAC.String(): ours.String()}, nil))
+	out, _ := frr.Vtysh(ctx, "show bgp l2vpn evpn route rd 10.99.6.1:5000 type macip")
+	if !strings.Contains(out, "MM:1") {
+		t.Errorf("our route for %s lacks MAC mobility sequence 1 at FRR:\n%s", frrMAC, out)
+	}
+}
