@@ -193,7 +193,11 @@ bgp: {asn: 65001, router_id: 10.0.0.1, listen_port: -1, graceful_restart: {enabl
 			return nil
 		})
 		start := time.Now()
+		var inRIB time.Time // when the agent's speaker holds all n routes
 		evpntest.Eventually(b, 60*time.Second, 2*time.Millisecond, "10k remote MACs on both switches", func() error {
+			if inRIB.IsZero() && a.speaker.Stats().RemoteMACs >= n {
+				inRIB = time.Now()
+			}
 			for _, s := range a.sw {
 				if got := s.client.RemoteCount(); got < n {
 					return fmt.Errorf("%s has %d", s.name, got)
@@ -204,6 +208,8 @@ bgp: {asn: 65001, router_id: 10.0.0.1, listen_port: -1, graceful_restart: {enabl
 		took := time.Since(start)
 		b.ReportMetric(took.Seconds(), "s")
 		b.ReportMetric(n/took.Seconds(), "routes/s")
+		b.ReportMetric(inRIB.Sub(start).Seconds(), "bgp-transfer-s")
+		b.ReportMetric(time.Since(inRIB).Seconds()*1000, "rib-to-both-switches-ms")
 	})
 }
 
