@@ -47,8 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, cfg.Agent.LogFormat, cfg.Agent.LogLevel)
-	a, err := agent.New(cfg, log)
-	if err != nil {
+	if err := agent.Check(cfg); err != nil {
 		fmt.Fprintf(stderr, "toragent: %v\n", err)
 		return 1
 	}
@@ -63,6 +62,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: configuration OK (%d switches, bgp %v, vcenter %v, %d static bindings)\n",
 			*cfgPath, len(cfg.Switches), cfg.BGP != nil, cfg.VCenter != nil, len(cfg.Bindings))
 		return 0
+	}
+	a, err := agent.New(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "toragent: %v\n", err)
+		return 1
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -17,7 +17,8 @@ func TestCheckConfig(t *testing.T) {
 		}
 		return p
 	}
-	good := write("good.yaml", "agent: {state_dir: "+dir+"}\nswitches: [{name: tor1, ovsdb: \"tcp:127.0.0.1:6640\"}]\n")
+	state := filepath.Join(dir, "state")
+	good := write("good.yaml", "agent: {state_dir: "+state+"}\nswitches: [{name: tor1, ovsdb: \"tcp:127.0.0.1:6640\"}]\n")
 	tests := []struct {
 		name string
 		path string
@@ -35,6 +36,9 @@ func TestCheckConfig(t *testing.T) {
 			code := run([]string{"--config", tc.path, "--check-config"}, &out, &errb)
 			if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.out) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, out.String(), errb.String(), tc.code, tc.out)
+			}
+			if _, err := os.Stat(state); err == nil {
+				t.Fatal("--check-config created the state directory")
 			}
 			if tc.code != 0 && strings.Count(strings.TrimSpace(errb.String()), "\n") > 2 {
 				t.Fatalf("error is not short: %q", errb.String())

@@ -75,14 +75,30 @@ type Agent struct {
 // creates (but does not start) the switch clients, the speaker and the
 // vCenter watcher, so that configuration errors surface before anything runs.
 func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	st, err := store.Open(cfg.Agent.StateDir)
+	a, err := build(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, store: st, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true}
+	if a.store, err = store.Open(cfg.Agent.StateDir); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Check does everything New does that can fail on bad configuration
+// (endpoints, TLS files, BGP password files, vCenter settings) without
+// touching the state directory or the network.
+func Check(cfg *config.Config) error {
+	_, err := build(cfg, nil)
+	return err
+}
+
+func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true}
 	a.genCond = sync.NewCond(&a.mu)
 	for _, s := range cfg.Switches {
 		c, err := client.New(client.Config{Name: s.Name, Endpoint: s.OVSDB, TLS: s.TLS}, log)
