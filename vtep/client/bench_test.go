@@ -65,7 +65,7 @@ func benchInstall(b *testing.B, n int, report bool) time.Duration {
 	s.AddSwitch("tor1", "192.0.2.100", "eth1")
 	base := rssBytes()
 	c := startClient(b, "tor1", s.Endpoint(), 0)
-	d := scaleDesired(n, 100, 50)
+	d := benchDesired(n, 100, 50)
 	ctx := context.Background()
 	b.StartTimer()
 	start := time.Now()
@@ -140,7 +140,7 @@ func benchRaw(b *testing.B, n, batch int, report bool) time.Duration {
 		b.Fatal(err)
 	}
 	defer cli.Close()
-	d := scaleDesired(n, 100, 50)
+	d := benchDesired(n, 100, 50)
 	b.StartTimer()
 	start := time.Now()
 	// One transaction for the logical switches and, with each first MAC, its locator.
@@ -251,7 +251,7 @@ func BenchmarkBatchRows(b *testing.B) {
 					if err := c.WaitConnected(ctx); err != nil {
 						b.Fatal(err)
 					}
-					d := scaleDesired(n, 100, 50)
+					d := benchDesired(n, 100, 50)
 					start := time.Now()
 					if _, err := c.Reconcile(ctx, d, plan.Options{}); err != nil {
 						b.Fatal(err)

@@ -56,3 +56,11 @@ func scaleDesired(n, vnis, vteps int) *plan.Desired {
 	}
 	return d
 }
+
+// benchDesired is scaleDesired without flood lists: exactly the rows the raw
+// benchmark inserts (logical switches, locators, remote MACs).
+func benchDesired(n, vnis, vteps int) *plan.Desired {
+	d := scaleDesired(n, vnis, vteps)
+	d.Flood = nil
+	return d
+}
