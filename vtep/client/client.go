@@ -59,9 +59,13 @@ type Client struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.RWMutex
-	conn   client.Client // nil until the initial monitor reply of the current connection
-	status Status
+	mu   sync.RWMutex
+	conn client.Client // nil until the initial monitor reply of the current connection
+	// connCtx ends when conn is dropped: transactions on conn are bound to
+	// it, so one waiting on a dead switch cannot hold libovsdb's lock (and
+	// with it conn.Close and the agent's reconcile loop) forever.
+	connCtx context.Context
+	status  Status
 
 	applyMu sync.Mutex // serializes plans and applies; guards remote's rows
 	remote  remoteTable
@@ -257,8 +261,10 @@ func (c *Client) onChange(table string) {
 // serve publishes a synced connection and holds it until it drops, the
 // liveness probe fails, or ctx ends.
 func (c *Client) serve(ctx context.Context, conn client.Client) {
+	connCtx, cancelConn := context.WithCancel(ctx)
 	c.mu.Lock()
 	c.conn = conn
+	c.connCtx = connCtx
 	c.status.Connected = true
 	c.status.Since = time.Now()
 	c.status.Connections++
@@ -270,8 +276,10 @@ func (c *Client) serve(ctx context.Context, conn client.Client) {
 	notify(c.changed)
 
 	defer func() {
+		cancelConn() // first: ends transactions in flight so Close can lock
 		c.mu.Lock()
 		c.conn = nil
+		c.connCtx = nil
 		c.status.Connected = false
 		c.status.Since = time.Now()
 		c.mu.Unlock()
@@ -318,6 +326,20 @@ func (c *Client) current() client.Client {
 	return c.conn
 }
 
+// currentBound returns the current connection and ctx narrowed to that
+// connection's lifetime (release with the returned cancel func).
+func (c *Client) currentBound(ctx context.Context) (client.Client, context.Context, context.CancelFunc) {
+	c.mu.RLock()
+	conn, connCtx := c.conn, c.connCtx
+	c.mu.RUnlock()
+	ctx, cancel := context.WithCancel(ctx)
+	if connCtx == nil {
+		return conn, ctx, cancel
+	}
+	stop := context.AfterFunc(connCtx, cancel)
+	return conn, ctx, func() { stop(); cancel() }
+}
+
 // Observed returns the switch's state as the planner sees it.
 func (c *Client) Observed() (*plan.Observed, error) {
 	conn := c.current()
@@ -344,7 +366,8 @@ func (c *Client) ObservedWithoutRemote() (*plan.Observed, error) {
 
 // Apply sends a plan in batched transactions.
 func (c *Client) Apply(ctx context.Context, ch *plan.Changes) (ApplyResult, error) {
-	conn := c.current()
+	conn, ctx, release := c.currentBound(ctx)
+	defer release()
 	if conn == nil {
 		return ApplyResult{}, ErrNotConnected
 	}
@@ -361,7 +384,8 @@ func (c *Client) Apply(ctx context.Context, ch *plan.Changes) (ApplyResult, erro
 // difference. A switch already in the desired state costs no transaction.
 func (c *Client) Reconcile(ctx context.Context, d *plan.Desired, opt plan.Options) (ApplyResult, error) {
 	c.applyMu.Lock()
-	conn := c.current()
+	conn, ctx, release := c.currentBound(ctx)
+	defer release()
 	if conn == nil {
 		c.applyMu.Unlock()
 		return ApplyResult{}, ErrNotConnected
