@@ -1,0 +1,296 @@
+package testbed_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/torstitch/torstitch/testbed"
+)
+
+const stitchLab = "../containerlab/stitch.clab.yml"
+
+func requireStitchPeers(t *testing.T) {
+	t.Helper()
+	requireRoot(t)
+	if testing.Short() {
+		t.Skip("deploys the whole stitch lab; skipped with -short")
+	}
+	for _, bin := range []string{"ovsdb-server", "ovs-vswitchd", "vtep-ctl", "ovsdb-client", "ethtool", "bridge", "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "vtysh"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s (make deps installs openvswitch-vtep, frr, iproute2, ethtool)", bin)
+		}
+	}
+	if _, err := os.Stat("/usr/share/openvswitch/scripts/ovs-vtep"); err != nil {
+		t.Skip("needs the ovs-vtep emulator (Debian openvswitch-vtep)")
+	}
+}
+
+// e2e is one deployed stitch lab shared by the scenarios, in order.
+type e2e struct {
+	ctx context.Context
+	lab *testbed.Lab
+
+	mu      sync.Mutex
+	summary []string
+}
+
+// result records a scenario's measured figures: logged at once and again
+// in the summary at the end.
+func (e *e2e) result(t *testing.T, format string, args ...any) {
+	t.Helper()
+	line := fmt.Sprintf("%-16s %s", strings.TrimPrefix(t.Name(), "TestStitchE2E/"), fmt.Sprintf(format, args...))
+	t.Log("E2E " + line)
+	e.mu.Lock()
+	e.summary = append(e.summary, line)
+	e.mu.Unlock()
+}
+
+func (e *e2e) sh(t *testing.T, node, cmd string) string {
+	t.Helper()
+	out, err := e.lab.Shell(e.ctx, node, cmd)
+	if err != nil {
+		t.Fatalf("%s: %s: %v\n%s", node, cmd, err, out)
+	}
+	return string(out)
+}
+
+func (e *e2e) ping(node, ip string) error {
+	out, err := e.lab.Exec(e.ctx, node, "ping", "-c", "1", "-W", "1", ip)
+	if err != nil {
+		return fmt.Errorf("%s -> %s: %w\n%s", node, ip, err, out)
+	}
+	return nil
+}
+
+// TestStitchE2E deploys the stitch lab with the real product (toragent with
+// bindings from the simulated vCenter, torctl, torvcsim) and runs the
+// end-to-end scenarios of the lab on it, printing each one's measured
+// outage or convergence time (E2E lines, and a summary at the end).
+func TestStitchE2E(t *testing.T) {
+	requireStitchPeers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	bin := buildProduct(t)
+	opts := testbed.Options{Logger: testLogger(t), Name: "tb-e2e", BinDirs: []string{bin}, HealthTimeout: 90 * time.Second}
+	cleanLab(t, stitchLab, opts)
+	start := time.Now()
+	lab, err := testbed.Deploy(ctx, stitchLab, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &e2e{ctx: ctx, lab: lab}
+	e.summary = append(e.summary, fmt.Sprintf("%-16s %d nodes, %d links, healthy (switches connected, BGP up, vCenter synced) in %s",
+		"deploy", len(lab.Topology.Nodes), len(lab.Topology.Links), time.Since(start).Round(time.Millisecond)))
+	defer func() {
+		t.Logf("E2E SUMMARY (stitch lab, ovs-vtep ToRs)\n  %s", strings.Join(e.summary, "\n  "))
+	}()
+
+	// Order matters: flooding needs a lab where no MAC is known yet.
+	for _, s := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"flooding", e.flooding},
+		{"bindings", e.bindingsFromVCenter},
+		{"ping-matrix", e.pingMatrix},
+		{"vlan-change", e.vlanChange},
+		{"vm-move", e.vmMove},
+		{"tor-failover", e.torFailover},
+		{"agent-restart", e.agentRestart},
+		{"rr-restart", e.rrRestart},
+	} {
+		if !t.Run(s.name, s.run) {
+			t.Logf("diagnostics after %s:\n%s", s.name, diagnose(ctx, lab))
+		}
+	}
+}
+
+// floodFlows checks that a ToR's ovs-vtep (polling once a second) has
+// turned the flood lists into its flood flows: both access ports and both
+// tunnels (kvm1, the peer ToR) in each of the two logical switches' bridges.
+func (e *e2e) floodFlows(tor string) error {
+	out, err := e.lab.Shell(e.ctx, tor, `for b in $(ovs-vsctl list-br | grep _vtep_ls); do `+
+		`ovs-ofctl dump-flows $b table=1 | grep ' priority=0 actions=' | tr , '\n' | grep -c output; done`)
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", tor, err, out)
+	}
+	if f := strings.Fields(string(out)); len(f) != 2 || f[0] != "4" || f[1] != "4" {
+		return errString(tor + ": ovs-vtep flood flows not complete (outputs per logical switch: " + strings.Join(f, ",") + ")")
+	}
+	return nil
+}
+
+// flooding: before any VM MAC is known, ARP and unknown unicast cross the
+// fabric through the type-3 flood lists (Mcast_Macs_Remote unknown-dst on
+// the ToRs, all-zero FDB entries on the KVM VTEP).
+func (e *e2e) flooding(t *testing.T) {
+	waitFor(e.ctx, t, 30*time.Second, "type-3 flood lists on both sides", func() error {
+		out, err := e.lab.Shell(e.ctx, "kvm1", "bridge fdb show | grep ^00:00:00:00:00:00")
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{"vxlan10100 dst 10.0.0.11", "vxlan10100 dst 10.0.0.12", "vxlan10200 dst 10.0.0.11", "vxlan10200 dst 10.0.0.12"} {
+			if !strings.Contains(string(out), want) {
+				return errString("kvm1 lacks flood entry " + want + ":\n" + string(out))
+			}
+		}
+		for _, tor := range []string{"tor1", "tor2"} {
+			for _, ls := range []string{"vni10100", "vni10200"} {
+				out, err := e.lab.Shell(e.ctx, tor, "vtep-ctl list-remote-macs "+ls)
+				if err != nil {
+					return fmt.Errorf("%s: %w: %s", tor, err, out)
+				}
+				if !strings.Contains(string(out), "unknown-dst -> vxlan_over_ipv4/10.0.0.21") {
+					return errString(tor + " " + ls + " has no flood entry to kvm1:\n" + string(out))
+				}
+			}
+			if err := e.floodFlows(tor); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var m macsView
+	if err := torctl(e.ctx, e.lab, &m, "show", "macs"); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Local) > 0 {
+		t.Fatalf("VM MACs already known before any traffic: %+v", m.Local)
+	}
+	if out := e.sh(t, "kvm1", "bridge fdb show | grep -c '^00:50:56' || true"); strings.TrimSpace(out) != "0" {
+		t.Fatalf("kvm1 already knows VMware MACs: %s", out)
+	}
+	// Unknown unicast both ways: static neighbours, so the first echo request
+	// goes to a MAC no ToR knows (flooded to kvm1), and its reply to a MAC
+	// kvm1 does not know (flooded to both ToRs). One try: a retry would find
+	// the MACs learned.
+	e.sh(t, "vm11", "ip neigh replace 192.168.100.31 lladdr 52:54:00:00:01:31 dev eth1 nud permanent")
+	e.sh(t, "kvm11", "ip neigh replace 192.168.100.11 lladdr 00:50:56:00:01:11 dev eth1 nud permanent")
+	t0 := time.Now()
+	out, err := e.lab.Exec(e.ctx, "vm11", "ping", "-c", "1", "-W", "3", "192.168.100.31")
+	uu := time.Since(t0)
+	e.sh(t, "vm11", "ip neigh del 192.168.100.31 dev eth1")
+	e.sh(t, "kvm11", "ip neigh del 192.168.100.11 dev eth1")
+	if err != nil {
+		t.Fatalf("unknown unicast vm11 -> kvm11 (first packet, no MAC known): %v\n%s", err, out)
+	}
+	// ARP broadcast on VLAN 200 / VNI 10200: request flooded ToR -> kvm1,
+	// reply to vm12's still unknown MAC flooded kvm1 -> ToRs.
+	t0 = time.Now()
+	out, err = e.lab.Exec(e.ctx, "vm12", "ping", "-c", "1", "-W", "3", "192.168.200.32")
+	arp := time.Since(t0)
+	if err != nil {
+		t.Fatalf("ARP + first ping vm12 -> kvm12 (no MAC known): %v\n%s", err, out)
+	}
+	e.result(t, "ok: unknown unicast vm11->kvm11 answered on the 1st packet in %s; ARP+ping vm12->kvm12 in %s",
+		uu.Round(time.Millisecond), arp.Round(time.Millisecond))
+}
+
+// bindingsFromVCenter: the agent's bindings are the vCenter port groups'
+// VLANs with the offset policy (base 10000) on the ToR ports the hosts'
+// LLDP neighbours name.
+func (e *e2e) bindingsFromVCenter(t *testing.T) {
+	ports := "tor1:eth1,tor1:eth2,tor2:eth1,tor2:eth2"
+	want := map[int]string{100: "10100(vcenter):" + ports, 200: "10200(vcenter):" + ports}
+	var got map[int]string
+	waitFor(e.ctx, t, 30*time.Second, "bindings from vCenter", func() error {
+		var bs []binding
+		if err := torctl(e.ctx, e.lab, &bs, "show", "bindings"); err != nil {
+			return err
+		}
+		for _, b := range bs {
+			slices.SortFunc(b.Ports, func(x, y struct {
+				Switch string `json:"switch"`
+				Port   string `json:"port"`
+			}) int {
+				return strings.Compare(x.Switch+x.Port, y.Switch+y.Port)
+			})
+		}
+		got = bindingsString(bs)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("bindings %v, want %v", got, want)
+		}
+		return nil
+	})
+	e.result(t, "ok: %v", got)
+}
+
+// pingMatrix: every VM reaches the VMs of its segment (VMware <-> KVM both
+// ways, across hosts) and none of the other segment (one /16: only layer 2
+// separates them).
+func (e *e2e) pingMatrix(t *testing.T) {
+	type vm struct{ name, seg, ip string }
+	var vms []vm
+	for _, n := range e.lab.Topology.Nodes {
+		if seg, ok := n.Labels["torstitch.segment"]; ok {
+			ip, _, _ := strings.Cut(n.Env["VM_IP"], "/")
+			vms = append(vms, vm{n.Name, seg, ip})
+		}
+	}
+	if len(vms) != 6 {
+		t.Fatalf("VMs %v", vms)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var fails []string
+	reach, isolated := 0, 0
+	for _, a := range vms {
+		for _, b := range vms {
+			if a == b || a.seg != b.seg {
+				continue
+			}
+			reach++
+			wg.Go(func() {
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					err := e.ping(a.name, b.ip)
+					if err == nil {
+						return
+					}
+					if time.Now().After(deadline) || e.ctx.Err() != nil {
+						mu.Lock()
+						fails = append(fails, fmt.Sprintf("%s(%s) cannot reach %s(%s)", a.name, a.seg, b.name, b.seg))
+						mu.Unlock()
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	converged := time.Since(start)
+	// Isolation, once every MAC is known: one try each.
+	for _, a := range vms {
+		for _, b := range vms {
+			if a.seg == b.seg {
+				continue
+			}
+			isolated++
+			wg.Go(func() {
+				if e.ping(a.name, b.ip) == nil {
+					mu.Lock()
+					fails = append(fails, fmt.Sprintf("LEAK %s(%s) reaches %s(%s)", a.name, a.seg, b.name, b.seg))
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if len(fails) > 0 {
+		t.Fatalf("ping matrix:\n%s", strings.Join(fails, "\n"))
+	}
+	// Full-size frames across OVS userspace and VXLAN.
+	if out, err := e.lab.Exec(e.ctx, "vm11", "ping", "-c", "2", "-s", "1472", "-M", "do", "-W", "1", "192.168.100.31"); err != nil {
+		t.Errorf("1500-byte frames vm11 -> kvm11: %v\n%s", err, out)
+	}
+	e.result(t, "ok: %d same-segment pairs reach each other (all within %s), %d cross-segment pairs isolated",
+		reach, converged.Round(time.Millisecond), isolated)
+}
