@@ -15,7 +15,7 @@ APT_PKGS := openvswitch-switch openvswitch-common openvswitch-vtep frr gobgpd \
 BIN := bin
 CMDS := $(notdir $(wildcard cmd/*))
 
-.PHONY: all build deps test test-unit generate generate-check lint bench demo clean
+.PHONY: all build deps test test-unit generate generate-check lint bench demo demo-destroy clean
 
 all: build
 
@@ -59,8 +59,14 @@ bench: deps
 
 BENCHPKGS ?= ./...
 
+# DEMO_FLAGS=--destroy tears the lab down at the end; else `make demo-destroy`.
+DEMO_FLAGS ?=
 demo: build
-	$(BIN)/torlab demo
+	$(BIN)/torlab demo $(DEMO_FLAGS)
+
+demo-destroy:
+	@if [ -x $(BIN)/torlab ]; then $(BIN)/torlab destroy containerlab/stitch.clab.yml; \
+	else $(GO) run ./cmd/torlab destroy containerlab/stitch.clab.yml; fi
 
 clean:
 	rm -rf $(BIN)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -140,6 +141,7 @@ func killNetns(ctx context.Context, name string, grace time.Duration) error {
 	if err != nil || len(pids) == 0 {
 		return err
 	}
+	signalled := slices.Clone(pids)
 	for _, p := range pids {
 		_ = syscall.Kill(p, syscall.SIGTERM)
 	}
@@ -147,6 +149,9 @@ func killNetns(ctx context.Context, name string, grace time.Duration) error {
 	for {
 		pids, err = pidsInNetns(name)
 		if err != nil || len(pids) == 0 {
+			if err == nil {
+				waitGone(ctx, signalled)
+			}
 			return err
 		}
 		if time.Now().After(deadline) {
@@ -162,6 +167,9 @@ func killNetns(ctx context.Context, name string, grace time.Duration) error {
 	deadline = time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if pids, err = pidsInNetns(name); err != nil || len(pids) == 0 {
+			if err == nil {
+				waitGone(ctx, signalled)
+			}
 			return err
 		}
 		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
@@ -169,6 +177,23 @@ func killNetns(ctx context.Context, name string, grace time.Duration) error {
 		}
 	}
 	return fmt.Errorf("processes %v in netns %s survive SIGKILL", pids, name)
+}
+
+// waitGone waits (up to 5 s) until the processes have fully exited and been
+// reaped: an exiting process leaves its namespace before its pid is free,
+// and a restart script that checks a pid file must not see it alive.
+func waitGone(ctx context.Context, pids []int) {
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range pids {
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", p)); err != nil {
+				break
+			}
+			if sleepCtx(ctx, 20*time.Millisecond) != nil {
+				return
+			}
+		}
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -42,26 +43,24 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 			}
 			printTable(out, info)
 			if lab.Topology.Node("toragent") != nil {
-				for _, what := range []string{"switches", "peers", "bindings", "macs"} {
-					fmt.Fprintf(out, "\n== torctl show %s\n", what)
-					b, err := lab.Exec(ctx, "toragent", "torctl", "show", what)
-					if err != nil {
-						fmt.Fprintf(out, "(failed: %v)\n", firstLine(err))
-						continue
-					}
-					out.Write(b)
+				for _, what := range []string{"vcenter", "bindings", "peers", "switches"} {
+					showIn(ctx, out, lab, "toragent", "torctl show "+what)
 				}
 			}
 			fmt.Fprintf(out, "\n== ping matrix (VMs of one segment reach each other, others do not)\n")
 			ok := pingMatrix(ctx, out, lab, converge)
+			printMACTables(ctx, out, lab)
 			if teardown {
 				if err := lab.Destroy(ctx); err != nil {
 					return err
 				}
 				fmt.Fprintln(out, "\nlab destroyed")
 			} else {
-				fmt.Fprintf(out, "\nlab %s is up.\n  inspect: torlab inspect %s\n  a shell: torlab exec %s NODE -- bash\n  destroy: torlab destroy %s\n",
-					lab.Name, file, file, file)
+				me := os.Args[0]
+				fmt.Fprintf(out, "\nlab %s is up.\n  inspect: %s inspect %s\n  a shell: %s exec %s NODE -- bash\n"+
+					"  the agent: %s exec %s toragent -- torctl show bindings|macs|switches|peers|vcenter\n"+
+					"  destroy: %s destroy %s   (or: make demo-destroy)\n",
+					lab.Name, me, file, me, file, me, file, me, file)
 			}
 			if !ok {
 				return errors.New("ping matrix does not match the expected reachability")
@@ -73,6 +72,34 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&teardown, "destroy", false, "destroy the lab at the end")
 	cmd.Flags().DurationVar(&converge, "converge-timeout", time.Minute, "how long a pair that must reach each other may take")
 	return cmd
+}
+
+// showIn prints a command's output in a node under a heading.
+func showIn(ctx context.Context, out io.Writer, lab *testbed.Lab, node, cmdline string) {
+	fmt.Fprintf(out, "\n== %s: %s\n", node, cmdline)
+	b, err := lab.Shell(ctx, node, cmdline)
+	if err != nil {
+		fmt.Fprintf(out, "(failed: %v)\n", firstLine(err))
+		return
+	}
+	out.Write(b)
+}
+
+// printMACTables shows the MACs as the agent sees them, then each switch's
+// own tables (hardware_vtep of the ToRs, the kernel FDB of KVM VTEPs).
+func printMACTables(ctx context.Context, out io.Writer, lab *testbed.Lab) {
+	if lab.Topology.Node("toragent") != nil {
+		showIn(ctx, out, lab, "toragent", "torctl show macs")
+	}
+	for _, n := range lab.Topology.Nodes {
+		switch {
+		case strings.HasPrefix(n.Name, "tor") && n.Env["TUNNEL_IP"] != "":
+			showIn(ctx, out, lab, n.Name, `for ls in $(vtep-ctl list-ls); do echo "logical switch $ls:"; `+
+				`vtep-ctl list-local-macs $ls; vtep-ctl list-remote-macs $ls; done`)
+		case n.Env["VNI_PORTS"] != "":
+			showIn(ctx, out, lab, n.Name, "bridge fdb show | grep dst | grep -v ' master '")
+		}
+	}
 }
 
 func firstLine(err error) string {

@@ -43,5 +43,9 @@ start_ovs() {
 	ovs-vswitchd --pidfile --detach --log-file "unix:$dir/db.sock"
 }
 
-# pid_alive FILE: the pid in FILE runs.
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# pid_alive FILE: the pid in FILE runs (a zombie does not count).
+pid_alive() {
+	[ -f "$1" ] || return 1
+	p=$(cat "$1")
+	kill -0 "$p" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null
+}
