@@ -62,6 +62,8 @@ type Agent struct {
 
 	wake chan struct{}
 
+	firstSeen map[SeenKey]time.Time // reconcile loop only
+
 	mu        sync.Mutex
 	started   uint64 // reconcile passes started
 	gen       uint64 // reconcile passes completed
@@ -266,7 +268,45 @@ func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
 		}
 		views = append(views, v)
 	}
+	if a.cfg.Agent.Mode != config.Anycast {
+		a.noteFirstSeen(views)
+		if dropped := PreferNewest(views, a.firstSeen); len(dropped) > 0 {
+			a.log.Debug("MACs local on both switches: advertising the newest", "stale", len(dropped))
+		}
+	}
 	return views, obs
+}
+
+// noteFirstSeen records when each switch's local MACs first appeared, and
+// forgets MACs a switch no longer reports. A switch that is not connected
+// keeps its entries (its table is unknown, not empty).
+func (a *Agent) noteFirstSeen(views []SwitchView) {
+	now := time.Now()
+	if a.firstSeen == nil {
+		a.firstSeen = map[SeenKey]time.Time{}
+	}
+	present := map[SeenKey]bool{}
+	for _, v := range views {
+		if !v.Connected {
+			continue
+		}
+		for _, m := range v.LocalMACs {
+			k := SeenKey{v.Name, l2.MACKey{VNI: m.VNI, MAC: m.MAC}}
+			present[k] = true
+			if _, ok := a.firstSeen[k]; !ok {
+				a.firstSeen[k] = now
+			}
+		}
+	}
+	connected := map[string]bool{}
+	for _, v := range views {
+		connected[v.Name] = v.Connected
+	}
+	for k := range a.firstSeen {
+		if connected[k.Switch] && !present[k] {
+			delete(a.firstSeen, k)
+		}
+	}
 }
 
 func (a *Agent) serviceNodes() []netip.Addr {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/l2"
@@ -225,4 +226,48 @@ func remoteFor(in Inputs, s *SwitchView, own map[netip.Addr]bool, vniSet map[l2.
 		return slices.Compare(a.MAC[:], b.MAC[:])
 	})
 	return list, flood
+}
+
+// SeenKey identifies a MAC learned by one switch.
+type SeenKey struct {
+	Switch string
+	Key    l2.MACKey
+}
+
+// PreferNewest resolves MACs that several switches of a pair report as local
+// (independent mode): only the switch that learned the MAC most recently
+// keeps it; the others' entries are stale (a host that failed over and back
+// is still in the old switch's table until it ages out). firstSeen holds when
+// the agent first saw each (switch, MAC); it is read only. The views are
+// changed in place; the dropped claims are returned.
+func PreferNewest(views []SwitchView, firstSeen map[SeenKey]time.Time) []SeenKey {
+	owner := map[l2.MACKey]string{}
+	for i := range views {
+		for _, m := range views[i].LocalMACs {
+			k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
+			cur, ok := owner[k]
+			if !ok {
+				owner[k] = views[i].Name
+				continue
+			}
+			t1, t2 := firstSeen[SeenKey{cur, k}], firstSeen[SeenKey{views[i].Name, k}]
+			if t2.After(t1) || (t2.Equal(t1) && views[i].Name < cur) {
+				owner[k] = views[i].Name
+			}
+		}
+	}
+	var dropped []SeenKey
+	for i := range views {
+		kept := views[i].LocalMACs[:0:0]
+		for _, m := range views[i].LocalMACs {
+			k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
+			if owner[k] == views[i].Name {
+				kept = append(kept, m)
+			} else {
+				dropped = append(dropped, SeenKey{views[i].Name, k})
+			}
+		}
+		views[i].LocalMACs = kept
+	}
+	return dropped
 }

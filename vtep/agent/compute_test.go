@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/l2"
@@ -138,5 +139,34 @@ func TestComputeConflicts(t *testing.T) {
 		if b.VNI == 10555 || b.VNI == 10300 {
 			t.Fatalf("conflicting binding applied: %+v", b)
 		}
+	}
+}
+
+func TestPreferNewest(t *testing.T) {
+	mac := l2.MustMAC("02:00:00:00:00:11")
+	k := l2.MACKey{VNI: 10100, MAC: mac}
+	in := pairInputs()
+	in.Switches[1].LocalMACs = []l2.LocalMAC{{Switch: "tor2", VNI: 10100, MAC: mac, VTEP: a4("10.0.0.12")}}
+	t0 := time.Unix(1000, 0)
+	// The host failed over to tor2 and back to tor1: tor1 learned it last.
+	seen := map[SeenKey]time.Time{{"tor2", k}: t0, {"tor1", k}: t0.Add(time.Minute)}
+	dropped := PreferNewest(in.Switches, seen)
+	if len(dropped) != 1 || dropped[0].Switch != "tor2" {
+		t.Fatalf("dropped = %v, want tor2's stale claim", dropped)
+	}
+	out := Compute(in)
+	if len(out.LocalMACs) != 1 || out.LocalMACs[0].VTEP != a4("10.0.0.11") {
+		t.Fatalf("advertised %v, want only tor1's", out.LocalMACs)
+	}
+	if got := macsOf(out.PerSwitch["tor2"]); !slices.Contains(got, "02:00:00:00:00:11@10.0.0.11") {
+		t.Fatalf("tor2 should forward the MAC to tor1: %v", got)
+	}
+	// Seen the other way round, tor2 keeps it.
+	in = pairInputs()
+	in.Switches[1].LocalMACs = []l2.LocalMAC{{Switch: "tor2", VNI: 10100, MAC: mac, VTEP: a4("10.0.0.12")}}
+	seen = map[SeenKey]time.Time{{"tor1", k}: t0, {"tor2", k}: t0.Add(time.Minute)}
+	PreferNewest(in.Switches, seen)
+	if len(in.Switches[0].LocalMACs) != 0 || len(in.Switches[1].LocalMACs) != 1 {
+		t.Fatalf("tor2 learned it last: %v / %v", in.Switches[0].LocalMACs, in.Switches[1].LocalMACs)
 	}
 }
