@@ -45,7 +45,8 @@ type e2e struct {
 // in the summary at the end.
 func (e *e2e) result(t *testing.T, format string, args ...any) {
 	t.Helper()
-	line := fmt.Sprintf("%-16s %s", strings.TrimPrefix(t.Name(), "TestStitchE2E/"), fmt.Sprintf(format, args...))
+	_, name, _ := strings.Cut(t.Name(), "/")
+	line := fmt.Sprintf("%-16s %s", name, fmt.Sprintf(format, args...))
 	t.Log("E2E " + line)
 	e.mu.Lock()
 	e.summary = append(e.summary, line)
@@ -125,6 +126,44 @@ func (e *e2e) floodFlows(tor string) error {
 		return errString(tor + ": ovs-vtep flood flows not complete (outputs per logical switch: " + strings.Join(f, ",") + ")")
 	}
 	return nil
+}
+
+const torswitchLab = "../containerlab/stitch-torswitch.clab.yml"
+
+// TestStitchTorswitchE2E runs the stitch lab with torswitch (the Linux
+// software hardware-VTEP) in place of ovs-vtep on both ToRs: the same agent
+// against a second switch implementation. Bindings from vCenter and the
+// ping matrix.
+func TestStitchTorswitchE2E(t *testing.T) {
+	requireStitchPeers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bin := buildProduct(t, "torswitch")
+	opts := testbed.Options{Logger: testLogger(t), Name: "tb-e2ets", BinDirs: []string{bin}, HealthTimeout: 90 * time.Second}
+	cleanLab(t, torswitchLab, opts)
+	start := time.Now()
+	lab, err := testbed.Deploy(ctx, torswitchLab, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &e2e{ctx: ctx, lab: lab}
+	e.summary = append(e.summary, fmt.Sprintf("%-16s %d nodes, %d links, healthy in %s",
+		"deploy", len(lab.Topology.Nodes), len(lab.Topology.Links), time.Since(start).Round(time.Millisecond)))
+	defer func() {
+		t.Logf("E2E SUMMARY (stitch lab, torswitch ToRs)\n  %s", strings.Join(e.summary, "\n  "))
+	}()
+	for _, s := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"bindings", e.bindingsFromVCenter},
+		{"ping-matrix", e.pingMatrix},
+	} {
+		if !t.Run(s.name, s.run) {
+			out, _ := lab.Shell(ctx, "toragent", "torctl show switches; torctl show macs")
+			t.Logf("after %s:\n%s", s.name, out)
+		}
+	}
 }
 
 // flooding: before any VM MAC is known, ARP and unknown unicast cross the

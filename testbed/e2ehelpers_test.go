@@ -22,7 +22,7 @@ import (
 
 // buildProduct builds the binaries the stitch lab runs (the agent, its CLI
 // and the simulated vCenter) into a temporary directory for Options.BinDirs.
-func buildProduct(t *testing.T) string {
+func buildProduct(t *testing.T, extra ...string) string {
 	t.Helper()
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goBin); err != nil {
@@ -32,12 +32,16 @@ func buildProduct(t *testing.T) string {
 	}
 	dir := t.TempDir()
 	start := time.Now()
-	cmd := exec.Command(goBin, "build", "-o", dir+"/", "../cmd/toragent", "../cmd/torctl", "../cmd/torvcsim")
+	args := []string{"build", "-o", dir + "/", "../cmd/toragent", "../cmd/torctl", "../cmd/torvcsim"}
+	for _, c := range extra {
+		args = append(args, "../cmd/"+c)
+	}
+	cmd := exec.Command(goBin, args...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	t.Logf("built toragent, torctl, torvcsim in %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("built toragent, torctl, torvcsim %v in %s", extra, time.Since(start).Round(time.Millisecond))
 	return dir
 }
 

@@ -10,12 +10,22 @@ import (
 	"github.com/torstitch/torstitch/testbed/clab"
 )
 
-// TestStitchFilesComplete checks, without running anything, that every
-// image the stitch topology names has a Dockerfile under
-// containerlab/images/ and every /lab/... script it runs exists and is
-// executable.
+// TestStitchFilesComplete parses every topology file under containerlab/
+// and checks, without running anything, that every image it names has a
+// Dockerfile (containerlab/images/NAME/, or containerlab/NAME/ for
+// torswitch) and every /lab/... script it runs exists and is executable.
 func TestStitchFilesComplete(t *testing.T) {
-	topo, err := clab.Load(stitchLab)
+	files, err := filepath.Glob("../containerlab/*.clab.yml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("topology files %v: %v", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) { checkTopologyFiles(t, f) })
+	}
+}
+
+func checkTopologyFiles(t *testing.T, file string) {
+	topo, err := clab.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +41,11 @@ func TestStitchFilesComplete(t *testing.T) {
 			t.Errorf("node %s: image %q is not one of ours", n.Name, n.Image)
 			continue
 		}
-		df, err := os.ReadFile(filepath.Join(root, "images", img, "Dockerfile"))
+		dfPath := filepath.Join(root, "images", img, "Dockerfile")
+		if img == "torswitch" {
+			dfPath = filepath.Join(root, "torswitch", "Dockerfile")
+		}
+		df, err := os.ReadFile(dfPath)
 		if err != nil {
 			t.Errorf("node %s: image %s: %v", n.Name, n.Image, err)
 		} else if !strings.Contains(string(df), "debian:12") && !strings.Contains(string(df), "bookworm") {
