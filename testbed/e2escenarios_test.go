@@ -271,8 +271,10 @@ func (e *e2e) agentRestart(t *testing.T) {
 			healthy.Round(time.Millisecond), s1, s2)
 		t.Skipf("toragent restart is not hitless yet: the route reflector drops the agent's routes around the restart "+
 			"(kvm1's FDB loses the ToR MACs and flood entries, then gets them back), kvm11->vm11 %s; vm12->kvm12 %s. "+
-			"Seen: the agent's GR capability has EVPN 'not preserved' (F-bit 0, RFC 4724 4.2: helpers flush); "+
-			"setting LocalRestarting in evpn gives 'preserved' but the flush remained, cause not found", s1, s2)
+			"Seen: the agent's GR capability has EVPN 'not preserved' (F-bit 0), so FRR shows the agent as "+
+			"remoteGrMode Helper and withdraws its routes as soon as the session drops; with LocalRestarting set in "+
+			"evpn (F-bit 1) the routes were still flushed, apparently at the restarted agent's End-of-RIB, which "+
+			"arrived before its routes", s1, s2)
 	}
 	e.result(t, "ok: agent back and healthy in %s; kvm11->vm11 %s; vm12->kvm12 %s", healthy.Round(time.Millisecond), s1, s2)
 }
