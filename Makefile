@@ -48,8 +48,14 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+E2E_REPORT := $(CURDIR)/$(BIN)/e2e-report.txt
+
+# The end-to-end lab tests append their measured outage and convergence
+# times to $(E2E_REPORT); it is printed after a green run.
 test: deps generate-check lint
-	$(GO) test $(GOFLAGS_TEST) $(PKGS)
+	@mkdir -p $(BIN) && rm -f $(E2E_REPORT)
+	TORSTITCH_E2E_REPORT=$(E2E_REPORT) $(GO) test $(GOFLAGS_TEST) $(PKGS)
+	@if [ -f $(E2E_REPORT) ]; then echo; cat $(E2E_REPORT); fi
 
 test-unit:
 	$(GO) test -short $(PKGS)

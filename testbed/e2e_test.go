@@ -53,6 +53,27 @@ func (e *e2e) result(t *testing.T, format string, args ...any) {
 	e.mu.Unlock()
 }
 
+// report logs the summary and, when $TORSTITCH_E2E_REPORT names a file
+// (make test sets it), appends it there so that the figures are printed
+// even when go test hides the logs of passing tests.
+func (e *e2e) report(t *testing.T, what string) {
+	e.mu.Lock()
+	text := fmt.Sprintf("E2E SUMMARY (%s, %s)\n  %s\n", what, t.Name(), strings.Join(e.summary, "\n  "))
+	e.mu.Unlock()
+	t.Log(text)
+	if path := os.Getenv("TORSTITCH_E2E_REPORT"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Errorf("E2E report: %v", err)
+			return
+		}
+		defer f.Close()
+		if _, err := f.WriteString(text); err != nil {
+			t.Errorf("E2E report: %v", err)
+		}
+	}
+}
+
 func (e *e2e) sh(t *testing.T, node, cmd string) string {
 	t.Helper()
 	out, err := e.lab.Shell(e.ctx, node, cmd)
@@ -90,7 +111,7 @@ func TestStitchE2E(t *testing.T) {
 	e.summary = append(e.summary, fmt.Sprintf("%-16s %d nodes, %d links, healthy (switches connected, BGP up, vCenter synced) in %s",
 		"deploy", len(lab.Topology.Nodes), len(lab.Topology.Links), time.Since(start).Round(time.Millisecond)))
 	defer func() {
-		t.Logf("E2E SUMMARY (stitch lab, ovs-vtep ToRs)\n  %s", strings.Join(e.summary, "\n  "))
+		e.report(t, "stitch lab, ovs-vtep ToRs")
 	}()
 
 	// Order matters: flooding needs a lab where no MAC is known yet.
@@ -150,7 +171,7 @@ func TestStitchTorswitchE2E(t *testing.T) {
 	e.summary = append(e.summary, fmt.Sprintf("%-16s %d nodes, %d links, healthy in %s",
 		"deploy", len(lab.Topology.Nodes), len(lab.Topology.Links), time.Since(start).Round(time.Millisecond)))
 	defer func() {
-		t.Logf("E2E SUMMARY (stitch lab, torswitch ToRs)\n  %s", strings.Join(e.summary, "\n  "))
+		e.report(t, "stitch lab, torswitch ToRs")
 	}()
 	for _, s := range []struct {
 		name string

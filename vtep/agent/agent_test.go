@@ -129,6 +129,16 @@ func startAgent(t *testing.T, cfg *config.Config) *running {
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
+	// A bind made before a switch is connected is persisted and applied on
+	// connection; the tests check the applied case, so they start from there.
+	eventually(t, 20*time.Second, "switches connected", func() error {
+		for _, s := range a.sw {
+			if !s.client.Connected() {
+				return fmt.Errorf("%s not connected", s.name)
+			}
+		}
+		return nil
+	})
 	return &running{a: a, stop: stop}
 }
 
