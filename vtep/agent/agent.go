@@ -70,7 +70,6 @@ type Agent struct {
 	genCond   *sync.Cond
 	conflicts []string
 	keepStale bool
-	bindings  []api.Binding
 }
 
 // New builds an agent from a validated configuration. It opens the store and
@@ -402,7 +401,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 	if a.keepStale && !keepStale {
 		a.log.Info("picture complete: stale state may now be removed")
 	}
-	a.conflicts, a.keepStale, a.bindings = out.Conflicts, keepStale, bindings
+	a.conflicts, a.keepStale = out.Conflicts, keepStale
 	a.gen++
 	a.genCond.Broadcast()
 	a.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,6 +247,15 @@ func TestAgentPairWithFRR(t *testing.T) {
 	// Agent killed and restarted: no remote MAC ever deleted in between.
 	missing := watchRemote(p, frrMAC, "10.99.5.2")
 	r.stop()
+	// In one process the stopped speaker's listener may linger a moment
+	// (GoBGP closes it asynchronously); a new process would not see it.
+	eventually(t, 10*time.Second, "BGP port released", func() error {
+		l, err := net.Listen("tcp4", "10.99.5.1:179")
+		if err != nil {
+			return err
+		}
+		return l.Close()
+	})
 	r2 := startAgent(t, p.cfg)
 	eventually(t, 60*time.Second, "restarted agent synced", func() error {
 		if !r2.a.speaker.Synced() {
