@@ -100,6 +100,7 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	}
 	var err error
 	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true}
+	a.met.reg.MustRegister(speakerCollector{a})
 	a.genCond = sync.NewCond(&a.mu)
 	for _, s := range cfg.Switches {
 		c, err := client.New(client.Config{Name: s.Name, Endpoint: s.OVSDB, TLS: s.TLS}, log)

@@ -231,6 +231,22 @@ func TestAgentPairWithFRR(t *testing.T) {
 	// FRR receives both switches' type-3 routes and installs flood entries.
 	eventually(t, 60*time.Second, "FRR flood entry for tor1", frrFDBHas(p.frr, "00:00:00:00:00:00", "10.99.5.11"))
 	eventually(t, 10*time.Second, "FRR flood entry for tor2", frrFDBHas(p.frr, "00:00:00:00:00:00", "10.99.5.12"))
+	// The peer's state is read at scrape time.
+	mfs, err := r.a.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	established := false
+	for _, mf := range mfs {
+		if mf.GetName() == "torstitch_bgp_peer_established" {
+			for _, m := range mf.GetMetric() {
+				established = established || m.GetGauge().GetValue() == 1
+			}
+		}
+	}
+	if !established {
+		t.Fatal("metrics: torstitch_bgp_peer_established is not 1 for the FRR peer")
+	}
 
 	// A MAC learned by tor1 reaches FRR's FDB and tor2's remote MACs.
 	p.tor1.VtepCtl("add-ucast-local", "vni10100", tor1MAC, "10.99.5.11")

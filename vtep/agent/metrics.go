@@ -63,7 +63,7 @@ func newMetrics() *metrics {
 			Help: "Desired bindings (port, VLAN), by source."}, []string{"source"}),
 	}
 	m.reg.MustRegister(m.reconciles, m.reconcileSecs, m.transactions, m.rows, m.localMACs, m.remoteMACs,
-		m.switchUp, m.switchFaults, m.peerUp, m.vcenterUp, m.droppedRoutes, m.conflicts, m.frozenMACs, m.bindingsByType,
+		m.switchUp, m.switchFaults, m.vcenterUp, m.conflicts, m.bindingsByType,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -106,18 +106,38 @@ func (a *Agent) updateGauges(views []SwitchView, obs map[string]*plan.Observed, 
 	if a.vc != nil {
 		m.vcenterUp.Set(boolGauge(a.vc.Snapshot().Status.State == vdsvlan.StateConnected))
 	}
-	if a.speaker != nil {
-		st := a.speaker.Stats()
+}
+
+// speakerCollector reads the EVPN speaker's peers and counters when
+// Prometheus scrapes, not on every reconcile pass (listing peers is a call
+// into GoBGP's loop).
+type speakerCollector struct {
+	a *Agent
+}
+
+func (c speakerCollector) Describe(ch chan<- *prometheus.Desc) {
+	c.a.met.peerUp.Describe(ch)
+	c.a.met.droppedRoutes.Describe(ch)
+	c.a.met.frozenMACs.Describe(ch)
+}
+
+func (c speakerCollector) Collect(ch chan<- prometheus.Metric) {
+	m, sp := c.a.met, c.a.speaker
+	if sp != nil {
+		st := sp.Stats()
 		for reason, n := range st.Dropped {
 			m.droppedRoutes.WithLabelValues(reason).Set(float64(n))
 		}
 		m.frozenMACs.Set(float64(len(st.Frozen)))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if peers, err := a.speaker.Peers(ctx); err == nil {
+		if peers, err := sp.Peers(ctx); err == nil {
 			for _, p := range peers {
 				m.peerUp.WithLabelValues(p.Address.String()).Set(boolGauge(p.State == "established"))
 			}
 		}
+		cancel()
 	}
+	m.peerUp.Collect(ch)
+	m.droppedRoutes.Collect(ch)
+	m.frozenMACs.Collect(ch)
 }
