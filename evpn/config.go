@@ -31,7 +31,14 @@ type Config struct {
 
 	Neighbors       []Neighbor
 	GracefulRestart GracefulRestart
-	RouteTargets    RouteTargets
+	// DeferNeighbors holds the BGP sessions back until the first SetLocal:
+	// the neighbors are added once the local routes are in the table, so a
+	// peer receives all of them before our End-of-RIB. A restarting speaker
+	// must not send End-of-RIB before its routes (RFC 4724 section 4.1): a
+	// graceful restart helper deletes the stale routes that the End-of-RIB
+	// did not refresh.
+	DeferNeighbors bool
+	RouteTargets   RouteTargets
 
 	// ConnectRetry is the delay between connection attempts to a neighbor
 	// (default 5 s; GoBGP's own default of 120 s is too slow after a reset).

@@ -96,3 +96,10 @@ func both(fs ...func(RemoteState) error) func(RemoteState) error {
 }
 
 var ip = netip.MustParseAddr
+
+// endOfRIBs counts the End-of-RIB markers received from a neighbor.
+func (s *Speaker) endOfRIBs(a netip.Addr) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eorCount[a]
+}

@@ -46,8 +46,11 @@ type Speaker struct {
 	mob       *mobility
 	dropped   map[string]uint64
 	eor       map[netip.Addr]bool
+	eorCount  map[netip.Addr]int // End-of-RIB markers received since Start, per neighbor
 	synced    bool
 	exportErr error
+	held      bool // neighbors not added yet (DeferNeighbors, before the first SetLocal)
+	localSet  bool // SetLocal was called
 }
 
 // New validates cfg (errors name the offending field) and returns a speaker
@@ -66,7 +69,7 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 		advertised: map[advKey]advRoute{}, own: map[netip.Addr]bool{}, remote: newRemoteTable(),
 		localWins: map[l2.MACKey]bool{}, mob: newMobility(c.MobilityMaxMoves, c.MobilityWindow),
-		dropped: map[string]uint64{}, eor: map[netip.Addr]bool{},
+		dropped: map[string]uint64{}, eor: map[netip.Addr]bool{}, eorCount: map[netip.Addr]int{},
 	}, nil
 }
 
@@ -102,16 +105,48 @@ func (s *Speaker) Start(ctx context.Context) error {
 		s.stopBGP(ctx)
 		return fmt.Errorf("watching the BGP table: %w", err)
 	}
-	for _, n := range s.nbrs {
-		if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(n)}); err != nil {
-			s.stopBGP(ctx)
-			return fmt.Errorf("adding neighbor %s (as %d): %w", n.Address, n.ASN, err)
-		}
+	if s.cfg.DeferNeighbors {
+		s.mu.Lock()
+		s.held = true
+		s.mu.Unlock()
+		s.log.Info("bgp neighbors held until the local routes are known", "neighbors", len(s.nbrs))
+	} else if err := s.addNeighbors(ctx); err != nil {
+		s.stopBGP(ctx)
+		return err
 	}
 	s.wg.Add(1)
 	go s.exportLoop(wctx)
 	s.log.Info("evpn speaker started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID,
 		"listen_port", s.cfg.ListenPort, "neighbors", len(s.nbrs))
+	return nil
+}
+
+func (s *Speaker) addNeighbors(ctx context.Context) error {
+	for _, n := range s.nbrs {
+		err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(n)})
+		if err != nil && !strings.Contains(err.Error(), "can't overwrite the existing peer") {
+			return fmt.Errorf("adding neighbor %s (as %d): %w", n.Address, n.ASN, err)
+		}
+	}
+	return nil
+}
+
+// releaseNeighbors adds the held neighbors (DeferNeighbors) once the local
+// routes are in the table. Caller holds expMu.
+func (s *Speaker) releaseNeighbors(ctx context.Context) error {
+	s.mu.Lock()
+	held := s.held && s.localSet
+	s.mu.Unlock()
+	if !held {
+		return nil
+	}
+	if err := s.addNeighbors(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.held = false
+	s.mu.Unlock()
+	s.log.Info("bgp neighbors added after the local routes", "neighbors", len(s.nbrs), "routes", len(s.advertised))
 	return nil
 }
 
@@ -196,9 +231,12 @@ func (s *Speaker) SetLocal(ctx context.Context, st LocalState) error {
 	s.expMu.Lock()
 	defer s.expMu.Unlock()
 	s.mu.Lock()
-	s.local, s.own = local, own
+	s.local, s.own, s.localSet = local, own, true
 	s.mu.Unlock()
-	return s.reconcileExport(ctx)
+	if err := s.reconcileExport(ctx); err != nil {
+		return err // the export loop retries, then releases held neighbors
+	}
+	return s.releaseNeighbors(ctx)
 }
 
 // reconcileExport plans the advertisements and applies the difference to
@@ -292,6 +330,9 @@ func (s *Speaker) exportLoop(ctx context.Context) {
 		}
 		s.expMu.Lock()
 		err := s.reconcileExport(ctx)
+		if err == nil {
+			err = s.releaseNeighbors(ctx)
+		}
 		s.expMu.Unlock()
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("evpn export incomplete, retrying", "err", err)

@@ -54,6 +54,7 @@ func (s *Speaker) onEvent(resp *api.WatchEventResponse) {
 	s.mu.Lock()
 	for _, a := range eors {
 		s.eor[a] = true
+		s.eorCount[a]++
 	}
 	for _, d := range rs {
 		if d.reason != "" {
@@ -116,11 +117,15 @@ func (s *Speaker) Synced() bool {
 	return true
 }
 
+// StateHeld is the state of a neighbor not yet connected because the local
+// routes are not known yet (Config.DeferNeighbors).
+const StateHeld = "held"
+
 // PeerStatus describes one BGP neighbor, for `torctl show peers`.
 type PeerStatus struct {
 	Address    netip.Addr    `json:"address"`
 	ASN        uint32        `json:"asn"`
-	State      string        `json:"state"` // idle, connect, active, opensent, openconfirm, established
+	State      string        `json:"state"` // held, idle, connect, active, opensent, openconfirm, established
 	Uptime     time.Duration `json:"uptime"`
 	Received   uint64        `json:"received"`
 	Accepted   uint64        `json:"accepted"`
@@ -161,6 +166,11 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	s.mu.Lock()
 	for i := range out {
 		out[i].EndOfRIB = s.eor[out[i].Address]
+	}
+	if s.held {
+		for _, n := range s.nbrs {
+			out = append(out, PeerStatus{Address: n.Address, ASN: n.ASN, State: StateHeld})
+		}
 	}
 	s.mu.Unlock()
 	return out, nil

@@ -22,9 +22,9 @@ func requireStitchPeers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("deploys the whole stitch lab; skipped with -short")
 	}
-	for _, bin := range []string{"ovsdb-server", "ovs-vswitchd", "vtep-ctl", "ovsdb-client", "ethtool", "bridge", "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "vtysh"} {
+	for _, bin := range []string{"ovsdb-server", "ovs-vswitchd", "vtep-ctl", "ovsdb-client", "ethtool", "bridge", "/usr/lib/frr/zebra", "/usr/lib/frr/bgpd", "vtysh", "gobgpd", "gobgp"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s (make deps installs openvswitch-vtep, frr, iproute2, ethtool)", bin)
+			t.Skipf("needs %s (make deps installs openvswitch-vtep, frr, gobgpd, iproute2, ethtool)", bin)
 		}
 	}
 	if _, err := os.Stat("/usr/share/openvswitch/scripts/ovs-vtep"); err != nil {

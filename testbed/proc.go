@@ -305,18 +305,24 @@ func (l *Lab) appendLog(node, name, text string) {
 // running reports whether pid is a live process in node's namespace.
 func (l *Lab) running(node string, pid int) bool {
 	ino, err := netnsInode(l.Netns(node))
-	if err != nil {
+	if err != nil || !alive(pid) {
+		return false
+	}
+	var st syscall.Stat_t
+	return syscall.Stat("/proc/"+strconv.Itoa(pid)+"/ns/net", &st) == nil && st.Ino == ino
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	if pid <= 0 {
 		return false
 	}
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return false
 	}
-	if i := bytes.LastIndexByte(stat, ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
-		return false
-	}
-	var st syscall.Stat_t
-	return syscall.Stat("/proc/"+strconv.Itoa(pid)+"/ns/net", &st) == nil && st.Ino == ino
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z'
 }
 
 // waitHealthy waits, for all nodes in parallel, until each linux node's
@@ -345,7 +351,9 @@ func (l *Lab) waitNode(ctx context.Context, n *clab.Node) error {
 	start := time.Now()
 	var last []byte
 	for {
-		if pid := l.st.CmdPID[n.Name]; n.Cmd != "" && !l.running(n.Name, pid) {
+		// alive, not running: right after the start the process may still
+		// be `ip netns exec`, not yet inside the namespace.
+		if pid := l.st.CmdPID[n.Name]; n.Cmd != "" && !alive(pid) {
 			log, _ := os.ReadFile(filepath.Join(l.NodeDir(n.Name), "cmd.log"))
 			return fmt.Errorf("node %s: cmd %q exited:\n%s", n.Name, n.Cmd, tail(log, 20))
 		}

@@ -63,6 +63,8 @@ type Agent struct {
 	wake chan struct{}
 
 	firstSeen map[SeenKey]time.Time // reconcile loop only
+	runStart  time.Time             // reconcile loop only
+	adv       advertiseGate         // reconcile loop only
 
 	mu        sync.Mutex
 	started   uint64 // reconcile passes started
@@ -178,6 +180,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		})
 		start(func() { a.forward(runCtx, a.vc.Changed()) })
+	}
+	a.runStart = time.Now()
+	if a.speaker != nil {
+		time.AfterFunc(time.Duration(a.cfg.BGP.StartupWait), a.Kick)
 	}
 	a.log.Info("toragent running", "agent", a.cfg.Agent.Name, "switches", a.cfg.SwitchNames(), "mode", a.cfg.Agent.Mode)
 	resync := time.NewTicker(time.Duration(a.cfg.Agent.Resync))
@@ -379,7 +385,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 			}
 		}(s)
 	}
-	if a.speaker != nil {
+	if a.speaker != nil && a.adv.ready(a.log, obs, len(a.sw), vcValid, time.Since(a.runStart), time.Duration(a.cfg.BGP.StartupWait)) {
 		ls := evpn.LocalState{MACs: out.LocalMACs}
 		for _, r := range out.IMET {
 			ls.IMET = append(ls.IMET, evpn.IMET{VNI: r.VNI, VTEP: r.VTEP})
@@ -441,4 +447,37 @@ func (a *Agent) waitPass(ctx context.Context) error {
 		a.mu.Unlock()
 		return ctx.Err()
 	}
+}
+
+// advertiseGate holds the first advertisement (and with it the BGP sessions,
+// evpn.Config.DeferNeighbors) until the local state is complete: every
+// switch read and vCenter's first inventory in, or startup_wait passed. A
+// restarted agent thus sends its whole table before End-of-RIB, and a
+// graceful restart helper keeps every route it held.
+type advertiseGate struct {
+	open   bool
+	logged bool
+}
+
+func (g *advertiseGate) ready(log *slog.Logger, obs map[string]*plan.Observed, switches int, vcValid bool, since, wait time.Duration) bool {
+	if g.open {
+		return true
+	}
+	complete := len(obs) == switches && vcValid
+	if !complete && since < wait {
+		if !g.logged {
+			g.logged = true
+			log.Info("BGP held until the local state is read", "switches_read", len(obs), "switches", switches,
+				"vcenter_valid", vcValid, "at_most", wait)
+		}
+		return false
+	}
+	g.open = true
+	if complete {
+		log.Info("local state read: advertising and opening BGP sessions", "after", since.Round(time.Millisecond))
+	} else {
+		log.Warn("startup_wait passed with the local state incomplete: advertising what is known",
+			"switches_read", len(obs), "switches", switches, "vcenter_valid", vcValid, "after", since.Round(time.Millisecond))
+	}
+	return true
 }

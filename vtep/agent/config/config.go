@@ -23,6 +23,9 @@ import (
 	"github.com/torstitch/torstitch/vtep/plan"
 )
 
+// DefaultStartupWait is bgp.startup_wait's default.
+const DefaultStartupWait = 30 * time.Second
+
 // Pair modes.
 const (
 	Independent = "independent" // each switch its own tunnel IP and VTEP
@@ -73,6 +76,10 @@ type BGP struct {
 	RouterID        string          `yaml:"router_id"`
 	ListenAddress   string          `yaml:"listen_address"`
 	ListenPort      *int32          `yaml:"listen_port"` // -1: do not listen; default 179
+	// StartupWait bounds how long the sessions wait at start for both
+	// switches and vCenter to be read (default 30s): routes go out complete,
+	// before End-of-RIB, so a restart is hitless at graceful restart helpers.
+	StartupWait Duration `yaml:"startup_wait"`
 	Neighbors       []Neighbor      `yaml:"neighbors"`
 	GracefulRestart GracefulRestart `yaml:"graceful_restart"`
 }
@@ -205,6 +212,9 @@ func (c *Config) defaults() {
 	if c.EVPN.Replication == "" {
 		c.EVPN.Replication = plan.SourceNode
 	}
+	if c.BGP != nil && c.BGP.StartupWait == 0 {
+		c.BGP.StartupWait = Duration(DefaultStartupWait)
+	}
 	if c.BGP != nil && c.BGP.GracefulRestart.Enabled && c.BGP.GracefulRestart.RestartTime == 0 {
 		c.BGP.GracefulRestart.RestartTime = Duration(evpn.DefaultRestartTime)
 	}
@@ -273,6 +283,9 @@ func (c *Config) Validate() error {
 			if _, err := netip.ParseAddr(b.ListenAddress); err != nil {
 				add("bgp.listen_address %q: not an IP address", b.ListenAddress)
 			}
+		}
+		if b.StartupWait < 0 || time.Duration(b.StartupWait) > 10*time.Minute {
+			add("bgp.startup_wait %s: want 0 (default %s) to 10m", time.Duration(b.StartupWait), DefaultStartupWait)
 		}
 		if b.ListenPort != nil && (*b.ListenPort < -1 || *b.ListenPort > 65535 || *b.ListenPort == 0) {
 			add("bgp.listen_port %d: want 1-65535, or -1 to not listen", *b.ListenPort)
@@ -355,6 +368,7 @@ func (c *Config) Speaker() (evpn.Config, error) {
 	b := c.BGP
 	rid, _ := netip.ParseAddr(b.RouterID)
 	sc := evpn.Config{ASN: b.ASN, RouterID: rid, ListenAddress: b.ListenAddress, ListenPort: evpn.DefaultListenPort,
+		DeferNeighbors:  true, // the agent's first SetLocal releases them (startup_wait)
 		GracefulRestart: evpn.GracefulRestart{Enabled: b.GracefulRestart.Enabled, RestartTime: time.Duration(b.GracefulRestart.RestartTime)}}
 	if b.ListenPort != nil {
 		sc.ListenPort = *b.ListenPort

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `
@@ -31,7 +32,8 @@ func TestParseGood(t *testing.T) {
 		t.Fatalf("parsed %+v", c)
 	}
 	sc, err := c.Speaker()
-	if err != nil || sc.ListenPort != -1 || sc.GracefulRestart.RestartTime.Seconds() != 120 {
+	if err != nil || sc.ListenPort != -1 || sc.GracefulRestart.RestartTime.Seconds() != 120 || !sc.DeferNeighbors ||
+		time.Duration(c.BGP.StartupWait) != DefaultStartupWait {
 		t.Fatalf("speaker config %+v %v", sc, err)
 	}
 }
@@ -56,6 +58,7 @@ func TestParseBad(t *testing.T) {
 		{"bad mode", "metrics:", "mode: mlag, metrics:", `agent.mode "mlag"`},
 		{"route targets", "route_targets: auto", "route_targets: sometimes", `"sometimes" is not auto`},
 		{"service node without nodes", "replication: source_node", "replication: service_node", "needs evpn.service_nodes"},
+		{"negative startup wait", "listen_port: -1", "listen_port: -1\n  startup_wait: -5s", "bgp.startup_wait -5s: want 0 (default 30s) to 10m"},
 		{"tcp API without TLS", `api: "unix:///run/torstitch/t.sock"`, `api: "tcp://0.0.0.0:8443"`, "needs api_tls"},
 	}
 	for _, tc := range tests {
