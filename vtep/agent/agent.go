@@ -42,12 +42,49 @@ const minGap = 5 * time.Millisecond
 type switchState struct {
 	name   string
 	client *client.Client
+	kick   chan struct{} // wakes the switch's writer (cap 1)
 
 	mu            sync.Mutex
+	next          *switchJob // latest desired state not yet taken by the writer
+	busy          bool       // the writer is applying a job
 	lastReconcile time.Time
 	lastErr       string
 	replication   string
 	remoteDesired int
+}
+
+// switchJob is one pass's desired state for one switch. done is closed when
+// the writer has applied it (err set) or a newer job replaced it.
+type switchJob struct {
+	desired     *plan.Desired
+	opt         plan.Options
+	replication string
+	done        chan struct{}
+	err         error
+}
+
+// switchPassWait bounds how long a reconcile pass waits for the switch
+// writers. A switch that hangs (dead but not yet detected: up to the echo
+// probe's timeout) must not hold back the other switch or the BGP
+// advertisements of the next pass; its writer keeps going and takes the
+// newest desired state when it is free again.
+const switchPassWait = 500 * time.Millisecond
+
+// submit hands the writer the newest desired state, replacing one it has
+// not started yet. It reports whether the writer was idle: a pass waits
+// only for idle writers.
+func (s *switchState) submit(j *switchJob) (idle bool) {
+	s.mu.Lock()
+	if s.next != nil {
+		close(s.next.done) // superseded
+	}
+	s.next, idle = j, !s.busy
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return idle
 }
 
 // Agent runs one switch pair.
@@ -109,7 +146,7 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("switch %s: %w", s.Name, err)
 		}
-		a.sw = append(a.sw, &switchState{name: s.Name, client: c})
+		a.sw = append(a.sw, &switchState{name: s.Name, client: c, kick: make(chan struct{}, 1)})
 	}
 	if cfg.BGP != nil {
 		sc, err := cfg.Speaker()
@@ -166,6 +203,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		s := s
 		start(func() { _ = s.client.Run(runCtx) })
 		start(func() { a.forward(runCtx, s.client.Changed()) })
+		start(func() { a.switchWriter(runCtx, s) })
 	}
 	if a.speaker != nil {
 		if err := a.speaker.Start(runCtx); err != nil {
@@ -350,40 +388,16 @@ func (a *Agent) reconcile(ctx context.Context) {
 	keepStale := !synced || !vcValid
 	opt := plan.Options{KeepStale: keepStale}
 
-	var wg sync.WaitGroup
 	var failed bool
-	var fmu sync.Mutex
+	var waits []*switchJob
 	for _, s := range a.sw {
 		if _, ok := obs[s.name]; !ok {
 			continue
 		}
-		wg.Add(1)
-		go func(s *switchState) {
-			defer wg.Done()
-			d := out.PerSwitch[s.name]
-			res, err := s.client.Reconcile(ctx, d, opt)
-			a.met.transactions.WithLabelValues(s.name).Add(float64(res.Transactions))
-			a.met.rows.WithLabelValues(s.name).Add(float64(res.Rows))
-			s.mu.Lock()
-			s.lastReconcile = time.Now()
-			s.replication = out.Replication[s.name]
-			s.remoteDesired = len(d.RemoteMACs)
-			if err != nil && !errors.Is(err, client.ErrNotConnected) {
-				s.lastErr = err.Error()
-			} else {
-				s.lastErr = ""
-			}
-			s.mu.Unlock()
-			if err != nil && !errors.Is(err, client.ErrNotConnected) {
-				fmu.Lock()
-				failed = true
-				fmu.Unlock()
-				a.log.Error("reconcile failed", "switch", s.name, "err", err)
-			} else if res.Transactions > 0 {
-				a.log.Info("switch updated", "switch", s.name, "changes", res.Changes, "transactions", res.Transactions,
-					"rows", res.Rows, "took", res.Duration.Round(time.Microsecond), "keep_stale", keepStale)
-			}
-		}(s)
+		j := &switchJob{desired: out.PerSwitch[s.name], opt: opt, replication: out.Replication[s.name], done: make(chan struct{})}
+		if s.submit(j) {
+			waits = append(waits, j)
+		}
 	}
 	if a.speaker != nil && a.adv.ready(a.log, obs, len(a.sw), vcValid, time.Since(a.runStart), time.Duration(a.cfg.BGP.StartupWait)) {
 		ls := evpn.LocalState{MACs: out.LocalMACs}
@@ -395,7 +409,19 @@ func (a *Agent) reconcile(ctx context.Context) {
 			a.log.Error("advertising local state", "err", err)
 		}
 	}
-	wg.Wait()
+	deadline := time.NewTimer(switchPassWait)
+	defer deadline.Stop()
+wait:
+	for _, j := range waits {
+		select {
+		case <-j.done:
+			failed = failed || j.err != nil
+		case <-deadline.C:
+			break wait // the writer goes on; the next pass does not wait for it
+		case <-ctx.Done():
+			break wait
+		}
+	}
 
 	a.mu.Lock()
 	if !slices.Equal(a.conflicts, out.Conflicts) {
@@ -480,4 +506,48 @@ func (g *advertiseGate) ready(log *slog.Logger, obs map[string]*plan.Observed, s
 			"switches_read", len(obs), "switches", switches, "vcenter_valid", vcValid, "after", since.Round(time.Millisecond))
 	}
 	return true
+}
+
+// switchWriter applies the newest desired state to one switch, one job at
+// a time, so that a slow or hanging switch delays only itself.
+func (a *Agent) switchWriter(ctx context.Context, s *switchState) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		}
+		s.mu.Lock()
+		j := s.next
+		s.next = nil
+		s.busy = j != nil
+		s.mu.Unlock()
+		if j == nil {
+			continue
+		}
+		res, err := s.client.Reconcile(ctx, j.desired, j.opt)
+		a.met.transactions.WithLabelValues(s.name).Add(float64(res.Transactions))
+		a.met.rows.WithLabelValues(s.name).Add(float64(res.Rows))
+		if errors.Is(err, client.ErrNotConnected) {
+			err = nil
+		}
+		s.mu.Lock()
+		s.busy = false
+		s.lastReconcile = time.Now()
+		s.replication = j.replication
+		s.remoteDesired = len(j.desired.RemoteMACs)
+		s.lastErr = ""
+		if err != nil {
+			s.lastErr = err.Error()
+		}
+		s.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			a.log.Error("reconcile failed", "switch", s.name, "err", err)
+		} else if res.Transactions > 0 {
+			a.log.Info("switch updated", "switch", s.name, "changes", res.Changes, "transactions", res.Transactions,
+				"rows", res.Rows, "took", res.Duration.Round(time.Microsecond), "keep_stale", j.opt.KeepStale)
+		}
+		j.err = err
+		close(j.done)
+	}
 }

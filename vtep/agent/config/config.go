@@ -72,14 +72,14 @@ type Switch struct {
 
 // BGP configures the embedded speaker.
 type BGP struct {
-	ASN             uint32          `yaml:"asn"`
-	RouterID        string          `yaml:"router_id"`
-	ListenAddress   string          `yaml:"listen_address"`
-	ListenPort      *int32          `yaml:"listen_port"` // -1: do not listen; default 179
+	ASN           uint32 `yaml:"asn"`
+	RouterID      string `yaml:"router_id"`
+	ListenAddress string `yaml:"listen_address"`
+	ListenPort    *int32 `yaml:"listen_port"` // -1: do not listen; default 179
 	// StartupWait bounds how long the sessions wait at start for both
 	// switches and vCenter to be read (default 30s): routes go out complete,
 	// before End-of-RIB, so a restart is hitless at graceful restart helpers.
-	StartupWait Duration `yaml:"startup_wait"`
+	StartupWait     Duration        `yaml:"startup_wait"`
 	Neighbors       []Neighbor      `yaml:"neighbors"`
 	GracefulRestart GracefulRestart `yaml:"graceful_restart"`
 }
