@@ -36,6 +36,11 @@ func requireStitchPeers(t *testing.T) {
 type e2e struct {
 	ctx context.Context
 	lab *testbed.Lab
+	// programmed reports whether a restarted ToR forwards for the lab's
+	// logical switches again (ovs-vtep: its flood flows; torswitch: its
+	// database holds the agent's rows).
+	programmed func(tor string) error
+	ovsVTEP    bool // the ToRs are ovs-vtep emulators
 
 	mu      sync.Mutex
 	summary []string
@@ -107,7 +112,8 @@ func TestStitchE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &e2e{ctx: ctx, lab: lab}
+	e := &e2e{ctx: ctx, lab: lab, ovsVTEP: true}
+	e.programmed = e.floodFlows
 	e.summary = append(e.summary, fmt.Sprintf("%-16s %d nodes, %d links, healthy (switches connected, BGP up, vCenter synced) in %s",
 		"deploy", len(lab.Topology.Nodes), len(lab.Topology.Links), time.Since(start).Round(time.Millisecond)))
 	defer func() {
@@ -151,6 +157,23 @@ func (e *e2e) floodFlows(tor string) error {
 
 const torswitchLab = "../containerlab/stitch-torswitch.clab.yml"
 
+// torswitchProgrammed checks that torswitch's database holds the agent's
+// two logical switches and the KVM VMs' MACs (torswitch applies rows to the
+// kernel as they arrive; its kernel state survives its restart).
+func (e *e2e) torswitchProgrammed(tor string) error {
+	out, err := e.lab.Shell(e.ctx, tor, "ovsdb-client --timeout=2 dump tcp:127.0.0.1:6640 hardware_vtep Logical_Switch name; "+
+		"ovsdb-client --timeout=2 dump tcp:127.0.0.1:6640 hardware_vtep Ucast_Macs_Remote MAC")
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", tor, err, out)
+	}
+	for _, want := range []string{"vni10100", "vni10200", "52:54:00:00:01:31", "52:54:00:00:02:32"} {
+		if !strings.Contains(string(out), want) {
+			return errString(tor + ": not programmed yet (no " + want + ")")
+		}
+	}
+	return nil
+}
+
 // TestStitchTorswitchE2E runs the stitch lab with torswitch (the Linux
 // software hardware-VTEP) in place of ovs-vtep on both ToRs: the same agent
 // against a second switch implementation. Bindings from vCenter and the
@@ -168,6 +191,7 @@ func TestStitchTorswitchE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := &e2e{ctx: ctx, lab: lab}
+	e.programmed = e.torswitchProgrammed
 	e.summary = append(e.summary, fmt.Sprintf("%-16s %d nodes, %d links, healthy in %s",
 		"deploy", len(lab.Topology.Nodes), len(lab.Topology.Links), time.Since(start).Round(time.Millisecond)))
 	defer func() {
@@ -179,6 +203,8 @@ func TestStitchTorswitchE2E(t *testing.T) {
 	}{
 		{"bindings", e.bindingsFromVCenter},
 		{"ping-matrix", e.pingMatrix},
+		{"tor-failover", e.torFailover},
+		{"agent-restart", e.agentRestart},
 	} {
 		if !t.Run(s.name, s.run) {
 			out, _ := lab.Shell(ctx, "toragent", "torctl show switches; torctl show macs")

@@ -29,4 +29,9 @@ for vp in $VM_PORTS; do
 	[ -e "/sys/class/net/${vp%%:*}" ] || { log "VM port ${vp%%:*} absent, skipped"; continue; }
 	ovs-vsctl --may-exist add-port "$VDS" "${vp%%:*}" tag="${vp##*:}"
 done
+# ESXi's Notify Switches on team failover (notify.sh); one per host.
+if [ $# -gt 1 ] && ! pid_alive "$DIR/notify.pid"; then
+	setsid /lab/esx/notify.sh >>"$DIR/notify.log" 2>&1 </dev/null &
+	echo $! >"$DIR/notify.pid"
+fi
 log "VDS $VDS up: uplinks$up, VM ports $VM_PORTS"
