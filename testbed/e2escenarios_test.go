@@ -121,19 +121,22 @@ func (e *e2e) vmMove(t *testing.T) {
 		recabled.Round(time.Millisecond), st)
 }
 
-// torFailover: tor1 dies (processes killed, then its host ports lose carrier):
+// torFailover: tor1 dies (its host ports lose carrier, its processes are killed):
 // the ESXi teams fail over to tor2, the agent advertises the VMs' MACs from
 // tor2 and traffic resumes. Then tor1 comes back and the teams return.
 func (e *e2e) torFailover(t *testing.T) {
 	pv, pw := e.startFlows(t, "failure")
 	sv, sw := pv.seq(), pw.seq()
-	// Processes first, then the host ports: torswitch (re)sets its ports up
-	// while it runs, and its kernel data path would forward on without it.
+	// Host ports down (carrier lost at once, as when a switch dies), the
+	// processes stopped, and the ports set down again: torswitch sets its
+	// ports up while it runs, and its kernel data path would forward on.
+	down := "ip link set eth1 down && ip link set eth2 down"
+	e.sh(t, "tor1", down)
+	learned, installed := e.failoverSteps(t, "tor2", "10.0.0.12")
 	if err := e.lab.StopNode(e.ctx, "tor1", time.Second); err != nil {
 		t.Fatal(err)
 	}
-	e.sh(t, "tor1", "ip link set eth1 down && ip link set eth2 down")
-	learned, installed := e.failoverSteps(t, "tor2", "10.0.0.12")
+	e.sh(t, "tor1", down)
 	down1 := pv.waitRecovered(e.ctx, t, sv, 60*time.Second)
 	down2 := pw.waitRecovered(e.ctx, t, sw, 60*time.Second)
 	steps := fmt.Sprintf("(vm11/vm12 local on tor2 after %s, kvm1's FDB at tor2 after %s)", <-learned, <-installed)

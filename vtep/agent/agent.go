@@ -44,6 +44,13 @@ type switchState struct {
 	client *client.Client
 	kick   chan struct{} // wakes the switch's writer (cap 1)
 
+	// last is the view of the switch's last connection (reconcile loop
+	// only): while the switch is away for less than lostSwitchHold its
+	// local MACs and tunnel IP stay in the picture.
+	last   *SwitchView
+	lostAt time.Time
+	hold   time.Duration // lostSwitchHold; shorter in tests
+
 	mu            sync.Mutex
 	next          *switchJob // latest desired state not yet taken by the writer
 	busy          bool       // the writer is applying a job
@@ -51,6 +58,32 @@ type switchState struct {
 	lastErr       string
 	replication   string
 	remoteDesired int
+}
+
+// lostSwitchHold is how long the agent keeps a switch's last local MACs and
+// tunnel IP after losing its OVSDB session. A lost management session is
+// not a dead data plane (an ovsdb-server restart, a management network
+// blip): withdrawing the switch's MACs and flood entries would cut traffic
+// that still flows, and churn the other switch and the fabric. A MAC that
+// really moves (a team failing over to the other switch) is advertised from
+// the switch that learned it last anyway (PreferNewest). The hold matches
+// the default graceful-restart time that BGP peers give the agent.
+const lostSwitchHold = 120 * time.Second
+
+// retained returns the switch's last view, marked not connected, while the
+// switch has been away for less than its hold (lostSwitchHold).
+func (s *switchState) retained(now time.Time) (SwitchView, bool) {
+	if s.last == nil {
+		return SwitchView{}, false
+	}
+	if s.lostAt.IsZero() {
+		s.lostAt = now
+	}
+	if now.Sub(s.lostAt) >= s.hold {
+		s.last = nil
+		return SwitchView{}, false
+	}
+	return SwitchView{Name: s.name, TunnelIP: s.last.TunnelIP, LocalMACs: slices.Clone(s.last.LocalMACs)}, true
 }
 
 // switchJob is one pass's desired state for one switch. done is closed when
@@ -146,7 +179,7 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("switch %s: %w", s.Name, err)
 		}
-		a.sw = append(a.sw, &switchState{name: s.Name, client: c, kick: make(chan struct{}, 1)})
+		a.sw = append(a.sw, &switchState{name: s.Name, client: c, kick: make(chan struct{}, 1), hold: lostSwitchHold})
 	}
 	if cfg.BGP != nil {
 		sc, err := cfg.Speaker()
@@ -309,6 +342,10 @@ func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
 				}
 			}
 			v.LocalMACs = o.LocalMACs()
+			last := SwitchView{TunnelIP: v.TunnelIP, LocalMACs: slices.Clone(v.LocalMACs)}
+			s.last, s.lostAt = &last, time.Time{}
+		} else if v2, kept := s.retained(time.Now()); kept {
+			v = v2
 		}
 		views = append(views, v)
 	}

@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/torstitch/torstitch/vtep/agent/config"
+	"github.com/torstitch/torstitch/vtep/api"
+	"github.com/torstitch/torstitch/vtep/vteptest"
+)
+
+// TestAgentKeepsLostSwitchState: tor1's ovsdb-server goes away (its data
+// plane may well still forward). tor1's local MAC, cross-installed on tor2,
+// and its flood entry stay on tor2 for the hold time, then go.
+func TestAgentKeepsLostSwitchState(t *testing.T) {
+	tor1, tor2 := vteptest.StartOVSDB(t), vteptest.StartOVSDB(t)
+	tor1.AddSwitch("tor1", "192.0.2.11", "eth1")
+	tor2.AddSwitch("tor2", "192.0.2.12", "eth1")
+	dir := t.TempDir()
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+agent: {name: pair1, api: "unix://%s/api.sock", state_dir: %s, resync: 1s}
+switches:
+  - {name: tor1, ovsdb: "unix:%s"}
+  - {name: tor2, ovsdb: "unix:%s"}
+`, dir, dir, tor1.Sock, tor2.Sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startAgent(t, cfg)
+	const hold = 3 * time.Second
+	for _, s := range r.a.sw {
+		s.hold = hold // read by the reconcile loop only after a pass; set before the first loss
+	}
+	ctx := context.Background()
+	if err := r.a.Bind(ctx, api.BindRequest{VLAN: 100, VNI: 10100, Ports: []string{"tor1:eth1", "tor2:eth1"}}); err != nil {
+		t.Fatal(err)
+	}
+	tor1.VtepCtl("add-ucast-local", "vni10100", "00:50:56:00:01:11", "192.0.2.11")
+	onTor2 := func() error {
+		out := tor2.VtepCtl("list-remote-macs", "vni10100")
+		for _, want := range []string{"00:50:56:00:01:11 -> vxlan_over_ipv4/192.0.2.11", "unknown-dst -> vxlan_over_ipv4/192.0.2.11"} {
+			if !strings.Contains(out, want) {
+				return fmt.Errorf("tor2 lacks %q:\n%s", want, out)
+			}
+		}
+		return nil
+	}
+	eventually(t, 10*time.Second, "tor1's MAC and flood entry on tor2", onTor2)
+
+	tor1.Stop()
+	lost := time.Now()
+	eventually(t, 10*time.Second, "tor1 seen as down", func() error {
+		if r.a.sw[0].client.Connected() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	for range 2 { // passes after the loss
+		if err := r.a.waitPass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if time.Since(lost) < hold {
+		if err := onTor2(); err != nil {
+			t.Fatalf("tor1's state left tor2 %s after tor1's ovsdb-server stopped (hold %s): %v", time.Since(lost), hold, err)
+		}
+	}
+	eventually(t, 3*hold, "tor1's MAC gone from tor2 after the hold", func() error {
+		if out := tor2.VtepCtl("list-remote-macs", "vni10100"); strings.Contains(out, "192.0.2.11") {
+			return fmt.Errorf("still there:\n%s", out)
+		}
+		return nil
+	})
+	if gone := time.Since(lost); gone < hold {
+		t.Fatalf("removed after %s, before the hold of %s", gone, hold)
+	}
+}
