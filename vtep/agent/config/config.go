@@ -79,7 +79,10 @@ type BGP struct {
 	// StartupWait bounds how long the sessions wait at start for both
 	// switches and vCenter to be read (default 30s): routes go out complete,
 	// before End-of-RIB, so a restart is hitless at graceful restart helpers.
-	StartupWait     Duration        `yaml:"startup_wait"`
+	StartupWait Duration `yaml:"startup_wait"`
+	// ConnectRetry is the delay between connection attempts to a neighbor
+	// (default 5s).
+	ConnectRetry    Duration        `yaml:"connect_retry"`
 	Neighbors       []Neighbor      `yaml:"neighbors"`
 	GracefulRestart GracefulRestart `yaml:"graceful_restart"`
 }
@@ -284,6 +287,9 @@ func (c *Config) Validate() error {
 				add("bgp.listen_address %q: not an IP address", b.ListenAddress)
 			}
 		}
+		if b.ConnectRetry != 0 && (time.Duration(b.ConnectRetry) < time.Second || time.Duration(b.ConnectRetry) > 10*time.Minute) {
+			add("bgp.connect_retry %s: want 1s to 10m", time.Duration(b.ConnectRetry))
+		}
 		if b.StartupWait < 0 || time.Duration(b.StartupWait) > 10*time.Minute {
 			add("bgp.startup_wait %s: want 0 (default %s) to 10m", time.Duration(b.StartupWait), DefaultStartupWait)
 		}
@@ -369,6 +375,7 @@ func (c *Config) Speaker() (evpn.Config, error) {
 	rid, _ := netip.ParseAddr(b.RouterID)
 	sc := evpn.Config{ASN: b.ASN, RouterID: rid, ListenAddress: b.ListenAddress, ListenPort: evpn.DefaultListenPort,
 		DeferNeighbors:  true, // the agent's first SetLocal releases them (startup_wait)
+		ConnectRetry:    time.Duration(b.ConnectRetry),
 		GracefulRestart: evpn.GracefulRestart{Enabled: b.GracefulRestart.Enabled, RestartTime: time.Duration(b.GracefulRestart.RestartTime)}}
 	if b.ListenPort != nil {
 		sc.ListenPort = *b.ListenPort

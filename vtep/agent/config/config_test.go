@@ -58,6 +58,7 @@ func TestParseBad(t *testing.T) {
 		{"bad mode", "metrics:", "mode: mlag, metrics:", `agent.mode "mlag"`},
 		{"route targets", "route_targets: auto", "route_targets: sometimes", `"sometimes" is not auto`},
 		{"service node without nodes", "replication: source_node", "replication: service_node", "needs evpn.service_nodes"},
+		{"connect retry too short", "listen_port: -1", "listen_port: -1\n  connect_retry: 100ms", "bgp.connect_retry 100ms: want 1s to 10m"},
 		{"negative startup wait", "listen_port: -1", "listen_port: -1\n  startup_wait: -5s", "bgp.startup_wait -5s: want 0 (default 30s) to 10m"},
 		{"tcp API without TLS", `api: "unix:///run/torstitch/t.sock"`, `api: "tcp://0.0.0.0:8443"`, "needs api_tls"},
 	}
