@@ -335,20 +335,26 @@ func (e *e2e) agentRestart(t *testing.T) {
 }
 
 // rrRestart: each route reflector in turn (rr: FRR, rr2: gobgpd) stops and
-// starts again. The agent and kvm1 keep the other reflector's paths; the
-// time until both of the agent's sessions are Established again and the
-// longest ping outage are measured.
+// starts again, then both at once. With one left the agent and kvm1 keep
+// its paths; with none, kvm1 (FRR, no EVPN graceful restart) loses the
+// agent's routes until the sessions return, while the agent keeps kvm1's
+// (GoBGP's graceful restart). Measured: the time until both of the agent's
+// sessions are Established again and the longest ping outage.
 func (e *e2e) rrRestart(t *testing.T) {
 	var out []string
-	for _, rr := range []string{"rr", "rr2"} {
+	for _, rrs := range [][]string{{"rr"}, {"rr2"}, {"rr", "rr2"}} {
 		pv, pw := e.startFlows(t, "restart")
 		sv, sw := pv.seq(), pw.seq()
 		start := time.Now()
-		if err := e.lab.StopNode(e.ctx, rr, time.Second); err != nil {
-			t.Fatal(err)
+		for _, rr := range rrs {
+			if err := e.lab.StopNode(e.ctx, rr, time.Second); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if err := e.lab.StartNode(e.ctx, rr); err != nil {
-			t.Fatal(err)
+		for _, rr := range rrs {
+			if err := e.lab.StartNode(e.ctx, rr); err != nil {
+				t.Fatal(err)
+			}
 		}
 		waitFor(e.ctx, t, 60*time.Second, "the agent's sessions with both route reflectors", func() error {
 			var peers []struct {
@@ -372,8 +378,8 @@ func (e *e2e) rrRestart(t *testing.T) {
 		s2 := pw.waitRecovered(e.ctx, t, sw, 60*time.Second)
 		pv.stop()
 		pw.stop()
-		out = append(out, fmt.Sprintf("%s restarted, agent session Established %s after the stop; kvm11->vm11 %s; vm12->kvm12 %s",
-			rr, established.Round(time.Millisecond), s1, s2))
+		out = append(out, fmt.Sprintf("%s restarted, agent sessions Established %s after the stop; kvm11->vm11 %s; vm12->kvm12 %s",
+			strings.Join(rrs, "+"), established.Round(time.Millisecond), s1, s2))
 	}
 	e.result(t, "ok: %s", strings.Join(out, " | "))
 }
