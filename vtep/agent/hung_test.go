@@ -19,19 +19,7 @@ import (
 // change: a hanging switch delays only itself. When tor1 thaws it gets the
 // whole state.
 func TestAgentHungSwitch(t *testing.T) {
-	tor1, tor2 := vteptest.StartOVSDB(t), vteptest.StartOVSDB(t)
-	tor1.AddSwitch("tor1", "192.0.2.11", "eth1", "eth2")
-	tor2.AddSwitch("tor2", "192.0.2.12", "eth1", "eth2")
-	dir := t.TempDir()
-	cfg, err := config.Parse(fmt.Appendf(nil, `
-agent: {name: pair1, api: "unix://%s/api.sock", state_dir: %s}
-switches:
-  - {name: tor1, ovsdb: "unix:%s"}
-  - {name: tor2, ovsdb: "unix:%s"}
-`, dir, dir, tor1.Sock, tor2.Sock))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tor1, tor2, cfg := pairWithoutBGP(t, "")
 	r := startAgent(t, cfg)
 	ctx := context.Background()
 	if err := r.a.Bind(ctx, api.BindRequest{VLAN: 100, VNI: 10100, Ports: []string{"tor1:eth1", "tor2:eth1"}}); err != nil {
@@ -73,4 +61,25 @@ switches:
 		}
 		return nil
 	})
+}
+
+// pairWithoutBGP starts two real ovsdb-servers, tor1 (192.0.2.11) and tor2
+// (192.0.2.12) with ports eth1 and eth2, and returns an agent configuration
+// for the pair without BGP; agentExtra goes into the agent's settings.
+func pairWithoutBGP(t *testing.T, agentExtra string) (tor1, tor2 *vteptest.OVSDB, cfg *config.Config) {
+	t.Helper()
+	tor1, tor2 = vteptest.StartOVSDB(t), vteptest.StartOVSDB(t)
+	tor1.AddSwitch("tor1", "192.0.2.11", "eth1", "eth2")
+	tor2.AddSwitch("tor2", "192.0.2.12", "eth1", "eth2")
+	dir := t.TempDir()
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+agent: {name: pair1, api: "unix://%s/api.sock", state_dir: %s%s}
+switches:
+  - {name: tor1, ovsdb: "unix:%s"}
+  - {name: tor2, ovsdb: "unix:%s"}
+`, dir, dir, agentExtra, tor1.Sock, tor2.Sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tor1, tor2, cfg
 }

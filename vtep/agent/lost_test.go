@@ -7,28 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/torstitch/torstitch/vtep/agent/config"
 	"github.com/torstitch/torstitch/vtep/api"
-	"github.com/torstitch/torstitch/vtep/vteptest"
 )
 
 // TestAgentKeepsLostSwitchState: tor1's ovsdb-server goes away (its data
 // plane may well still forward). tor1's local MAC, cross-installed on tor2,
 // and its flood entry stay on tor2 for the hold time, then go.
 func TestAgentKeepsLostSwitchState(t *testing.T) {
-	tor1, tor2 := vteptest.StartOVSDB(t), vteptest.StartOVSDB(t)
-	tor1.AddSwitch("tor1", "192.0.2.11", "eth1")
-	tor2.AddSwitch("tor2", "192.0.2.12", "eth1")
-	dir := t.TempDir()
-	cfg, err := config.Parse(fmt.Appendf(nil, `
-agent: {name: pair1, api: "unix://%s/api.sock", state_dir: %s, resync: 1s}
-switches:
-  - {name: tor1, ovsdb: "unix:%s"}
-  - {name: tor2, ovsdb: "unix:%s"}
-`, dir, dir, tor1.Sock, tor2.Sock))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tor1, tor2, cfg := pairWithoutBGP(t, ", resync: 1s")
 	r := startAgent(t, cfg)
 	const hold = 3 * time.Second
 	for _, s := range r.a.sw {
