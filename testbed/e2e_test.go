@@ -240,6 +240,18 @@ func (e *e2e) flooding(t *testing.T) {
 			if err := e.floodFlows(tor); err != nil {
 				return err
 			}
+			// OVS's userspace tunnels drop a packet whose underlay next
+			// hop is not resolved yet (it sends an ARP instead); in a
+			// fresh lab that can be the test's one packet. The underlay
+			// is not what this scenario is about: wait until ovs-vtep's
+			// BFD has resolved kvm1.
+			out, err := e.lab.Shell(e.ctx, tor, "ovs-appctl tnl/neigh/show")
+			if err != nil {
+				return fmt.Errorf("%s: %w: %s", tor, err, out)
+			}
+			if !strings.Contains(string(out), "10.0.0.21 ") {
+				return errString(tor + " has not resolved kvm1 (10.0.0.21) on the underlay yet")
+			}
 		}
 		return nil
 	})
