@@ -134,7 +134,10 @@ type Agent struct {
 
 	firstSeen map[SeenKey]time.Time // reconcile loop only
 	runStart  time.Time             // reconcile loop only
-	adv       advertiseGate         // reconcile loop only
+	// lastCompute is how long the last pass worked before waiting for the
+	// switch writers (reconcile loop only).
+	lastCompute time.Duration
+	adv         advertiseGate // reconcile loop only
 
 	mu        sync.Mutex
 	started   uint64 // reconcile passes started
@@ -269,10 +272,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-resync.C:
 		}
 		a.reconcile(runCtx)
-		// Let a burst of events coalesce into the next pass.
+		// Let a burst of events coalesce into the next pass: wait at least
+		// minGap, and as long as the pass computed, so that during a burst
+		// (thousands of routes arriving) the loop takes at most half a
+		// core from the speaker receiving them.
 		select {
 		case <-ctx.Done():
-		case <-time.After(minGap):
+		case <-time.After(max(minGap, a.lastCompute)):
 		}
 	}
 }
@@ -446,6 +452,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 			a.log.Error("advertising local state", "err", err)
 		}
 	}
+	a.lastCompute = time.Since(start)
 	deadline := time.NewTimer(switchPassWait)
 	defer deadline.Stop()
 wait:
