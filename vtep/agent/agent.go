@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -133,6 +134,7 @@ type Agent struct {
 	wake chan struct{}
 
 	firstSeen map[SeenKey]time.Time // reconcile loop only
+	owners    map[l2.MACKey]string  // contested MACs' owners as saved (reconcile loop only)
 	runStart  time.Time             // reconcile loop only
 	// lastCompute is how long the last pass worked before waiting for the
 	// switch writers (reconcile loop only).
@@ -158,7 +160,71 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	if a.store, err = store.Open(cfg.Agent.StateDir); err != nil {
 		return nil, err
 	}
+	owners, err := store.LoadOwners(cfg.Agent.StateDir)
+	if err != nil {
+		// A hint, not state: without it a restart may briefly advertise a
+		// MAC that both switches report from the wrong one.
+		a.log.Warn("ignoring saved MAC owners", "err", err)
+	}
+	a.seedOwners(owners)
 	return a, nil
+}
+
+// seedOwners makes the owners saved before a restart win the first
+// comparison: a MAC both switches report as local (one of them stale, a
+// host failed over and back) has no history in a new process, and which
+// switch is read first must not decide. The other switches' claims are
+// recorded as seen long ago; a claim that disappears and comes back later
+// is new again (noteFirstSeen).
+func (a *Agent) seedOwners(owners []store.Owner) {
+	if a.firstSeen == nil {
+		a.firstSeen = map[SeenKey]time.Time{}
+	}
+	a.owners = map[l2.MACKey]string{}
+	for _, o := range owners {
+		k := l2.MACKey{VNI: o.VNI, MAC: o.MAC}
+		a.owners[k] = o.Switch
+		for _, s := range a.sw {
+			if s.name != o.Switch {
+				a.firstSeen[SeenKey{s.name, k}] = time.Unix(0, 1)
+			}
+		}
+	}
+}
+
+// saveOwners persists which switch each contested MAC is advertised from,
+// when that changed and every switch is connected (a partial picture would
+// overwrite what a restart needs).
+func (a *Agent) saveOwners(views []SwitchView, dropped []SeenKey) {
+	for _, v := range views {
+		if !v.Connected {
+			return
+		}
+	}
+	winner := map[l2.MACKey]string{}
+	if len(dropped) > 0 {
+		kept := map[l2.MACKey]string{} // after PreferNewest a MAC is in one view only
+		for _, v := range views {
+			for _, m := range v.LocalMACs {
+				kept[l2.MACKey{VNI: m.VNI, MAC: m.MAC}] = v.Name
+			}
+		}
+		for _, d := range dropped {
+			winner[d.Key] = kept[d.Key]
+		}
+	}
+	if maps.Equal(winner, a.owners) {
+		return
+	}
+	out := make([]store.Owner, 0, len(winner))
+	for k, sw := range winner {
+		out = append(out, store.Owner{VNI: k.VNI, MAC: k.MAC, Switch: sw})
+	}
+	if err := store.SaveOwners(a.cfg.Agent.StateDir, out); err != nil {
+		a.log.Warn("saving MAC owners", "err", err)
+		return
+	}
+	a.owners = winner
 }
 
 // Check does everything New does that can fail on bad configuration
@@ -357,9 +423,11 @@ func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
 	}
 	if a.cfg.Agent.Mode != config.Anycast {
 		a.noteFirstSeen(views)
-		if dropped := PreferNewest(views, a.firstSeen); len(dropped) > 0 {
+		dropped := PreferNewest(views, a.firstSeen)
+		if len(dropped) > 0 {
 			a.log.Debug("MACs local on both switches: advertising the newest", "stale", len(dropped))
 		}
+		a.saveOwners(views, dropped)
 	}
 	return views, obs
 }

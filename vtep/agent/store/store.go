@@ -138,29 +138,90 @@ func (s *Store) write(m map[portVLAN]l2.VNI) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(s.path)
-	tmp, err := os.CreateTemp(dir, ".bindings-*.json")
-	if err != nil {
+	if err := writeAtomic(s.path, append(b, '\n')); err != nil {
 		return fmt.Errorf("saving bindings: %w", err)
 	}
+	return nil
+}
+
+// writeAtomic replaces path with data: a temporary file in the same
+// directory, synced, renamed over path, and the directory synced.
+func writeAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("saving bindings: %w", err)
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("saving bindings: %w", err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("saving bindings: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
-		return fmt.Errorf("saving bindings: %w", err)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
 	}
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		d.Close()
+	}
+	return nil
+}
+
+// OwnersFileName is the file of MAC owners inside the state directory.
+const OwnersFileName = "mac-owners.json"
+
+// Owner says which switch of the pair the agent advertises a MAC from that
+// several switches report as local (the one that learned it last).
+type Owner struct {
+	VNI    l2.VNI `json:"vni"`
+	MAC    l2.MAC `json:"mac"`
+	Switch string `json:"switch"`
+}
+
+type ownersFormat struct {
+	Version int     `json:"version"`
+	Owners  []Owner `json:"owners"`
+}
+
+// LoadOwners reads the MAC owners saved in dir; none when there is no file.
+func LoadOwners(dir string) ([]Owner, error) {
+	path := filepath.Join(dir, OwnersFileName)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	var f ownersFormat
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s is corrupt: %w", path, err)
+	}
+	return f.Owners, nil
+}
+
+// SaveOwners replaces the saved MAC owners in dir (sorted, atomic).
+func SaveOwners(dir string, owners []Owner) error {
+	owners = slices.Clone(owners)
+	slices.SortFunc(owners, func(a, b Owner) int {
+		if a.VNI != b.VNI {
+			return int(a.VNI) - int(b.VNI)
+		}
+		return slices.Compare(a.MAC[:], b.MAC[:])
+	})
+	b, err := json.MarshalIndent(ownersFormat{Version: 1, Owners: owners}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, OwnersFileName), append(b, '\n')); err != nil {
+		return fmt.Errorf("saving MAC owners: %w", err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/torstitch/torstitch/vtep/l2"
@@ -48,5 +49,27 @@ func TestStorePersistsAndFailsAtomically(t *testing.T) {
 	}
 	if _, err := Open(dir); err == nil {
 		t.Fatal("corrupt store opened without error")
+	}
+}
+
+func TestOwnersRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	if got, err := LoadOwners(dir); err != nil || got != nil {
+		t.Fatalf("no file: %v, %v", got, err)
+	}
+	want := []Owner{{VNI: 10200, MAC: l2.MustMAC("00:50:56:00:02:12"), Switch: "tor1"},
+		{VNI: 10100, MAC: l2.MustMAC("00:50:56:00:01:11"), Switch: "tor2"}}
+	if err := SaveOwners(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadOwners(dir)
+	if err != nil || len(got) != 2 || got[0] != want[1] || got[1] != want[0] { // sorted by VNI
+		t.Fatalf("loaded %+v, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, OwnersFileName), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOwners(dir); err == nil || !strings.Contains(err.Error(), "mac-owners.json is corrupt") {
+		t.Fatalf("corrupt file: %v", err)
 	}
 }
