@@ -54,31 +54,15 @@ func bindCmd(g *globals) *cobra.Command {
 		},
 		ValidArgsFunction: keywordArgs(map[int]string{0: "vlan", 2: "vni"}),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if len(portFlags) == 0 {
-				return usageErr("bind needs at least one --port SWITCH:PORT")
-			}
-			vlan, err := l2.ParseVLAN(args[1])
-			if err != nil {
-				return err
-			}
-			vni, err := l2.ParseVNI(args[3])
-			if err != nil {
-				return err
-			}
-			ports, err := parsePorts(portFlags)
-			if err != nil {
-				return err
-			}
-			c, err := g.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.Bind(cmd.Context(), api.BindRequest{VLAN: vlan, VNI: vni, Ports: ports}); err != nil {
-				return fmt.Errorf("bind VLAN %d to VNI %d: %w", vlan, vni, err)
-			}
-			fmt.Fprintf(g.stdout, "bound VLAN %d to VNI %d on %s\n", vlan, vni, strings.Join(ports, ", "))
-			return nil
+			var vni l2.VNI
+			parseVNI := func() (err error) { vni, err = l2.ParseVNI(args[3]); return err }
+			return g.onPorts(cmd, "bind", portFlags, args[1], parseVNI, func(c *api.Client, vlan l2.VLAN, ports []string) error {
+				if err := c.Bind(cmd.Context(), api.BindRequest{VLAN: vlan, VNI: vni, Ports: ports}); err != nil {
+					return fmt.Errorf("bind VLAN %d to VNI %d: %w", vlan, vni, err)
+				}
+				fmt.Fprintf(g.stdout, "bound VLAN %d to VNI %d on %s\n", vlan, vni, strings.Join(ports, ", "))
+				return nil
+			})
 		}),
 	}
 	cmd.Flags().StringArrayVarP(&portFlags, "port", "p", nil, "SWITCH:PORT to bind (repeat for several)")
@@ -102,29 +86,44 @@ func unbindCmd(g *globals) *cobra.Command {
 		},
 		ValidArgsFunction: keywordArgs(map[int]string{0: "vlan"}),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
-			if len(portFlags) == 0 {
-				return usageErr("unbind needs at least one --port SWITCH:PORT")
-			}
-			vlan, err := l2.ParseVLAN(args[1])
-			if err != nil {
-				return err
-			}
-			ports, err := parsePorts(portFlags)
-			if err != nil {
-				return err
-			}
-			c, err := g.client(cmd)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if err := c.Unbind(cmd.Context(), api.UnbindRequest{VLAN: vlan, Ports: ports}); err != nil {
-				return fmt.Errorf("unbind VLAN %d: %w", vlan, err)
-			}
-			fmt.Fprintf(g.stdout, "unbound VLAN %d from %s\n", vlan, strings.Join(ports, ", "))
-			return nil
+			return g.onPorts(cmd, "unbind", portFlags, args[1], nil, func(c *api.Client, vlan l2.VLAN, ports []string) error {
+				if err := c.Unbind(cmd.Context(), api.UnbindRequest{VLAN: vlan, Ports: ports}); err != nil {
+					return fmt.Errorf("unbind VLAN %d: %w", vlan, err)
+				}
+				fmt.Fprintf(g.stdout, "unbound VLAN %d from %s\n", vlan, strings.Join(ports, ", "))
+				return nil
+			})
 		}),
 	}
 	cmd.Flags().StringArrayVarP(&portFlags, "port", "p", nil, "SWITCH:PORT to unbind (repeat for several)")
 	return cmd
+}
+
+// onPorts checks the input of bind and unbind in one order (at least one
+// --port, the VLAN, the command's own arguments, the ports) before it
+// connects to the agent and runs do.
+func (g *globals) onPorts(cmd *cobra.Command, verb string, portFlags []string, vlanArg string,
+	parseRest func() error, do func(c *api.Client, vlan l2.VLAN, ports []string) error) error {
+	if len(portFlags) == 0 {
+		return usageErr("%s needs at least one --port SWITCH:PORT", verb)
+	}
+	vlan, err := l2.ParseVLAN(vlanArg)
+	if err != nil {
+		return err
+	}
+	if parseRest != nil {
+		if err := parseRest(); err != nil {
+			return err
+		}
+	}
+	ports, err := parsePorts(portFlags)
+	if err != nil {
+		return err
+	}
+	c, err := g.client(cmd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return do(c, vlan, ports)
 }
