@@ -101,5 +101,5 @@ var ip = netip.MustParseAddr
 func (s *Speaker) endOfRIBs(a netip.Addr) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.eorCount[a]
+	return s.eor[a]
 }

@@ -45,12 +45,12 @@ type Speaker struct {
 	localWins map[l2.MACKey]bool
 	mob       *mobility
 	dropped   map[string]uint64
-	eor       map[netip.Addr]bool
-	eorCount  map[netip.Addr]int // End-of-RIB markers received since Start, per neighbor
+	eor       map[netip.Addr]int // End-of-RIB markers received since Start, per neighbor
 	synced    bool
 	exportErr error
-	held      bool // neighbors not added yet (DeferNeighbors, before the first SetLocal)
-	localSet  bool // SetLocal was called
+	held      bool                // neighbors not added yet (DeferNeighbors, before the first SetLocal)
+	added     map[netip.Addr]bool // neighbors added to GoBGP
+	localSet  bool                // SetLocal was called
 }
 
 // New validates cfg (errors name the offending field) and returns a speaker
@@ -69,7 +69,7 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 		advertised: map[advKey]advRoute{}, own: map[netip.Addr]bool{}, remote: newRemoteTable(),
 		localWins: map[l2.MACKey]bool{}, mob: newMobility(c.MobilityMaxMoves, c.MobilityWindow),
-		dropped: map[string]uint64{}, eor: map[netip.Addr]bool{}, eorCount: map[netip.Addr]int{},
+		dropped: map[string]uint64{}, eor: map[netip.Addr]int{}, added: map[netip.Addr]bool{},
 	}, nil
 }
 
@@ -121,12 +121,22 @@ func (s *Speaker) Start(ctx context.Context) error {
 	return nil
 }
 
+// addNeighbors adds the neighbors not added yet (a retry after a partial
+// failure skips those that made it).
 func (s *Speaker) addNeighbors(ctx context.Context) error {
 	for _, n := range s.nbrs {
-		err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(n)})
-		if err != nil && !strings.Contains(err.Error(), "can't overwrite the existing peer") {
+		s.mu.Lock()
+		done := s.added[n.Address]
+		s.mu.Unlock()
+		if done {
+			continue
+		}
+		if err := s.bgp.AddPeer(ctx, &api.AddPeerRequest{Peer: s.apiPeer(n)}); err != nil {
 			return fmt.Errorf("adding neighbor %s (as %d): %w", n.Address, n.ASN, err)
 		}
+		s.mu.Lock()
+		s.added[n.Address] = true
+		s.mu.Unlock()
 	}
 	return nil
 }

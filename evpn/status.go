@@ -53,8 +53,7 @@ func (s *Speaker) onEvent(resp *api.WatchEventResponse) {
 	changed, kick := false, false
 	s.mu.Lock()
 	for _, a := range eors {
-		s.eor[a] = true
-		s.eorCount[a]++
+		s.eor[a]++
 	}
 	for _, d := range rs {
 		if d.reason != "" {
@@ -109,7 +108,7 @@ func (s *Speaker) Synced() bool {
 		return true
 	}
 	for _, n := range s.nbrs {
-		if !s.eor[n.Address.Unmap()] {
+		if s.eor[n.Address.Unmap()] == 0 {
 			return false
 		}
 	}
@@ -165,11 +164,13 @@ func (s *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	}
 	s.mu.Lock()
 	for i := range out {
-		out[i].EndOfRIB = s.eor[out[i].Address]
+		out[i].EndOfRIB = s.eor[out[i].Address] > 0
 	}
 	if s.held {
 		for _, n := range s.nbrs {
-			out = append(out, PeerStatus{Address: n.Address, ASN: n.ASN, State: StateHeld})
+			if !s.added[n.Address] {
+				out = append(out, PeerStatus{Address: n.Address, ASN: n.ASN, State: StateHeld})
+			}
 		}
 	}
 	s.mu.Unlock()
