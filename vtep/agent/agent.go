@@ -414,8 +414,9 @@ func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
 				}
 			}
 			v.LocalMACs = o.LocalMACs()
-			last := SwitchView{TunnelIP: v.TunnelIP, LocalMACs: slices.Clone(v.LocalMACs)}
-			s.last, s.lostAt = &last, time.Time{}
+			// PreferNewest replaces a view's LocalMACs, never edits them in
+			// place: the slice can be kept without a copy.
+			s.last, s.lostAt = &SwitchView{TunnelIP: v.TunnelIP, LocalMACs: v.LocalMACs}, time.Time{}
 		} else if v2, kept := s.retained(time.Now()); kept {
 			v = v2
 		}

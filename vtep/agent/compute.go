@@ -238,8 +238,9 @@ type SeenKey struct {
 // (independent mode): only the switch that learned the MAC most recently
 // keeps it; the others' entries are stale (a host that failed over and back
 // is still in the old switch's table until it ages out). firstSeen holds when
-// the agent first saw each (switch, MAC); it is read only. The views are
-// changed in place; the dropped claims are returned.
+// the agent first saw each (switch, MAC); it is read only. Each view's
+// LocalMACs is replaced by a new slice (the old one is left intact: the
+// agent keeps it as the switch's last view); the dropped claims are returned.
 func PreferNewest(views []SwitchView, firstSeen map[SeenKey]time.Time) []SeenKey {
 	owner := map[l2.MACKey]string{}
 	for i := range views {
