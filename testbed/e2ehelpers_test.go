@@ -122,20 +122,26 @@ func (p *pinger) seq() int {
 // answeredAfter reports whether the n requests after seq (all sent) were
 // all answered: traffic flows again.
 func (p *pinger) answeredAfter(seq, n int) bool {
+	_, ok := p.runEnd(seq, n)
+	return ok
+}
+
+// runEnd finds the first run of n answered requests in a row after seq and
+// returns the sequence number that completes it.
+func (p *pinger) runEnd(seq, n int) (int, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	run := 0
 	for s := seq + 1; s <= p.sent; s++ {
-		if p.replies[s] {
-			run++
-			if run >= n {
-				return true
-			}
-		} else {
+		if !p.replies[s] {
 			run = 0
+			continue
+		}
+		if run++; run >= n {
+			return s, true
 		}
 	}
-	return false
+	return p.sent, false
 }
 
 // stats counts from request `from` on (0: all).
@@ -195,22 +201,11 @@ func (p *pinger) waitRecovered(ctx context.Context, t *testing.T, seq int, timeo
 	return p.stats(seq)
 }
 
-// seqAfter returns the sequence number of the 10th answer after seq.
+// seqAfter returns the sequence number that completes the first run of 10
+// answers after seq (the last sent when there is none yet).
 func (p *pinger) seqAfter(seq int) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	run := 0
-	for s := seq + 1; s <= p.sent; s++ {
-		if p.replies[s] {
-			run++
-			if run >= 10 {
-				return s
-			}
-		} else {
-			run = 0
-		}
-	}
-	return p.sent
+	s, _ := p.runEnd(seq, 10)
+	return s
 }
 
 // torctl runs `torctl ARGS -o json` in the agent's node and decodes it.
