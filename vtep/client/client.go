@@ -33,11 +33,13 @@ var ErrNotConnected = errors.New("switch database not connected")
 // Config configures one switch connection.
 type Config struct {
 	Name      string // the switch's name (Physical_Switch.name); "" takes the only one
-	Endpoint  string // tcp:IP:PORT, ssl:IP:PORT or unix:PATH
+	Endpoint  string // tcp:IP:PORT, ssl:IP:PORT, unix:PATH or Inbound
 	TLS       TLSFiles
 	BatchRows int           // rows per transaction; DefaultBatchRows when 0
 	Window    int           // transactions in flight at once; DefaultWindow when 0
-	Probe     time.Duration // liveness probe interval (echo); 5s when 0
+	// Probe is the inactivity probe: an echo every Probe, the connection
+	// is dropped when one is not answered within Probe; 5s when 0.
+	Probe time.Duration
 	// Resync re-reads Ucast_Macs_Remote (the table torstitch writes and does
 	// not monitor) at this interval; 5m when 0.
 	Resync time.Duration
@@ -72,6 +74,9 @@ type Client struct {
 	changed chan struct{}
 	local   chan struct{}
 	dbModel model.ClientDBModel
+
+	inbound chan *accepted // identified connections of an inbound switch
+	claimed bool           // an inbound connection is held (mu)
 }
 
 // New validates the configuration and returns an unconnected client.
@@ -79,7 +84,7 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if err := ValidateEndpoint(cfg.Endpoint); err != nil {
 		return nil, err
 	}
-	if _, err := loadTLS(cfg.Endpoint, cfg.TLS); err != nil {
+	if _, err := loadTLS(cfg.Endpoint, cfg.Name, cfg.TLS); err != nil {
 		return nil, err
 	}
 	if cfg.Probe <= 0 {
@@ -101,7 +106,11 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hardware_vtep model: %w", err)
 	}
+	if cfg.Endpoint == Inbound && cfg.Name == "" {
+		return nil, fmt.Errorf("an inbound switch needs a name")
+	}
 	return &Client{
+		inbound: make(chan *accepted),
 		cfg:     cfg,
 		log:     log.With("switch", cfg.Name, "ovsdb", cfg.Endpoint),
 		status:  Status{Endpoint: cfg.Endpoint},
@@ -167,6 +176,12 @@ func (c *Client) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if c.cfg.Endpoint == Inbound {
+				// Nothing to retry against: the switch dials again.
+				c.log.Warn("inbound switch connection failed", "err", err)
+				c.setErr(err)
+				continue
+			}
 			wait := jitter(backoff)
 			c.log.Warn("switch database unreachable", "err", err, "retry_in", wait.Round(time.Millisecond))
 			c.setErr(err)
@@ -198,11 +213,27 @@ func (c *Client) setErr(err error) {
 
 // connect opens a connection with a fresh cache and waits for the initial
 // monitor reply.
-func (c *Client) connect(ctx context.Context) (client.Client, error) {
+func (c *Client) connect(ctx context.Context) (_ client.Client, err error) {
 	// libovsdb logs through logr: V(n) maps to slog level -n, below Debug.
 	lg := logr.FromSlogHandler(c.log.Handler())
-	opts := []client.Option{client.WithEndpoint(c.cfg.Endpoint), client.WithLogger(&lg)}
-	tlsCfg, err := loadTLS(c.cfg.Endpoint, c.cfg.TLS)
+	endpoint := c.cfg.Endpoint
+	var in *accepted
+	if endpoint == Inbound {
+		select {
+		case in = <-c.inbound:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		ep, err := c.bridge(ctx, in)
+		if err != nil {
+			in.Close()
+			c.release()
+			return nil, err
+		}
+		endpoint = ep
+	}
+	opts := []client.Option{client.WithEndpoint(endpoint), client.WithLogger(&lg)}
+	tlsCfg, err := loadTLS(c.cfg.Endpoint, c.cfg.Name, c.cfg.TLS)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +246,18 @@ func (c *Client) connect(ctx context.Context) (client.Client, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if in != nil {
+		// Whatever ends this attempt early ends the switch's connection
+		// too, and with it the bridge and the claim.
+		defer func() {
+			if err != nil {
+				in.Close()
+			}
+		}()
+		c.mu.Lock()
+		c.status.Endpoint = "inbound:" + in.remote
+		c.mu.Unlock()
+	}
 	if err := conn.Connect(cctx); err != nil {
 		return nil, fmt.Errorf("connecting: %w", err)
 	}

@@ -72,7 +72,7 @@ func TestEndpointValidation(t *testing.T) {
 		{"tcp::6640", false, TLSFiles{}, "missing host"},
 		{"udp:10.0.0.1:6640", false, TLSFiles{}, `unknown protocol "udp"`},
 		{"10.0.0.1:6640", false, TLSFiles{}, "unknown protocol"},
-		{"ssl:10.0.0.1:6640", false, TLSFiles{}, "ssl needs tls.ca, tls.cert and tls.key"},
+		{"ssl:10.0.0.1:6640", false, TLSFiles{}, "ssl needs tls.cert, tls.key and tls.ca (or tls.peer_cert)"},
 		{"ssl:10.0.0.1:6640", false, TLSFiles{CA: "/nonexistent/ca.pem", Cert: "c", Key: "k"}, "reading CA file"},
 	} {
 		_, err := New(Config{Endpoint: tc.ep, TLS: tc.tls}, nil)
