@@ -35,8 +35,8 @@ type Config struct {
 	Name      string // the switch's name (Physical_Switch.name); "" takes the only one
 	Endpoint  string // tcp:IP:PORT, ssl:IP:PORT, unix:PATH or Inbound
 	TLS       TLSFiles
-	BatchRows int           // rows per transaction; DefaultBatchRows when 0
-	Window    int           // transactions in flight at once; DefaultWindow when 0
+	BatchRows int // rows per transaction; DefaultBatchRows when 0
+	Window    int // transactions in flight at once; DefaultWindow when 0
 	// Probe is the inactivity probe: an echo every Probe, the connection
 	// is dropped when one is not answered within Probe; 5s when 0.
 	Probe time.Duration

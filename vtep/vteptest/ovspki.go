@@ -21,7 +21,9 @@ type OVSPKI struct {
 type Cert struct{ Cert, Key string }
 
 // ControllerCA and SwitchCA are the two CA certificates.
-func (p *OVSPKI) ControllerCA() string { return filepath.Join(p.Dir, "pki", "controllerca", "cacert.pem") }
+func (p *OVSPKI) ControllerCA() string {
+	return filepath.Join(p.Dir, "pki", "controllerca", "cacert.pem")
+}
 
 // SwitchCA is the CA that signs switch certificates.
 func (p *OVSPKI) SwitchCA() string { return filepath.Join(p.Dir, "pki", "switchca", "cacert.pem") }
