@@ -9,7 +9,7 @@ GOFLAGS_TEST ?= -count=1 -timeout 15m
 PKGS := ./...
 
 # Debian packages that serve as real peers in tests and in the lab.
-APT_PKGS := openvswitch-switch openvswitch-common openvswitch-vtep frr gobgpd \
+APT_PKGS := openvswitch-switch openvswitch-common openvswitch-vtep ovn-central ovn-controller-vtep frr gobgpd \
 	iproute2 iputils-ping ethtool tcpdump iperf3 python3-scapy
 
 BIN := bin

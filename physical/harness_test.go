@@ -42,20 +42,27 @@ type sw struct {
 	done     chan error
 }
 
-// startServer serves a hardware_vtep DB on a unix socket in a temp dir.
+// startServer starts torswitch's served database (a supervised
+// ovsdb-server over a new database in a temp dir) and returns its endpoint.
 func startServer(t testing.TB) string {
 	t.Helper()
+	return startServed(t).Endpoint()
+}
+
+func startServed(t testing.TB) *ovsdbserver.Server {
+	t.Helper()
+	nstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool")
 	dir, err := os.MkdirTemp("", "ts-db-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	srv, err := ovsdbserver.Serve(context.Background(), "punix:"+filepath.Join(dir, "vtep.sock"))
+	srv, err := ovsdbserver.Start(context.Background(), ovsdbserver.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	return srv.Endpoint()
+	return srv
 }
 
 // startOvsdbServer runs a real ovsdb-server with the hardware_vtep schema.

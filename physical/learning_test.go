@@ -286,3 +286,73 @@ func TestDatabaseWipe(t *testing.T) {
 		return !ok, out
 	})
 }
+
+// TestOnlyHostMACsReported: a bind creates the switch's own devices (the
+// binding veths, a bridge, a VXLAN device); none of their MACs may appear in
+// Ucast_Macs_Local, where a controller would advertise them as hosts. After
+// a bind and before any host sends a frame the table stays empty (watched
+// through the window in which a new interface sends its IPv6 DAD probes,
+// router solicitations and MLD reports); after two hosts speak it holds
+// exactly their MACs, with the IPs their ARP showed.
+func TestOnlyHostMACsReported(t *testing.T) {
+	l := newTrunkLab(t)
+	// The test kit turns IPv6 off in its namespaces; a switch has it on,
+	// and a new interface then speaks on its own.
+	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0"} {
+		l.Run(l.sw, "sysctl", "-q", "-w", k)
+	}
+	endpoint := startServer(t)
+	newSwitch(t, endpoint, controller.Config{
+		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
+	}, dataplane.Options{NetNS: l.Handle(l.sw), ARPSuppression: true})
+	a := newAgent(t, endpoint)
+	ls := a.logicalSwitch("ls7000", 7000)
+	a.bind("tor1", "eth1", 10, ls)
+	a.flood(ls, remTunnel)
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
+		out, _ := l.Try(l.sw, "ip", "-br", "link")
+		return strings.Contains(out, "v10a") && strings.Contains(out, "v10b") && strings.Contains(out, "tsvx7000"), out
+	})
+	// Dynamic (learned) FDB entries of the switch's bridge: what would
+	// become Ucast_Macs_Local rows.
+	learned := func() string {
+		out, _ := l.Try(l.sw, "bridge", "fdb", "show", "br", "tsbr7000")
+		var dyn []string
+		for _, line := range strings.Split(out, "\n") {
+			if line != "" && !strings.Contains(line, "permanent") && !strings.Contains(line, " dst ") {
+				dyn = append(dyn, line)
+			}
+		}
+		return strings.Join(dyn, "; ")
+	}
+	// Watch a window long enough for DAD (1 s) and the first router
+	// solicitation.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if rows := a.localMACs(); len(rows) != 0 {
+			t.Fatalf("Ucast_Macs_Local before any host traffic: %v (kernel learned: %s)", rows, learned())
+		}
+		if d := learned(); d != "" {
+			t.Fatalf("bridge learned MACs before any host traffic: %s", d)
+		}
+		time.Sleep(50 * time.Millisecond) // sampling a watched window, not waiting for a condition
+	}
+
+	s := l.socket(t)
+	hosts := map[string]net.IP{"02:00:00:00:10:01": net.IPv4(10, 9, 0, 1), "02:00:00:00:10:02": net.IPv4(10, 9, 0, 2)}
+	want := []string{"02:00:00:00:10:01@" + swTunnel, "02:00:00:00:10:02@" + swTunnel}
+	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+		for mac, ip := range hosts {
+			hw, _ := net.ParseMAC(mac)
+			if err := s.Send(nstest.Frame(hw, 10, ip, net.IPv4(10, 9, 0, 99))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := slices.Sorted(slices.Values(a.localMACs()[ls]))
+		return slices.Equal(got, want) && a.localMACIP(ls, "02:00:00:00:10:01") == "10.9.0.1" && a.localMACIP(ls, "02:00:00:00:10:02") == "10.9.0.2",
+			fmt.Sprintf("rows %v, ipaddr %q %q", a.localMACs(), a.localMACIP(ls, "02:00:00:00:10:01"), a.localMACIP(ls, "02:00:00:00:10:02"))
+	})
+	if rows := a.localMACs(); len(rows) != 1 || len(rows[ls]) != 2 {
+		t.Errorf("Ucast_Macs_Local holds more than the two hosts: %v", rows)
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-logr/stdr"
 	"github.com/spf13/cobra"
 
 	"github.com/torstitch/torstitch/physical/controller"
@@ -24,11 +23,14 @@ import (
 )
 
 type options struct {
-	name, tunnelIP, ports, listen, ovsdb, mgmt, logLevel string
-	macLimit                                             int
-	mtu                                                  int
-	aging, stats, holdDown                               time.Duration
-	arpSuppress                                          bool
+	name, tunnelIP, ports, ovsdb, mgmt, logLevel string
+	dbDir                                        string
+	listen, managers                             []string
+	tls                                          ovsdbserver.TLS
+	macLimit                                     int
+	mtu                                          int
+	aging, stats, holdDown                       time.Duration
+	arpSuppress                                  bool
 }
 
 func main() {
@@ -41,7 +43,12 @@ func main() {
 func newCommand() *cobra.Command {
 	var o options
 	cmd := &cobra.Command{
-		Use:           "torswitch --name NAME --tunnel-ip IP --ports eth1[,eth2] (--listen ptcp:6640[:IP]|punix:PATH | --ovsdb tcp:IP:PORT|unix:PATH)",
+		Use: "torswitch --name NAME --tunnel-ip IP --ports eth1[,eth2] [--listen ptcp:6640[:IP]|pssl:6640[:IP]|punix:PATH] [--manager ssl:IP:PORT] | --ovsdb tcp:IP:PORT|unix:PATH",
+		Long: `torswitch keeps its hardware_vtep database in a real ovsdb-server, which it starts
+and supervises over the database file in --db-dir (kept across restarts). Controllers
+connect to the --listen targets, or the database connects out to each --manager
+(Global.managers, as on hardware VTEPs). With --ovsdb, torswitch uses an
+ovsdb-server run by someone else instead.`,
 		Short:         "Linux software hardware_vtep switch on the kernel data path",
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
@@ -56,14 +63,19 @@ func newCommand() *cobra.Command {
 	f.StringVar(&o.name, "name", "", "Physical_Switch name (required)")
 	f.StringVar(&o.tunnelIP, "tunnel-ip", "", "VXLAN tunnel source IP (required)")
 	f.StringVar(&o.ports, "ports", "", "comma-separated trunk ports, e.g. eth1,eth2")
-	f.StringVar(&o.listen, "listen", "", "serve the switch's own hardware_vtep DB on ptcp:PORT[:IP] or punix:PATH")
-	f.StringVar(&o.ovsdb, "ovsdb", "", "use an external hardware_vtep DB at tcp:IP:PORT or unix:PATH")
+	f.StringSliceVar(&o.listen, "listen", nil, "serve the database to controllers on ptcp:PORT[:IP], pssl:PORT[:IP] or punix:PATH (repeatable)")
+	f.StringSliceVar(&o.managers, "manager", nil, "controller the database connects to: ssl:IP:PORT or tcp:IP:PORT (repeatable; kept in Global.managers)")
+	f.StringVar(&o.dbDir, "db-dir", "/var/lib/torswitch", "directory of the served database (vtep.db) and ovsdb-server's runtime files")
+	f.StringVar(&o.tls.Key, "tls-key", "", "PEM private key for pssl: and ssl: (ovsdb-server --private-key)")
+	f.StringVar(&o.tls.Cert, "tls-cert", "", "PEM certificate for pssl: and ssl: (ovsdb-server --certificate)")
+	f.StringVar(&o.tls.CA, "tls-ca", "", "PEM CA certificate that controllers' certificates are checked against (ovsdb-server --ca-cert)")
+	f.StringVar(&o.ovsdb, "ovsdb", "", "use an external hardware_vtep database at tcp:IP:PORT, ssl:IP:PORT or unix:PATH instead of serving one")
 	f.StringVar(&o.mgmt, "management-ips", "", "comma-separated management IPs for Physical_Switch")
 	f.IntVar(&o.macLimit, "mac-limit", 0, "maximum Ucast_Macs_Local rows (0: unlimited); beyond it mac_table_exhaustion is raised")
 	f.IntVar(&o.mtu, "mtu", 1500, "MTU of VXLAN devices and binding ports")
 	f.DurationVar(&o.aging, "mac-aging", 300*time.Second, "ageing time of learned local MACs")
 	f.DurationVar(&o.stats, "stats-interval", 10*time.Second, "vlan_stats refresh interval (negative: off)")
-	f.DurationVar(&o.holdDown, "hold-down", -1, "keep the kernel state of a previous run this long before removing what the database lacks (default: 60s with --listen, whose database starts empty; 0 with --ovsdb)")
+	f.DurationVar(&o.holdDown, "hold-down", -1, "keep the kernel state of a previous run this long before removing what the database lacks (-1: 60s when the served database was just created, else 0)")
 	f.BoolVar(&o.arpSuppress, "arp-suppression", true, "answer ARP for remote hosts with ipaddr locally (neigh_suppress)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -82,8 +94,21 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("--tunnel-ip: %w", err)
 	}
-	if (o.listen == "") == (o.ovsdb == "") {
-		return errors.New("give exactly one of --listen and --ovsdb")
+	if o.ovsdb != "" && (len(o.listen) > 0 || len(o.managers) > 0 || o.tls != (ovsdbserver.TLS{})) {
+		return errors.New("--ovsdb uses an external database: --listen, --manager and --tls-* belong to the served one")
+	}
+	for _, r := range o.listen {
+		if _, err := ovsdbserver.ParseRemote(r); err != nil {
+			return fmt.Errorf("--listen: %w", err)
+		}
+	}
+	for _, m := range o.managers {
+		if err := checkManager(m); err != nil {
+			return fmt.Errorf("--manager: %w", err)
+		}
+		if strings.HasPrefix(m, "ssl:") && (o.tls.Key == "" || o.tls.Cert == "" || o.tls.CA == "") {
+			return fmt.Errorf("--manager %s: ssl: needs --tls-key, --tls-cert and --tls-ca", m)
+		}
 	}
 	var mgmt []netip.Addr
 	for _, s := range splitList(o.mgmt) {
@@ -93,17 +118,15 @@ func run(ctx context.Context, o options) error {
 		}
 		mgmt = append(mgmt, ip)
 	}
-	stdr.SetVerbosity(0) // libovsdb's server logs every request otherwise
 
-	endpoint := o.ovsdb
-	if o.listen != "" {
-		srv, err := ovsdbserver.Serve(ctx, o.listen)
+	endpoint, created := o.ovsdb, false
+	if o.ovsdb == "" {
+		srv, err := ovsdbserver.Start(ctx, ovsdbserver.Options{Dir: o.dbDir, Remotes: o.listen, TLS: o.tls, Logger: log})
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
-		endpoint = srv.Endpoint()
-		log.Info("serving hardware_vtep", "listen", o.listen)
+		endpoint, created = srv.Endpoint(), srv.Created()
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	ovs, err := controller.Connect(cctx, endpoint, log)
@@ -120,12 +143,14 @@ func run(ctx context.Context, o options) error {
 	holdDown := o.holdDown
 	if holdDown < 0 {
 		holdDown = 0
-		if o.listen != "" {
+		if created {
+			// A new, empty database: the kernel may still forward what a
+			// previous run programmed; keep it until controllers wrote again.
 			holdDown = 60 * time.Second
 		}
 	}
 	c := controller.New(controller.Config{
-		Name: o.name, TunnelIP: tip, ManagementIPs: mgmt, Ports: splitList(o.ports),
+		Name: o.name, TunnelIP: tip, ManagementIPs: mgmt, Ports: splitList(o.ports), Managers: o.managers,
 		MACLimit: o.macLimit, StatsInterval: o.stats, HoldDown: holdDown, Logger: log,
 	}, ovs, dp)
 	log.Info("torswitch running", "name", o.name, "tunnel_ip", tip, "ports", o.ports)
@@ -140,4 +165,23 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// checkManager accepts the active targets a hardware_vtep database's
+// Manager rows hold: ssl:IP:PORT or tcp:IP:PORT.
+func checkManager(target string) error {
+	kind, rest, _ := strings.Cut(target, ":")
+	if kind != "ssl" && kind != "tcp" {
+		return fmt.Errorf("%q: want ssl:IP:PORT or tcp:IP:PORT", target)
+	}
+	ap, err := netip.ParseAddrPort(rest)
+	if err != nil {
+		if i := strings.LastIndex(rest, ":"); i > 0 {
+			ap, err = netip.ParseAddrPort("[" + rest[:i] + "]" + rest[i:])
+		}
+	}
+	if err != nil || ap.Port() == 0 {
+		return fmt.Errorf("%q: want ssl:IP:PORT or tcp:IP:PORT", target)
+	}
+	return nil
 }

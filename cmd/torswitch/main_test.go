@@ -22,9 +22,12 @@ func TestFlagValidation(t *testing.T) {
 	}{
 		{[]string{"--tunnel-ip", "10.0.0.1", "--listen", "punix:/x"}, "--name is required"},
 		{[]string{"--name", "t", "--tunnel-ip", "nope", "--listen", "punix:/x"}, "--tunnel-ip"},
-		{[]string{"--name", "t", "--tunnel-ip", "10.0.0.1"}, "exactly one of --listen and --ovsdb"},
-		{[]string{"--name", "t", "--tunnel-ip", "10.0.0.1", "--listen", "punix:/x", "--ovsdb", "unix:/y"}, "exactly one"},
+		{[]string{"--name", "t", "--tunnel-ip", "10.0.0.1", "--listen", "punix:/x", "--ovsdb", "unix:/y"}, "--ovsdb uses an external database"},
+		{[]string{"--name", "t", "--tunnel-ip", "10.0.0.1", "--manager", "ssl:10.0.0.9:6640", "--ovsdb", "unix:/y"}, "--ovsdb uses an external database"},
 		{[]string{"--name", "t", "--tunnel-ip", "10.0.0.1", "--listen", "tcp:1:2"}, "want ptcp:PORT"},
+		{[]string{"--name", "t", "--tunnel-ip", "10.0.0.1", "--manager", "ptcp:6640"}, "want ssl:IP:PORT or tcp:IP:PORT"},
+		{[]string{"--name", "t", "--tunnel-ip", "10.0.0.1", "--manager", "ssl:controller:6640"}, "want ssl:IP:PORT or tcp:IP:PORT"},
+		{[]string{"--name", "t", "--tunnel-ip", "10.0.0.1", "--manager", "ssl:10.0.0.9:6640"}, "ssl: needs --tls-key"},
 		{[]string{"--name", "t", "--tunnel-ip", "10.0.0.1", "--listen", "punix:/x", "--management-ips", "bad"}, "--management-ips"},
 		{[]string{"extra"}, "unknown command"},
 	}
@@ -50,9 +53,15 @@ func TestBinaryInNamespace(t *testing.T) {
 	}
 	sw, peer := l.NS("sw"), l.NS("peer")
 	l.Veth(sw, "eth1", peer, "t0", 0)
+	dbDir, err := os.MkdirTemp("", "tsc-db-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dbDir) })
 	sock := filepath.Join(t.TempDir(), "vtep.sock")
 	cmd := exec.Command("ip", "netns", "exec", sw, bin, "--name", "tor1", "--tunnel-ip", "192.0.2.1",
-		"--ports", "eth1", "--listen", "punix:"+sock, "--management-ips", "198.51.100.1")
+		"--ports", "eth1", "--listen", "punix:"+sock, "--management-ips", "198.51.100.1",
+		"--db-dir", dbDir, "--manager", "tcp:127.0.0.1:1")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -86,6 +95,16 @@ func TestBinaryInNamespace(t *testing.T) {
 		out, _ := l.Try(sw, "tc", "filter", "show", "dev", "eth1", "ingress")
 		return strings.Contains(out, "ts_trunk"), out
 	})
+	// The served database is a real ovsdb-server: vtep-ctl works against
+	// it, and the --manager target is in Global.managers.
+	if out, err := exec.Command("vtep-ctl", "--db=unix:"+sock, "--timeout=5", "get-manager").CombinedOutput(); err != nil ||
+		strings.TrimSpace(string(out)) != "tcp:127.0.0.1:1" {
+		t.Errorf("vtep-ctl get-manager: %v: %q", err, out)
+	}
+	pid, err := os.ReadFile(filepath.Join(dbDir, "ovsdb-server.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -97,4 +116,9 @@ func TestBinaryInNamespace(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("torswitch did not stop after SIGTERM")
 	}
+	// No ovsdb-server is left behind.
+	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+		_, err := os.Stat("/proc/" + strings.TrimSpace(string(pid)))
+		return os.IsNotExist(err), "ovsdb-server " + strings.TrimSpace(string(pid)) + " still running"
+	})
 }

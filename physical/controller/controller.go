@@ -32,6 +32,10 @@ type Config struct {
 	TunnelIP      netip.Addr
 	ManagementIPs []netip.Addr
 	Ports         []string
+	// Managers are OVSDB targets (ssl:IP:PORT, tcp:IP:PORT) the database
+	// connects out to, kept in Global.managers: switch-initiated
+	// connections to a controller.
+	Managers []string
 	// MACLimit caps the number of Ucast_Macs_Local rows (0: no limit);
 	// MACs beyond it are not reported and mac_table_exhaustion is raised.
 	MACLimit int
@@ -86,8 +90,13 @@ func Connect(ctx context.Context, endpoint string, log *slog.Logger) (client.Cli
 	if log != nil {
 		lg = logr.FromSlogHandler(log.Handler())
 	}
+	// Reconnect quickly (the database is usually a local ovsdb-server that
+	// its supervisor restarts at once) and forever: libovsdb panics when
+	// the backoff gives up.
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 50*time.Millisecond, time.Second, 0
 	c, err := client.NewOVSDBClient(m, client.WithEndpoint(endpoint), client.WithLogger(&lg),
-		client.WithReconnect(10*time.Second, backoff.NewExponentialBackOff()))
+		client.WithReconnect(10*time.Second, bo))
 	if err != nil {
 		return nil, fmt.Errorf("OVSDB client for %s: %w", endpoint, err)
 	}

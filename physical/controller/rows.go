@@ -110,20 +110,70 @@ func (c *Controller) ensureSwitch(ctx context.Context) error {
 			ops = append(ops, o...)
 		}
 	}
+	newManagers, err := c.missingManagers(ctx, globals, &ops)
+	if err != nil {
+		return err
+	}
 	switch {
 	case len(globals) == 0:
-		if err := c.create(&ops, &vtepdb.Global{UUID: "ts_global", Switches: []string{psUUID}}); err != nil {
+		if err := c.create(&ops, &vtepdb.Global{UUID: "ts_global", Switches: []string{psUUID}, Managers: newManagers}); err != nil {
 			return err
 		}
-	case !slices.Contains(globals[0].Switches, psUUID):
+	default:
 		g := globals[0]
-		o, err := c.ovs.Where(&g).Mutate(&g, model.Mutation{Field: &g.Switches, Mutator: ovsdb.MutateOperationInsert, Value: []string{psUUID}})
-		if err != nil {
-			return err
+		var muts []model.Mutation
+		if !slices.Contains(g.Switches, psUUID) {
+			muts = append(muts, model.Mutation{Field: &g.Switches, Mutator: ovsdb.MutateOperationInsert, Value: []string{psUUID}})
 		}
-		ops = append(ops, o...)
+		if len(newManagers) > 0 {
+			muts = append(muts, model.Mutation{Field: &g.Managers, Mutator: ovsdb.MutateOperationInsert, Value: newManagers})
+		}
+		if len(muts) > 0 {
+			o, err := c.ovs.Where(&g).Mutate(&g, muts...)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, o...)
+		}
 	}
 	return c.transact(ctx, "creating switch rows", ops)
+}
+
+// missingManagers adds Manager rows for the configured manager targets
+// the Global row does not list yet and returns their named UUIDs. Managers
+// an operator added (vtep-ctl set-manager) are left alone.
+func (c *Controller) missingManagers(ctx context.Context, globals []vtepdb.Global, ops *[]ovsdb.Operation) ([]string, error) {
+	if len(c.cfg.Managers) == 0 {
+		return nil, nil
+	}
+	have := map[string]bool{}
+	if len(globals) > 0 {
+		listed := map[string]bool{}
+		for _, u := range globals[0].Managers {
+			listed[u] = true
+		}
+		var ms []vtepdb.Manager
+		if err := c.ovs.List(ctx, &ms); err != nil {
+			return nil, fmt.Errorf("reading Manager: %w", err)
+		}
+		for _, m := range ms {
+			if listed[m.UUID] {
+				have[m.Target] = true
+			}
+		}
+	}
+	var uuids []string
+	for i, target := range c.cfg.Managers {
+		if have[target] {
+			continue
+		}
+		u := fmt.Sprintf("ts_mgr%d", i)
+		if err := c.create(ops, &vtepdb.Manager{UUID: u, Target: target}); err != nil {
+			return nil, err
+		}
+		uuids = append(uuids, u)
+	}
+	return uuids, nil
 }
 
 // localLocator returns the UUID of the switch's own VXLAN locator, adding

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -47,6 +48,9 @@ type Dataplane struct {
 	ports   map[int]Binding // outer veth ifindex → binding
 	bridges map[int]l2.VNI  // bridge ifindex → VNI
 	fresh   map[string]bool // links whose attributes were set by this process
+	// own holds the MACs of the namespace's own interfaces (veths,
+	// bridges, VXLAN devices, trunks): never a host's, never reported.
+	own map[l2.MAC]bool
 }
 
 // New opens a netlink handle in opts.NetNS.
@@ -76,6 +80,7 @@ func New(opts Options) (*Dataplane, error) {
 	return &Dataplane{
 		opts: opts, h: h, shim: shim.NewManager(h), log: opts.Logger,
 		ports: map[int]Binding{}, bridges: map[int]l2.VNI{}, fresh: map[string]bool{},
+		own: map[l2.MAC]bool{},
 	}, nil
 }
 
@@ -106,9 +111,16 @@ func (d *Dataplane) Apply(ctx context.Context, cfg Config, prune bool) (Result, 
 		return res, fmt.Errorf("listing links: %w", err)
 	}
 	byName := map[string]netlink.Link{}
+	own := map[l2.MAC]bool{}
 	for _, l := range links {
 		byName[l.Attrs().Name] = l
+		if len(l.Attrs().HardwareAddr) == 6 {
+			own[l2.MAC(l.Attrs().HardwareAddr)] = true
+		}
 	}
+	d.mu.Lock()
+	d.own = own
+	d.mu.Unlock()
 	var errs []error
 	bridges := map[l2.VNI]netlink.Link{}
 	vxlans := map[l2.VNI]netlink.Link{}
@@ -205,6 +217,22 @@ func (d *Dataplane) Apply(ctx context.Context, cfg Config, prune bool) (Result, 
 	return res, errors.Join(errs...)
 }
 
+// quiet readies a device torswitch just created, before it is up: its MAC
+// is recorded as the switch's own (never reported as a host's), and it gets
+// no IPv6 link-local address, so that it sends no frames of its own (router
+// solicitations, MLD, DAD) into a logical switch.
+func (d *Dataplane) quiet(l netlink.Link) error {
+	if err := d.h.LinkSetIP6AddrGenMode(l, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
+		return fmt.Errorf("no IPv6 address generation on %s: %w", l.Attrs().Name, err)
+	}
+	if len(l.Attrs().HardwareAddr) == 6 {
+		d.mu.Lock()
+		d.own[l2.MAC(l.Attrs().HardwareAddr)] = true
+		d.mu.Unlock()
+	}
+	return nil
+}
+
 func (d *Dataplane) ensureBridge(byName map[string]netlink.Link, vni l2.VNI) (netlink.Link, error) {
 	name := bridgeName(vni)
 	ageing := uint32(d.opts.AgeingTime / (10 * time.Millisecond))
@@ -217,6 +245,9 @@ func (d *Dataplane) ensureBridge(byName map[string]netlink.Link, vni l2.VNI) (ne
 		var err error
 		if l, err = d.h.LinkByName(name); err != nil {
 			return nil, fmt.Errorf("bridge %s: %w", name, err)
+		}
+		if err := d.quiet(l); err != nil {
+			return nil, err
 		}
 		d.fresh[name] = true
 	} else if !d.fresh[name] {
@@ -261,6 +292,9 @@ func (d *Dataplane) ensureVxlan(byName map[string]netlink.Link, vni l2.VNI, br n
 		var err error
 		if l, err = d.h.LinkByName(name); err != nil {
 			return nil, fmt.Errorf("vxlan %s: %w", name, err)
+		}
+		if err := d.quiet(l); err != nil {
+			return nil, err
 		}
 		delete(d.fresh, name)
 	}
@@ -317,6 +351,11 @@ func (d *Dataplane) ensureBinding(byName map[string]netlink.Link, trunk netlink.
 		}
 		if inner, err = d.h.LinkByName(in); err != nil {
 			return nil, nil, fmt.Errorf("veth %s: %w", in, err)
+		}
+		for _, l := range []netlink.Link{outer, inner} {
+			if err := d.quiet(l); err != nil {
+				return nil, nil, err
+			}
 		}
 		delete(d.fresh, on)
 	}

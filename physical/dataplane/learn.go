@@ -90,6 +90,9 @@ func (d *Dataplane) translate(gone bool, n netlink.Neigh) (Learned, bool) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.own[mac] {
+		return Learned{}, false // a device of the switch itself, not a host
+	}
 	b, ok := d.ports[n.LinkIndex]
 	if !ok {
 		vni, inBridge := d.bridges[n.MasterIndex]
