@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -130,6 +131,8 @@ type Agent struct {
 	speaker *evpn.Speaker
 	vc      *vdsvlan.Watcher
 	met     *metrics
+	// listener accepts inbound switches (agent.ovsdb_listen); nil without.
+	listener *client.Listener
 
 	wake chan struct{}
 
@@ -243,12 +246,26 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true}
 	a.met.reg.MustRegister(speakerCollector{a})
 	a.genCond = sync.NewCond(&a.mu)
+	var inbound []*client.Client
 	for _, s := range cfg.Switches {
-		c, err := client.New(client.Config{Name: s.Name, Endpoint: s.OVSDB, TLS: s.TLS}, log)
+		c, err := client.New(client.Config{Name: s.Name, Endpoint: s.OVSDB, TLS: s.TLS, Probe: time.Duration(s.ProbeInterval)}, log)
 		if err != nil {
 			return nil, fmt.Errorf("switch %s: %w", s.Name, err)
 		}
+		if s.OVSDB == client.Inbound {
+			inbound = append(inbound, c)
+		}
 		a.sw = append(a.sw, &switchState{name: s.Name, client: c, kick: make(chan struct{}, 1), hold: lostSwitchHold})
+	}
+	if len(inbound) > 0 {
+		lc := client.ListenerConfig{Address: cfg.Agent.OVSDBListen,
+			OnRefused: func(reason string) { a.met.inboundRefused.WithLabelValues(reason).Inc() }}
+		if t := cfg.Agent.OVSDBTLS; t != nil {
+			lc.TLS = client.TLSFiles{CA: t.CA, Cert: t.Cert, Key: t.Key}
+		}
+		if a.listener, err = client.NewListener(lc, inbound, log); err != nil {
+			return nil, fmt.Errorf("agent.ovsdb_listen: %w", err)
+		}
 	}
 	if cfg.BGP != nil {
 		sc, err := cfg.Speaker()
@@ -266,6 +283,15 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		}
 	}
 	return a, nil
+}
+
+// OVSDBListenAddr returns the address inbound switches dial, once the
+// agent is running (nil before, or without agent.ovsdb_listen).
+func (a *Agent) OVSDBListenAddr() net.Addr {
+	if a.listener == nil {
+		return nil
+	}
+	return a.listener.Addr()
 }
 
 // Metrics returns the agent's Prometheus registry.
@@ -300,6 +326,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	start := func(f func()) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
+	}
+	if a.listener != nil {
+		ln, err := a.listener.Listen(runCtx)
+		if err != nil {
+			return err
+		}
+		start(func() {
+			if err := a.listener.Serve(runCtx, ln); err != nil && runCtx.Err() == nil {
+				a.log.Error("inbound OVSDB listener stopped", "err", err)
+			}
+		})
 	}
 	for _, s := range a.sw {
 		s := s

@@ -28,6 +28,7 @@ type metrics struct {
 	conflicts      prometheus.Gauge
 	frozenMACs     prometheus.Gauge
 	bindingsByType *prometheus.GaugeVec
+	inboundRefused *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -61,9 +62,12 @@ func newMetrics() *metrics {
 			Help: "MACs frozen by duplicate detection."}),
 		bindingsByType: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_bindings",
 			Help: "Desired bindings (port, VLAN), by source."}, []string{"source"}),
+		inboundRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "torstitch_ovsdb_inbound_refused_total",
+			Help: "Inbound OVSDB connections refused, by reason (tls_handshake, certificate, not_ovsdb, timeout, unknown, ambiguous, duplicate)."},
+			[]string{"reason"}),
 	}
 	m.reg.MustRegister(m.reconciles, m.reconcileSecs, m.transactions, m.rows, m.localMACs, m.remoteMACs,
-		m.switchUp, m.switchFaults, m.vcenterUp, m.conflicts, m.bindingsByType,
+		m.switchUp, m.switchFaults, m.vcenterUp, m.conflicts, m.bindingsByType, m.inboundRefused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -158,15 +158,30 @@ func (l *Listener) Ready() <-chan struct{} { return l.ready }
 
 // Run listens and serves until ctx ends.
 func (l *Listener) Run(ctx context.Context) error {
+	ln, err := l.Listen(ctx)
+	if err != nil {
+		return err
+	}
+	return l.Serve(ctx, ln)
+}
+
+// Listen binds the listening socket (so that a port in use is an error of
+// the caller's start-up, not of a goroutine).
+func (l *Listener) Listen(ctx context.Context) (net.Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", l.addr)
 	if err != nil {
-		return fmt.Errorf("ovsdb_listen %s: %w", l.cfg.Address, err)
+		return nil, fmt.Errorf("ovsdb_listen %s: %w", l.cfg.Address, err)
 	}
 	l.mu.Lock()
 	l.bound = ln.Addr()
 	l.mu.Unlock()
 	close(l.ready)
+	return ln, nil
+}
+
+// Serve accepts switches on ln until ctx ends.
+func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	l.log.Info("waiting for switches to dial in", "addr", ln.Addr().String(), "switches", slices.Sorted(maps.Keys(l.clients)))
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()

@@ -54,6 +54,19 @@ type Agent struct {
 	LogFormat string   `yaml:"log_format"`
 	LogLevel  string   `yaml:"log_level"`
 	Resync    Duration `yaml:"resync"` // periodic full reconcile; default 30s
+	// OVSDBListen is where inbound switches dial in: ptcp:[IP:]PORT or
+	// pssl:[IP:]PORT. Required when a switch is inbound.
+	OVSDBListen string `yaml:"ovsdb_listen"`
+	// OVSDBTLS is the listener's TLS (pssl:): the CA switch certificates
+	// must chain to, and the agent's own certificate and key.
+	OVSDBTLS *ListenTLS `yaml:"ovsdb_tls"`
+}
+
+// ListenTLS names the PEM files of the inbound OVSDB listener.
+type ListenTLS struct {
+	CA   string `yaml:"ca"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // APITLS names the API server's certificate.
@@ -66,9 +79,19 @@ type APITLS struct {
 // Switch is one switch of the pair.
 type Switch struct {
 	Name  string          `yaml:"name"`
-	OVSDB string          `yaml:"ovsdb"`
+	OVSDB string          `yaml:"ovsdb"` // tcp:, ssl:, unix: (the agent dials) or inbound (the switch dials)
 	TLS   client.TLSFiles `yaml:"tls"`
+	// ProbeInterval is the OVSDB inactivity probe: an echo request after
+	// this long, the session is dropped when it is not answered within the
+	// same time (like ovsdb-server's inactivity_probe). Default 5s.
+	ProbeInterval Duration `yaml:"probe_interval"`
 }
+
+// Probe interval bounds.
+const (
+	MinProbeInterval = time.Second
+	MaxProbeInterval = 10 * time.Minute
+)
 
 // BGP configures the embedded speaker.
 type BGP struct {
@@ -259,6 +282,7 @@ func (c *Config) Validate() error {
 	}
 
 	names := map[string]bool{}
+	inbound := 0
 	if len(c.Switches) == 0 || len(c.Switches) > 2 {
 		add("switches: want one switch or a pair, got %d", len(c.Switches))
 	}
@@ -272,7 +296,15 @@ func (c *Config) Validate() error {
 		if err := client.ValidateEndpoint(s.OVSDB); err != nil {
 			add("switches[%d] (%s): %w", i, s.Name, err)
 		}
+		if p := time.Duration(s.ProbeInterval); p != 0 && (p < MinProbeInterval || p > MaxProbeInterval) {
+			add("switches[%d].probe_interval %s: want %s to %s (default 5s)", i, p, MinProbeInterval, MaxProbeInterval)
+		}
+		if s.OVSDB == client.Inbound {
+			inbound++
+			c.validateInbound(i, s, add)
+		}
 	}
+	c.validateListen(inbound, add)
 
 	if c.BGP != nil {
 		b := c.BGP
@@ -357,6 +389,47 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateInbound checks an inbound switch's settings against the listener.
+func (c *Config) validateInbound(i int, s Switch, add func(string, ...any)) {
+	if c.Agent.OVSDBListen == "" {
+		add("switches[%d] (%s): ovsdb inbound needs agent.ovsdb_listen", i, s.Name)
+	}
+	for key, v := range map[string]string{"ca": s.TLS.CA, "cert": s.TLS.Cert, "key": s.TLS.Key} {
+		if v != "" {
+			add("switches[%d].tls.%s: an inbound switch uses agent.ovsdb_tls (only tls.server_name and tls.peer_cert apply)", i, key)
+		}
+	}
+	if strings.HasPrefix(c.Agent.OVSDBListen, "ptcp:") && (s.TLS.ServerName != "" || s.TLS.PeerCert != "") {
+		add("switches[%d].tls: agent.ovsdb_listen is ptcp (no TLS): tls.server_name and tls.peer_cert cannot be checked", i)
+	}
+}
+
+// validateListen checks agent.ovsdb_listen and agent.ovsdb_tls.
+func (c *Config) validateListen(inbound int, add func(string, ...any)) {
+	l := c.Agent.OVSDBListen
+	if l == "" {
+		if c.Agent.OVSDBTLS != nil {
+			add("agent.ovsdb_tls: set without agent.ovsdb_listen")
+		}
+		return
+	}
+	if inbound == 0 {
+		add("agent.ovsdb_listen %q: no switch has ovsdb: inbound", l)
+	}
+	_, useTLS, err := client.ParseListen(l)
+	if err != nil {
+		add("agent.ovsdb_listen: %w", err)
+		return
+	}
+	t := c.Agent.OVSDBTLS
+	switch {
+	case useTLS && (t == nil || t.CA == "" || t.Cert == "" || t.Key == ""):
+		add("agent.ovsdb_listen %q: pssl needs agent.ovsdb_tls.ca, agent.ovsdb_tls.cert and agent.ovsdb_tls.key", l)
+	case !useTLS && t != nil:
+		add("agent.ovsdb_tls: agent.ovsdb_listen %q is ptcp (no TLS); use pssl:", l)
+	}
 }
 
 // SwitchNames returns the configured switch names in order.
