@@ -1,0 +1,199 @@
+package physical
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/torstitch/torstitch/physical/controller"
+	"github.com/torstitch/torstitch/physical/dataplane"
+	"github.com/torstitch/torstitch/physical/nstest"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
+)
+
+// fdbSampler counts a VXLAN device's remote FDB entries (with a dst) every
+// few milliseconds and keeps the smallest count seen.
+type fdbSampler struct {
+	mu      sync.Mutex
+	min     int
+	samples int
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func sampleFDB(l *trunkLab, dev string) *fdbSampler {
+	s := &fdbSampler{min: -1, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			out, err := l.Try(l.sw, "bridge", "fdb", "show", "dev", dev)
+			if err == nil {
+				n := strings.Count(out, " dst ")
+				s.mu.Lock()
+				if s.min < 0 || n < s.min {
+					s.min = n
+				}
+				s.samples++
+				s.mu.Unlock()
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *fdbSampler) end() (minimum, samples int) {
+	close(s.stop)
+	<-s.done
+	return s.min, s.samples
+}
+
+// TestServedDatabaseRestart: torswitch's ovsdb-server is killed; the
+// supervisor restarts it over the same database file, torswitch reconnects
+// and resyncs, and the kernel keeps every entry throughout (no flush).
+func TestServedDatabaseRestart(t *testing.T) {
+	l := newTrunkLab(t)
+	srv := startServed(t)
+	newSwitch(t, srv.Endpoint(), controller.Config{
+		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
+	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	a := newAgent(t, srv.Endpoint())
+	ls := a.logicalSwitch("ls7000", 7000)
+	a.bind("tor1", "eth1", 10, ls)
+	a.flood(ls, remTunnel)
+	macs := map[string]string{}
+	for i := 1; i <= 200; i++ {
+		macs[fmt.Sprintf("06:00:00:00:%02x:%02x", i>>8, i&0xff)] = ""
+	}
+	a.remoteMACs(ls, remTunnel, macs)
+	want := len(macs) + 1 // and the flood entry
+	count := func() int {
+		out, _ := l.Try(l.sw, "bridge", "fdb", "show", "dev", "tsvx7000")
+		return strings.Count(out, " dst ")
+	}
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
+		n := count()
+		return n == want, fmt.Sprintf("%d of %d FDB entries", n, want)
+	})
+
+	sampler := sampleFDB(l, "tsvx7000")
+	old := srv.PID()
+	killed := time.Now()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// A MAC written after the restart reaches the kernel: torswitch has
+	// reconnected and follows the database again.
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
+		if srv.PID() == old {
+			return false, "ovsdb-server not restarted"
+		}
+		return true, ""
+	})
+	restarted := time.Since(killed)
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		// The agent's client reconnects too; write through it once it has.
+		ops, err := a.c.Create(&vtepdb.UcastMacsRemote{MAC: "06:00:00:00:ff:ff", LogicalSwitch: ls, Locator: a.locs[remTunnel]})
+		if err != nil {
+			return false, err.Error()
+		}
+		if ok, _ := fdbHas(l.Lab, l.sw, "tsvx7000", "06:00:00:00:ff:ff", remTunnel); ok {
+			return true, ""
+		}
+		if res, err := a.c.Transact(ctx, ops...); err != nil {
+			return false, "write: " + err.Error()
+		} else if _, err := ovsdb.CheckOperationResults(res, ops); err != nil && !strings.Contains(err.Error(), "constraint") {
+			return false, "write: " + err.Error()
+		}
+		return false, "new MAC not in the kernel yet"
+	})
+	resynced := time.Since(killed)
+	minimum, samples := sampler.end()
+	t.Logf("ovsdb-server back after %s, new MAC in the kernel after %s; %d FDB samples, fewest entries %d of %d",
+		restarted.Round(time.Millisecond), resynced.Round(time.Millisecond), samples, minimum, want)
+	if minimum < want {
+		t.Errorf("kernel FDB dropped to %d of %d entries while ovsdb-server restarted", minimum, want)
+	}
+	if n := count(); n != want+1 {
+		t.Errorf("after the restart the kernel has %d FDB entries, want %d", n, want+1)
+	}
+}
+
+// TestMisbehavingClients: garbage on torswitch's listening port, a client
+// that sends half a message, and a monitoring client that never reads
+// affect nobody: the controller's commits keep completing promptly and
+// reach the kernel, and torswitch keeps running.
+func TestMisbehavingClients(t *testing.T) {
+	l := newTrunkLab(t)
+	srv := startServed(t)
+	sock := strings.TrimPrefix(srv.Endpoint(), "unix:")
+	newSwitch(t, srv.Endpoint(), controller.Config{
+		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
+	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	a := newAgent(t, srv.Endpoint())
+	ls := a.logicalSwitch("ls7000", 7000)
+	a.bind("tor1", "eth1", 10, ls)
+
+	for _, msg := range []string{"{}", "not json at all", `{"method":"transact","params":["hardware_vtep",{"op":"delete","table":"Physical_Switch","where":[]}]`, "\x00\xff\xfe"} {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte(msg))
+		defer c.Close()
+	}
+	// A monitor of every table that is never read: ovsdb-server buffers
+	// its updates (and eventually drops the client), nobody waits for it.
+	stuck, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	var tables []string
+	for name := range vtepdb.Schema().Tables {
+		tables = append(tables, fmt.Sprintf("%q:{}", name))
+	}
+	req := fmt.Sprintf(`{"id":1,"method":"monitor","params":["hardware_vtep",null,{%s}]}`, strings.Join(tables, ","))
+	if _, err := stuck.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+
+	var slowest time.Duration
+	for batch := 0; batch < 10; batch++ {
+		macs := map[string]string{}
+		for i := 0; i < 1000; i++ {
+			macs[fmt.Sprintf("06:00:00:%02x:%02x:%02x", batch, i>>8, i&0xff)] = fmt.Sprintf("10.%d.%d.%d", batch, i>>8, i&0xff)
+		}
+		start := time.Now()
+		a.remoteMACs(ls, remTunnel, macs)
+		slowest = max(slowest, time.Since(start))
+	}
+	t.Logf("10 commits of 1000 rows with a non-reading monitor attached: slowest %s", slowest.Round(time.Millisecond))
+	if slowest > time.Second {
+		t.Errorf("a commit took %s with a non-reading monitor attached (want < 1 s)", slowest)
+	}
+	nstest.Eventually(t, 20*time.Second, func() (bool, string) {
+		out, _ := l.Try(l.sw, "bridge", "fdb", "show", "dev", "tsvx7000")
+		n := strings.Count(out, " dst ")
+		return n == 10000, fmt.Sprintf("%d of 10000 remote MACs in the kernel", n)
+	})
+	// The database still has the switch (the garbage delete did nothing).
+	if _, err := a.physicalSwitch("tor1"); err != nil {
+		t.Error(err)
+	}
+}
