@@ -36,15 +36,15 @@ type vtepctlStep struct {
 }
 
 // TestVtepCtlParity runs a table of vtep-ctl commands against torswitch's
-// database (torswitch running on it, with its Physical_Switch tor1 and ports
-// eth1, eth2) and against a plain ovsdb-server holding the same
+// database (the ovsdb-server torswitch supervises, startServer, with
+// torswitch running on it: Physical_Switch tor1, ports eth1 and eth2) and against a plain ovsdb-server holding the same
 // Physical_Switch and ports made with vtep-ctl, and checks that every command
 // prints the same (UUIDs and log time stamps normalized) and exits with the
 // same code. Between mutating steps it waits until torswitch's kernel state
 // follows, so that anything torswitch writes back by itself is visible to the
 // next listing.
 func TestVtepCtlParity(t *testing.T) {
-	testVtepCtlParity(t, startOvsdbServer)
+	testVtepCtlParity(t, startServer)
 }
 
 func testVtepCtlParity(t *testing.T, switchDB func(testing.TB) string) {
