@@ -25,7 +25,7 @@ type inboundPair struct {
 	cfg        *config.Config
 }
 
-func newInboundPair(t *testing.T) *inboundPair {
+func newInboundPair(t testing.TB) *inboundPair {
 	t.Helper()
 	p := &inboundPair{pki: vteptest.NewOVSPKI(t)}
 	agentCert := p.pki.Sign("agent", "agent", "controller")
