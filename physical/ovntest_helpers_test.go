@@ -114,10 +114,23 @@ func (d *daemons) kill(name string, sig syscall.Signal) {
 	}
 	_ = syscall.Kill(pid, sig)
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil {
+	for time.Now().Before(deadline) && alive(pid) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	os.Remove(d.path(name + ".pid"))
+}
+
+// alive reports whether process pid exists and is not a zombie. Detached
+// daemons are reparented to PID 1, which may reap them only seconds later.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces; state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // exit asks daemon name to exit through its unixctl socket and waits until it is gone.
@@ -126,7 +139,7 @@ func (d *daemons) exit(name string) {
 	pid := d.pid(name)
 	d.must("ovs-appctl", "--timeout=10", "-t", d.ctl(name), "exit")
 	nstest.Eventually(d.t, 10*time.Second, func() (bool, string) {
-		return syscall.Kill(pid, 0) != nil, fmt.Sprintf("%s (pid %d) still running", name, pid)
+		return !alive(pid), fmt.Sprintf("%s (pid %d) still running", name, pid)
 	})
 	os.Remove(d.path(name + ".pid"))
 }
