@@ -30,6 +30,22 @@ func (e *Emulator) Endpoint() string { return "unix:" + filepath.Join(e.Dir, "db
 // the namespace (see UnderlayBridge).
 func StartEmulator(t testing.TB, ns *Netns, ps, tunnelIP string) *Emulator {
 	t.Helper()
+	return StartEmulatorWith(t, ns, ps, tunnelIP, EmulatorOptions{})
+}
+
+// EmulatorOptions varies the emulator's ovsdb-server.
+type EmulatorOptions struct {
+	// DBOutsideNetns runs ovsdb-server in the caller's network namespace
+	// (ovs-vswitchd and ovs-vtep stay in ns): a Manager target such as
+	// ssl:127.0.0.1:PORT then reaches a listener in the test process.
+	DBOutsideNetns bool
+	// DBArgs are extra ovsdb-server arguments (SSL key files).
+	DBArgs []string
+}
+
+// StartEmulatorWith is StartEmulator with options.
+func StartEmulatorWith(t testing.TB, ns *Netns, ps, tunnelIP string, opt EmulatorOptions) *Emulator {
+	t.Helper()
 	RequireBinaries(t, "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "vtep-ctl", "ovsdb-tool")
 	const script = "/usr/share/openvswitch/scripts/ovs-vtep"
 	if _, err := os.Stat(script); err != nil {
@@ -64,9 +80,18 @@ func StartEmulator(t testing.TB, ns *Netns, ps, tunnelIP string) *Emulator {
 			t.Fatalf("ovsdb-tool create %s: %v: %s", db.file, err, out)
 		}
 	}
-	ns.RunEnv(e.env, "ovsdb-server", filepath.Join(dir, "conf.db"), filepath.Join(dir, "vtep.db"),
-		"--remote=punix:"+filepath.Join(dir, "db.sock"), "--remote=db:hardware_vtep,Global,managers",
-		"--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off")
+	dbArgs := append([]string{"ovsdb-server", filepath.Join(dir, "conf.db"), filepath.Join(dir, "vtep.db"),
+		"--remote=punix:" + filepath.Join(dir, "db.sock"), "--remote=db:hardware_vtep,Global,managers",
+		"--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off"}, opt.DBArgs...)
+	if opt.DBOutsideNetns {
+		cmd := exec.Command(dbArgs[0], dbArgs[1:]...)
+		cmd.Env = append(os.Environ(), e.env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ovsdb-server: %v: %s", err, out)
+		}
+	} else {
+		ns.RunEnv(e.env, dbArgs...)
+	}
 	e.Vsctl("--no-wait", "init")
 	ns.RunEnv(e.env, "ovs-vswitchd", "unix:"+filepath.Join(dir, "db.sock"), "--pidfile", "--detach", "--no-chdir", "--log-file", "-vconsole:off")
 	e.Vsctl("add-br", ps, "--", "set", "bridge", ps, "datapath_type=netdev")
