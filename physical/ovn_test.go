@@ -11,6 +11,7 @@ import (
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/nstest"
+	"github.com/torstitch/torstitch/physical/ovsdbserver"
 )
 
 // ovnLab is torswitch driven by OVN's ovn-controller-vtep, the way OVN's
@@ -320,5 +321,50 @@ func TestOVNControllerVtepBindingAndExit(t *testing.T) {
 		l.waitFDB(t, "00:00:00:00:00:00", remTunnel, true)
 		l.pingEventually(t, l.vm1, ovnVM3IP)
 		l.pingEventually(t, l.vm3, ovnVM1IP)
+	})
+}
+
+// TestOVNControllerVtepDatabaseRestart: torswitch's supervised ovsdb-server
+// is killed while ovn-controller-vtep drives it. The supervisor restarts it
+// over the same database file; the kernel keeps the OVN-programmed entries
+// and forwarding throughout, and both torswitch and ovn-controller-vtep
+// reconnect: an OVN change made afterwards reaches the kernel.
+func TestOVNControllerVtepDatabaseRestart(t *testing.T) {
+	var srv *ovsdbserver.Server
+	l := newOVNLab(t, func(t testing.TB) string {
+		srv = startServed(t)
+		return srv.Endpoint()
+	})
+	o := l.ovn
+	l.waitFDB(t, ovnVifMAC, remTunnel, true)
+	l.waitFDB(t, "00:00:00:00:00:00", remTunnel, true)
+	l.pingEventually(t, l.vm1, ovnVM3IP)
+
+	old, restarts := srv.PID(), srv.Restarts()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if ok, out := fdbHas(l.Lab, l.sw, l.vx(), ovnVifMAC, remTunnel); !ok {
+		t.Errorf("remote MAC gone right after the database died:\n%s", out)
+	}
+	if err := l.ping(l.vm1, ovnVM3IP); err != nil {
+		t.Errorf("forwarding stopped with the database down: %v", err)
+	}
+	nstest.Eventually(t, 15*time.Second, func() (bool, string) {
+		return srv.Restarts() > restarts && srv.PID() != 0 && srv.PID() != old,
+			fmt.Sprintf("restarts %d, pid %d (was %d)", srv.Restarts(), srv.PID(), old)
+	})
+	const mac5 = "f0:00:00:00:00:55"
+	o.nbctl("lsp-set-addresses", "vif1", ovnVifMAC+" "+ovnVM3IP, mac5)
+	l.waitFDB(t, mac5, remTunnel, true)
+	l.waitFDB(t, ovnVifMAC, remTunnel, true)
+	l.waitFDB(t, "00:00:00:00:00:00", remTunnel, true)
+	l.pingEventually(t, l.vm1, ovnVM3IP)
+	l.pingEventually(t, l.vm3, ovnVM1IP)
+	// The host's MAC, learned around the kill, is in the database again.
+	vm1 := l.MAC(l.vm1, "eth0")
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
+		out, _ := vtepctl(l.vtepDB, "list-local-macs", "ls0")
+		return strings.Contains(out, vm1+" -> vxlan_over_ipv4/"+swTunnel), out
 	})
 }
