@@ -96,8 +96,9 @@ func BenchmarkFirstFrameToLocalRow(b *testing.B) {
 
 // BenchmarkRemoteMACs10k measures the time from one transaction of 10,000
 // Ucast_Macs_Remote rows to 10,000 entries in the kernel's VXLAN FDB, with
-// the switch's own (libovsdb in-memory) database and with an external
-// ovsdb-server (--ovsdb).
+// the switch's served database (its supervised ovsdb-server) and with an
+// external ovsdb-server (--ovsdb). BenchmarkRemoteMACs10kOvsVtep is the
+// same against ovs-vtep.
 func BenchmarkRemoteMACs10k(b *testing.B) {
 	b.Run("served/50-vteps", func(b *testing.B) { benchRemoteMACs(b, startServer(b), 10000, 50) })
 	b.Run("served/1-vtep", func(b *testing.B) { benchRemoteMACs(b, startServer(b), 10000, 1) })

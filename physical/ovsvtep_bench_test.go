@@ -3,11 +3,16 @@ package physical
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ovn-org/libovsdb/ovsdb"
+
 	"github.com/torstitch/torstitch/physical/nstest"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 	"github.com/torstitch/torstitch/vtep/vteptest"
 )
 
@@ -60,4 +65,65 @@ func BenchmarkFirstFrameToLocalRowOvsVtep(b *testing.B) {
 	b.ReportMetric(ms(p50), "p50-ms")
 	b.ReportMetric(ms(p99), "p99-ms")
 	b.Logf("ovs-vtep first frame → Ucast_Macs_Local row, %d MACs: p50 %.0f ms, p99 %.0f ms", len(lat), ms(p50), ms(p99))
+}
+
+// BenchmarkRemoteMACs10kOvsVtep is BenchmarkRemoteMACs10k against the
+// ovs-vtep emulator, in the same run: one transaction of 10,000
+// Ucast_Macs_Remote rows behind one VTEP, timed until ovs-vtep has a flow
+// for every MAC in its logical switch bridge (its data path). ovs-vtep
+// installs one flow per ovs-ofctl process, so it is given at most 5 minutes
+// and the count reached is reported when it does not finish.
+func BenchmarkRemoteMACs10kOvsVtep(b *testing.B) {
+	const rows = 10000
+	l := nstest.New(b, "tsr")
+	host := l.NS("host")
+	swNS := vteptest.NewNetns(b, fmt.Sprintf("tsr-ovsvtep-%d", os.Getpid()%100000))
+	rem := l.NS("rem")
+	l.Veth(swNS.Name, "und", rem, "und", 1600)
+	l.Addr(swNS.Name, "und", swTunnel+"/24")
+	l.Veth(host, "t0", swNS.Name, "eth1", 0)
+	e := vteptest.StartEmulator(b, swNS, "tor1", swTunnel)
+	e.AddPort("eth1")
+	e.Run()
+	a := newAgent(b, e.Endpoint())
+	ls := a.logicalSwitch("ls7000", 7000)
+	a.bind("tor1", "eth1", 10, ls)
+	var br string
+	nstest.Eventually(b, 30*time.Second, func() (bool, string) {
+		for _, name := range strings.Fields(e.Vsctl("list-br")) {
+			if name != "tor1" {
+				br = name
+			}
+		}
+		return br != "", "ovs-vtep has not created the logical switch bridge"
+	})
+	flows := func() int {
+		out, err := exec.Command("ovs-ofctl", "dump-flows", "unix:"+filepath.Join(e.Dir, br+".mgmt")).Output()
+		if err != nil {
+			return -1
+		}
+		return strings.Count(string(out), "dl_dst=06:")
+	}
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		start := time.Now()
+		var ops []ovsdb.Operation
+		loc := a.locator("192.168.78.1", &ops)
+		for i := 0; i < rows; i++ {
+			mac := fmt.Sprintf("06:00:%02x:%02x:%02x:%02x", n, i>>16&0xff, i>>8&0xff, i&0xff)
+			ops = append(ops, a.create(&vtepdb.UcastMacsRemote{MAC: mac, LogicalSwitch: ls, Locator: loc})...)
+		}
+		a.commit(ops)
+		committed := time.Since(start)
+		got := 0
+		for got = flows(); got < rows && time.Since(start) < 5*time.Minute; got = flows() {
+			time.Sleep(200 * time.Millisecond) // polling a process-based count
+		}
+		total := time.Since(start)
+		b.StopTimer()
+		b.ReportMetric(ms(committed), "txn-ms")
+		b.ReportMetric(float64(got), "flows")
+		b.ReportMetric(ms(total), "rows-to-flows-ms")
+		b.Logf("ovs-vtep: %d Ucast_Macs_Remote rows committed after %.0f ms; %d flows after %.0f ms", rows, ms(committed), got, ms(total))
+	}
 }

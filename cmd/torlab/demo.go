@@ -94,12 +94,11 @@ func printMACTables(ctx context.Context, out io.Writer, lab *testbed.Lab) {
 	for _, n := range lab.Topology.Nodes {
 		switch {
 		case strings.HasPrefix(n.Name, "tor") && n.Env["TUNNEL_IP"] != "":
-			// ovs-vtep: its hardware_vtep tables; torswitch (whose database
-			// vtep-ctl cannot use): the kernel FDB it programs and learns.
-			showIn(ctx, out, lab, n.Name, `if vtep-ctl --timeout=2 list-ls >/dev/null 2>&1; then `+
-				`for ls in $(vtep-ctl list-ls); do echo "logical switch $ls:"; `+
-				`vtep-ctl list-local-macs $ls; vtep-ctl list-remote-macs $ls; done; `+
-				`else bridge fdb show | grep -E 'dev tsvx.* dst |master tsbr' | grep -v -E 'permanent|^33:33:|^01:00:5e:'; fi`)
+			// The ToR's hardware_vtep tables, on the port the agent uses
+			// (ovs-vtep and torswitch both serve it from ovsdb-server).
+			showIn(ctx, out, lab, n.Name, `db=--db=tcp:127.0.0.1:${OVSDB_PORT:-6640}; `+
+				`for ls in $(vtep-ctl $db --timeout=2 list-ls); do echo "logical switch $ls:"; `+
+				`vtep-ctl $db list-local-macs $ls; vtep-ctl $db list-remote-macs $ls; done`)
 		case n.Env["VNI_PORTS"] != "":
 			showIn(ctx, out, lab, n.Name, "bridge fdb show | grep dst | grep -v ' master '")
 		}

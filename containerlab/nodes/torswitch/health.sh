@@ -1,7 +1,6 @@
 #!/bin/sh
-# Healthy when torswitch serves its hardware_vtep database with its
-# Physical_Switch row and tunnel IP (ovsdb-client: vtep-ctl needs more of
-# the OVSDB protocol than torswitch's in-memory server offers).
+# Healthy when torswitch's ovsdb-server serves the hardware_vtep database on
+# the agent's port with the switch's Physical_Switch row and tunnel IP
+# (checked with vtep-ctl, as an operator would).
 PS=${PS_NAME:-${TORLAB_NODE:-$(hostname)}}
-ovsdb-client --timeout=2 dump "tcp:127.0.0.1:${OVSDB_PORT:-6640}" hardware_vtep Physical_Switch name tunnel_ips 2>/dev/null |
-	grep -q "^$PS \[\"${TUNNEL_IP%/*}\"\]"
+[ "$(vtep-ctl --db="tcp:127.0.0.1:${OVSDB_PORT:-6640}" --timeout=2 get Physical_Switch "$PS" tunnel_ips 2>/dev/null)" = "[\"${TUNNEL_IP%/*}\"]" ]

@@ -1,7 +1,9 @@
 #!/bin/sh
 # A ToR switch run by torswitch (the Linux software hardware-VTEP) instead of
-# ovs-vtep: address the underlay, then serve the switch's own hardware_vtep
-# database on ptcp:$OVSDB_PORT for the agent.
+# ovs-vtep: address the underlay, then run torswitch, which starts and
+# supervises the switch's ovsdb-server (database in /var/lib/torswitch, a
+# bind of the node's own directory) serving hardware_vtep on
+# ptcp:$OVSDB_PORT for the agent.
 #
 # Env: TUNNEL_IP (CIDR), UNDERLAY_IF (eth3), ACCESS_PORTS ("eth1 eth2"),
 #      OVSDB_PORT (6640), PS_NAME (default: node name).
@@ -20,4 +22,5 @@ for p in $ACCESS_PORTS; do
 	ports="${ports:+$ports,}$p"
 done
 log "torswitch $PS: tunnel ${TUNNEL_IP%/*}, ports $ports, ovsdb ptcp:$OVSDB_PORT"
-exec torswitch --name "$PS" --tunnel-ip "${TUNNEL_IP%/*}" --ports "$ports" --listen "ptcp:$OVSDB_PORT"
+exec torswitch --name "$PS" --tunnel-ip "${TUNNEL_IP%/*}" --ports "$ports" \
+	--db-dir /var/lib/torswitch --listen "ptcp:$OVSDB_PORT"
