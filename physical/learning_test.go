@@ -356,3 +356,54 @@ func TestOnlyHostMACsReported(t *testing.T) {
 		t.Errorf("Ucast_Macs_Local holds more than the two hosts: %v", rows)
 	}
 }
+
+// TestTwoVLANsOneLogicalSwitch: two VLANs of one port bound to the same
+// logical switch (vtep(5) allows it; OVN's tests and ovs-vtep use it) are
+// both programmed, raise no fault, and share one layer-2 segment: a
+// broadcast from a host on VLAN 10 comes back out of the trunk on VLAN 20.
+// Adding the second binding leaves the first one in place.
+func TestTwoVLANsOneLogicalSwitch(t *testing.T) {
+	l := newTrunkLab(t)
+	endpoint := startServer(t)
+	newSwitch(t, endpoint, controller.Config{
+		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
+	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	a := newAgent(t, endpoint)
+	ls := a.logicalSwitch("ls7000", 7000)
+	a.bind("tor1", "eth1", 10, ls)
+	var first string
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
+		out, _ := l.Try(l.sw, "ip", "-o", "link", "show", "master", "tsbr7000")
+		first = out
+		return strings.Contains(out, "v10a"), out
+	})
+	idx := strings.Fields(first)[0]
+	a.bind("tor1", "eth1", 20, ls)
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
+		out, _ := l.Try(l.sw, "ip", "-o", "link", "show", "master", "tsbr7000")
+		return strings.Contains(out, "v10a") && strings.Contains(out, "v20a"), out
+	})
+	if out := l.Run(l.sw, "ip", "-o", "link", "show", "master", "tsbr7000"); !strings.Contains(out, idx+" ts") {
+		t.Errorf("the VLAN 10 binding port was recreated when VLAN 20 was bound (was %s):\n%s", idx, out)
+	}
+	if f := a.port("tor1", "eth1").PortFaultStatus; len(f) != 0 {
+		t.Errorf("port faults %v", f)
+	}
+	s := l.socket(t)
+	hw, _ := net.ParseMAC("02:00:00:00:10:01")
+	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+		if err := s.Send(nstest.Frame(hw, 10, net.IPv4(10, 9, 0, 1), net.IPv4(10, 9, 0, 99))); err != nil {
+			t.Fatal(err)
+		}
+		frames, err := s.CollectIncoming(200 * time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range frames {
+			if len(f) >= 12 && net.HardwareAddr(f[6:12]).String() == hw.String() {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d frames back on the trunk, none from the VLAN 10 host", len(frames))
+	})
+}

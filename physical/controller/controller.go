@@ -71,11 +71,13 @@ type Controller struct {
 	kernelDirty chan struct{}
 	localDirty  chan struct{}
 
-	learned   map[l2.MACKey]dataplane.BindingKey
-	hostIPs   map[l2.MACKey]netip.Addr // ipaddr of local MACs, from ARP
-	plan      Plan
-	applied   bool
-	pruneFrom time.Time
+	learned map[l2.MACKey]dataplane.BindingKey
+	hostIPs map[l2.MACKey]netip.Addr // ipaddr of local MACs, from ARP
+	// bindingErrs are the bindings the last kernel pass could not program.
+	bindingErrs map[dataplane.BindingKey]string
+	plan        Plan
+	applied     bool
+	pruneFrom   time.Time
 }
 
 // Connect opens a libovsdb client to a hardware_vtep database at endpoint
@@ -371,9 +373,21 @@ func (c *Controller) reconcileKernel(ctx context.Context) error {
 		"fdb_changes", res.FDBChanges, "took", time.Since(start))
 	bindingsChanged := !c.applied || !sameBindings(c.plan.Config.Bindings, plan.Config.Bindings)
 	c.plan, c.applied = plan, true
+	// Log a binding's error when it appears or changes, not on every pass
+	// (a binding on an uncabled port stays unprogrammed until it appears).
+	errs := map[dataplane.BindingKey]string{}
 	for k, e := range res.BindingErrors {
-		c.log.Warn("binding not programmed", "port", k.Port, "vlan", k.VLAN, "err", e)
+		errs[k] = e.Error()
+		if c.bindingErrs[k] != errs[k] {
+			c.log.Warn("binding not programmed", "port", k.Port, "vlan", k.VLAN, "err", e)
+		}
 	}
+	for k := range c.bindingErrs {
+		if _, ok := errs[k]; !ok {
+			c.log.Info("binding programmed", "port", k.Port, "vlan", k.VLAN)
+		}
+	}
+	c.bindingErrs = errs
 	if bindingsChanged {
 		if err := c.resyncLearned(); err != nil {
 			c.log.Warn("reading learned MACs", "err", err)

@@ -82,14 +82,15 @@ func Desired(s Snapshot) Plan {
 			continue
 		}
 		invalid := false
-		seenVNI := map[l2.VNI]bool{}
+		// Several VLANs of one port may share a logical switch (vtep(5)
+		// allows it, ovs-vtep and OVN's tests use it): each gets its own
+		// binding port in the logical switch's bridge.
 		for _, vlan := range sortedInts(port.VLANBindings) {
 			vni, ok := vniOf(port.VLANBindings[vlan])
-			if !ok || l2.VLAN(vlan).ValidateUsable() != nil || vlan < 0 || seenVNI[vni] {
+			if !ok || l2.VLAN(vlan).ValidateUsable() != nil || vlan < 0 {
 				invalid = true
 				continue
 			}
-			seenVNI[vni] = true
 			p.Config.Bindings = append(p.Config.Bindings, dataplane.Binding{Port: port.Name, VLAN: l2.VLAN(vlan), VNI: vni})
 			lsOfVNI[vni] = port.VLANBindings[vlan]
 			if p.Config.Switches[vni] == nil {

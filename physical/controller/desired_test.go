@@ -97,6 +97,16 @@ func TestDesired(t *testing.T) {
 			portFaults: map[string][]string{"eth1": {faultInvalidVLANMap}, "eth2": {faultInvalidVLANMap}},
 		},
 		{
+			name: "two VLANs of one port in one logical switch",
+			mutate: func(s *Snapshot) {
+				s.Ports[0].VLANBindings = map[int]string{100: "ls5000", 200: "ls5000"}
+				s.UcastRemote, s.McastRemote = nil, nil
+			},
+			bindings:   []dataplane.Binding{{Port: "eth1", VLAN: 100, VNI: 5000}, {Port: "eth1", VLAN: 200, VNI: 5000}},
+			switches:   map[l2.VNI]*dataplane.Switch{5000: {VNI: 5000, Remote: map[l2.MAC]netip.Addr{}, Neigh: map[netip.Addr]l2.MAC{}}},
+			portFaults: map[string][]string{},
+		},
+		{
 			name: "untagged binding (VLAN 0)",
 			mutate: func(s *Snapshot) {
 				s.Ports[1].VLANBindings = map[int]string{0: "ls6000"}

@@ -99,6 +99,30 @@ func (s *PacketSocket) Collect(idle time.Duration) ([][]byte, error) {
 	}
 }
 
+// CollectIncoming is Collect without the frames the socket's interface
+// sent (the test's own among them).
+func (s *PacketSocket) CollectIncoming(idle time.Duration) ([][]byte, error) {
+	tv := unix.NsecToTimeval(idle.Nanoseconds())
+	if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := unix.Recvfrom(s.fd, buf, 0)
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+				return out, nil
+			}
+			return out, err
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		out = append(out, append([]byte(nil), buf[:n]...))
+	}
+}
+
 // IsARPRequestFor reports whether frame is an ARP request for target.
 func IsARPRequestFor(frame []byte, target net.IP) bool {
 	if len(frame) < 42 || binary.BigEndian.Uint16(frame[12:]) != 0x0806 {
