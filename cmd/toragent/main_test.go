@@ -29,6 +29,11 @@ func TestCheckConfig(t *testing.T) {
 		{"unknown key names its line", write("bad.yaml", "agent: {state_dir: "+dir+"}\nswitches: [{name: tor1, ovsdb: \"tcp:127.0.0.1:6640\", colour: red}]\n"), 1, "line 2: field colour not found"},
 		{"bad endpoint", write("ep.yaml", "switches: [{name: tor1, ovsdb: \"tcp:127.0.0.1\"}]\n"), 1, `OVSDB endpoint "tcp:127.0.0.1"`},
 		{"missing file", filepath.Join(dir, "nope.yaml"), 1, "nope.yaml"},
+		{"inbound without listener", write("in1.yaml", "switches: [{name: tor1, ovsdb: inbound}]\n"), 1,
+			"switches[0] (tor1): ovsdb inbound needs agent.ovsdb_listen"},
+		{"inbound TLS files missing", write("in2.yaml", "agent: {state_dir: "+state+", ovsdb_listen: \"pssl:127.0.0.1:6640\", "+
+			"ovsdb_tls: {ca: "+dir+"/none-ca.pem, cert: "+dir+"/c.pem, key: "+dir+"/k.pem}}\nswitches: [{name: tor1, ovsdb: inbound}]\n"), 1,
+			"agent.ovsdb_listen: loading certificate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
