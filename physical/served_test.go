@@ -2,8 +2,13 @@ package physical
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,7 +20,9 @@ import (
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/nstest"
+	"github.com/torstitch/torstitch/physical/ovsdbserver"
 	"github.com/torstitch/torstitch/vtep/vtepdb"
+	"github.com/torstitch/torstitch/vtep/vteptest"
 )
 
 // fdbSampler counts a VXLAN device's remote FDB entries (with a dst) every
@@ -196,4 +203,152 @@ func TestMisbehavingClients(t *testing.T) {
 	if _, err := a.physicalSwitch("tor1"); err != nil {
 		t.Error(err)
 	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestServedTLSAndManager: torswitch's database with certificates made by
+// ovs-pki, as operators make them. Controllers reach it on pssl: (vtep-ctl
+// with a controller certificate works, one the switch does not trust is
+// refused), and a --manager target makes the database dial out to a
+// controller over SSL, which then speaks OVSDB on the connection it
+// accepted (the way hardware VTEPs reach their controller).
+func TestServedTLSAndManager(t *testing.T) {
+	nstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool", "vtep-ctl")
+	l := newTrunkLab(t)
+	pki := vteptest.NewOVSPKI(t)
+	swCert := pki.Sign("tor1", "tor1", "switch")
+	ctlCert := pki.Sign("ctl", "ctl", "controller")
+	rogue := pki.Sign("rogue", "rogue", "switch") // signed by the switch CA: no controller
+
+	// The controller's end of the switch-initiated connection.
+	cert, err := tls.LoadX509KeyPair(ctlCert.Cert, ctlCert.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(pki.SwitchCA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(ca)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	manager := fmt.Sprintf("ssl:127.0.0.1:%d", ln.Addr().(*net.TCPAddr).Port)
+
+	dir, err := os.MkdirTemp("", "ts-db-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pssl := freePort(t)
+	srv, err := ovsdbserver.Start(context.Background(), ovsdbserver.Options{
+		Dir: dir, Remotes: []string{fmt.Sprintf("pssl:%d:127.0.0.1", pssl)},
+		TLS: ovsdbserver.TLS{Key: swCert.Key, Cert: swCert.Cert, CA: pki.ControllerCA()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	newSwitch(t, srv.Endpoint(), controller.Config{
+		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1, Managers: []string{manager},
+	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+
+	t.Run("manager: the switch dials the controller", func(t *testing.T) {
+		type result struct {
+			cn  string
+			dbs string
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				got <- result{err: err}
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			tc := c.(*tls.Conn)
+			if err := tc.Handshake(); err != nil {
+				got <- result{err: err}
+				return
+			}
+			cn := tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+			if _, err := c.Write([]byte(`{"id":1,"method":"transact","params":["hardware_vtep",{"op":"select","table":"Physical_Switch","where":[],"columns":["name"]}]}`)); err != nil {
+				got <- result{err: err}
+				return
+			}
+			var reply struct {
+				Result []struct {
+					Rows []struct {
+						Name string `json:"name"`
+					} `json:"rows"`
+				} `json:"result"`
+			}
+			dec := json.NewDecoder(c)
+			for {
+				var msg map[string]json.RawMessage
+				if err := dec.Decode(&msg); err != nil {
+					got <- result{err: err}
+					return
+				}
+				if string(msg["id"]) == "1" {
+					raw, _ := json.Marshal(msg)
+					_ = json.Unmarshal(raw, &reply)
+					break
+				}
+				// ovsdb-server probes with echo requests: answer them.
+				if string(msg["method"]) == `"echo"` {
+					_, _ = c.Write([]byte(fmt.Sprintf(`{"id":%s,"result":%s,"error":null}`, msg["id"], msg["params"])))
+				}
+			}
+			var names []string
+			for _, r := range reply.Result {
+				for _, row := range r.Rows {
+					names = append(names, row.Name)
+				}
+			}
+			got <- result{cn: cn, dbs: strings.Join(names, ",")}
+		}()
+		select {
+		case r := <-got:
+			if r.err != nil {
+				t.Fatalf("switch-initiated connection: %v", r.err)
+			}
+			if !strings.HasPrefix(r.cn, "tor1 ") && r.cn != "tor1" {
+				t.Errorf("switch certificate CN %q", r.cn)
+			}
+			if r.dbs != "tor1" {
+				t.Errorf("Physical_Switch over the accepted connection: %q", r.dbs)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the switch did not connect to its manager %s", manager)
+		}
+	})
+	t.Run("pssl: vtep-ctl with a controller certificate", func(t *testing.T) {
+		db := fmt.Sprintf("--db=ssl:127.0.0.1:%d", pssl)
+		out, err := exec.Command("vtep-ctl", db, "--timeout=5", "--private-key="+ctlCert.Key, "--certificate="+ctlCert.Cert,
+			"--ca-cert="+pki.SwitchCA(), "list-ps").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "tor1" {
+			t.Errorf("vtep-ctl over pssl: %v: %s", err, out)
+		}
+		out, err = exec.Command("vtep-ctl", db, "--timeout=3", "--private-key="+rogue.Key, "--certificate="+rogue.Cert,
+			"--ca-cert="+pki.SwitchCA(), "list-ps").CombinedOutput()
+		if err == nil {
+			t.Errorf("a certificate not signed by the controller CA was accepted: %s", out)
+		}
+	})
 }
