@@ -48,16 +48,19 @@ const bridgeAcceptTimeout = 10 * time.Second
 // private (0700) temporary directory, accepts one connection and is removed
 // at once; the bytes are then copied both ways until either side closes,
 // which closes the other and releases the switch's claim.
-func (c *Client) bridge(ctx context.Context, a *accepted) (endpoint string, err error) {
+//
+// abort stops waiting for libovsdb (an attempt that failed before dialing);
+// after the bridge is connected it does nothing.
+func (c *Client) bridge(ctx context.Context, a *accepted) (endpoint string, abort func(), err error) {
 	dir, err := os.MkdirTemp("", "torstitch-in-")
 	if err != nil {
-		return "", fmt.Errorf("bridge for inbound switch: %w", err)
+		return "", nil, fmt.Errorf("bridge for inbound switch: %w", err)
 	}
 	path := filepath.Join(dir, "s")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("bridge for inbound switch: %w", err)
+		return "", nil, fmt.Errorf("bridge for inbound switch: %w", err)
 	}
 	_ = ln.SetDeadline(time.Now().Add(bridgeAcceptTimeout))
 	go func() {
@@ -79,5 +82,5 @@ func (c *Client) bridge(ctx context.Context, a *accepted) (endpoint string, err 
 		go func() { defer wg.Done(); _, _ = io.Copy(a.Conn, u); closeBoth() }()
 		wg.Wait()
 	}()
-	return "unix:" + path, nil
+	return "unix:" + path, func() { ln.Close() }, nil
 }

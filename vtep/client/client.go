@@ -43,6 +43,9 @@ type Config struct {
 	// Resync re-reads Ucast_Macs_Remote (the table torstitch writes and does
 	// not monitor) at this interval; 5m when 0.
 	Resync time.Duration
+	// ConnectTimeout bounds a connection attempt up to the end of the
+	// initial monitor reply; 10s when 0.
+	ConnectTimeout time.Duration
 	// Reconnect backoff: doubles from MinBackoff to MaxBackoff with ±50% jitter.
 	MinBackoff, MaxBackoff time.Duration
 }
@@ -92,6 +95,9 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = 5 * time.Minute
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 250 * time.Millisecond
@@ -224,12 +230,19 @@ func (c *Client) connect(ctx context.Context) (_ client.Client, err error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		ep, err := c.bridge(ctx, in)
+		var ep string
+		var abort func()
+		ep, abort, err = c.bridge(ctx, in) // err: the named result, seen by the defer below
 		if err != nil {
 			in.Close()
 			c.release()
 			return nil, err
 		}
+		defer func() {
+			if err != nil {
+				abort()
+			}
+		}()
 		endpoint = ep
 	}
 	opts := []client.Option{client.WithEndpoint(endpoint), client.WithLogger(&lg)}
@@ -244,7 +257,7 @@ func (c *Client) connect(ctx context.Context) (_ client.Client, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating OVSDB client: %w", err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
 	if in != nil {
 		// Whatever ends this attempt early ends the switch's connection

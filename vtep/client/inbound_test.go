@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -245,5 +247,71 @@ func TestInboundBadInput(t *testing.T) {
 	defer cancel()
 	if _, err := tor2.Reconcile(ctx, desiredBase(), plan.Options{}); err == nil {
 		t.Fatal("tor2 reconciled without a switch")
+	}
+}
+
+// TestInboundSilentAfterIdentify: a peer that names itself tor2 and then
+// answers nothing (list_dbs, schema, monitor) is dropped after the connect
+// timeout without a single write; tor2's name is free again, and the real
+// tor2 connects.
+func TestInboundSilentAfterIdentify(t *testing.T) {
+	c, err := New(Config{Name: "tor2", Endpoint: Inbound, ConnectTimeout: 500 * time.Millisecond}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = c.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var ref refusals
+	port := startListener(t, ListenerConfig{Address: "ptcp:127.0.0.1:0"}, &ref, c)
+
+	fake, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	dec := json.NewDecoder(fake)
+	var first struct {
+		ID     string `json:"id"`
+		Method string `json:"method"`
+	}
+	if err := dec.Decode(&first); err != nil || first.Method != "transact" {
+		t.Fatalf("first request %+v, %v; want the identifying transact", first, err)
+	}
+	fmt.Fprintf(fake, `{"id":%q,"result":[{"rows":[{"name":"tor2"}]}],"error":null}`, first.ID)
+	var methods []string
+	_ = fake.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for { // until the agent side gives up and closes
+		var m struct {
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		}
+		if err := dec.Decode(&m); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the silent peer's connection was not closed within 5 s (connect timeout 500 ms)")
+			}
+			break
+		}
+		methods = append(methods, m.Method)
+		if m.Method == "transact" {
+			t.Fatalf("a write was sent to a switch that never answered: %s", m.Params)
+		}
+	}
+	if len(methods) == 0 || methods[0] != "list_dbs" {
+		t.Fatalf("requests seen %v, want list_dbs first", methods)
+	}
+	waitFor(t, "connect timeout reported", 5*time.Second, func() bool { return strings.Contains(c.Status().LastError, "connecting") })
+	if c.Connected() {
+		t.Fatal("connected to a silent peer")
+	}
+
+	s := vteptest.StartOVSDB(t, "--remote=db:hardware_vtep,Global,managers")
+	s.AddSwitch("tor2", "192.0.2.12", "eth1")
+	s.VtepCtl("set-manager", fmt.Sprintf("tcp:127.0.0.1:%d", port))
+	waitFor(t, "the real tor2 connected", 20*time.Second, c.Connected)
+	if n := ref.get(RefusedDuplicate); n != 0 {
+		t.Fatalf("%d duplicate refusals: the silent peer's claim was not released", n)
 	}
 }
