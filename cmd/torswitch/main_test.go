@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/nstest"
-	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 func TestFlagValidation(t *testing.T) {
@@ -43,82 +40,116 @@ func TestFlagValidation(t *testing.T) {
 }
 
 // TestBinaryInNamespace runs the built binary inside a namespace the way the
-// lab does and checks the rows it serves and the trunk program it attaches.
+// lab does and checks the rows it serves (through vtep-ctl, against the
+// ovsdb-server torswitch supervises) and the trunk program it attaches. Then
+// it stops torswitch (its ovsdb-server goes with it) and starts it again
+// over the same database directory: the database still holds what the
+// controller wrote, and the kernel kept its state and is not pruned.
 func TestBinaryInNamespace(t *testing.T) {
 	l := nstest.New(t, "tsc")
-	nstest.RequireCommands(t, "tc", "ethtool")
+	nstest.RequireCommands(t, "tc", "ethtool", "vtep-ctl", "ovsdb-server", "bridge")
 	bin := filepath.Join(t.TempDir(), "torswitch")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	sw, peer := l.NS("sw"), l.NS("peer")
 	l.Veth(sw, "eth1", peer, "t0", 0)
+	l.Run(sw, "ip", "addr", "add", "192.0.2.1/24", "dev", "eth1")
 	dbDir, err := os.MkdirTemp("", "tsc-db-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dbDir) })
 	sock := filepath.Join(t.TempDir(), "vtep.sock")
-	cmd := exec.Command("ip", "netns", "exec", sw, bin, "--name", "tor1", "--tunnel-ip", "192.0.2.1",
-		"--ports", "eth1", "--listen", "punix:"+sock, "--management-ips", "198.51.100.1",
-		"--db-dir", dbDir, "--manager", "tcp:127.0.0.1:1")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	vtepctl := func(args ...string) (string, error) {
+		out, err := exec.Command("vtep-ctl", append([]string{"--db=unix:" + sock, "--timeout=5"}, args...)...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
+	fdb := func() string {
+		out, _ := l.Try(sw, "bridge", "fdb", "show", "dev", "tsvx5000")
+		return out
+	}
+
+	// run starts torswitch and returns a function that stops it with
+	// SIGTERM and checks that it and its ovsdb-server are gone.
+	run := func() func() {
+		cmd := exec.Command("ip", "netns", "exec", sw, bin, "--name", "tor1", "--tunnel-ip", "192.0.2.1",
+			"--ports", "eth1", "--listen", "punix:"+sock, "--management-ips", "198.51.100.1",
+			"--db-dir", dbDir, "--manager", "tcp:127.0.0.1:1")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-	})
-	nstest.Eventually(t, 15*time.Second, func() (bool, string) {
-		if _, err := os.Stat(sock); err != nil {
-			return false, "no socket yet"
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+		nstest.Eventually(t, 15*time.Second, func() (bool, string) {
+			out, err := vtepctl("get", "Physical_Switch", "tor1", "tunnel_ips", "management_ips", "ports")
+			return err == nil && strings.HasPrefix(out, "[\"192.0.2.1\"]\n[\"198.51.100.1\"]\n[") && !strings.HasSuffix(out, "[]"), out
+		})
+		return func() {
+			t.Helper()
+			pid, err := os.ReadFile(filepath.Join(dbDir, "ovsdb-server.pid"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Fatalf("torswitch exited with %v after SIGTERM", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("torswitch did not stop after SIGTERM")
+			}
+			// No ovsdb-server is left behind.
+			nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+				_, err := os.Stat("/proc/" + strings.TrimSpace(string(pid)))
+				return os.IsNotExist(err), "ovsdb-server " + strings.TrimSpace(string(pid)) + " still running"
+			})
 		}
-		c, err := controller.Connect(context.Background(), "unix:"+sock, nil)
-		if err != nil {
-			return false, err.Error()
-		}
-		defer c.Close()
-		var sws []vtepdb.PhysicalSwitch
-		_ = c.List(context.Background(), &sws)
-		if len(sws) != 1 || sws[0].Name != "tor1" || strings.Join(sws[0].TunnelIPs, ",") != "192.0.2.1" ||
-			strings.Join(sws[0].ManagementIPs, ",") != "198.51.100.1" || len(sws[0].Ports) != 1 {
-			return false, "Physical_Switch rows not there yet"
-		}
-		return true, ""
-	})
+	}
+
+	stop := run()
 	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
 		out, _ := l.Try(sw, "tc", "filter", "show", "dev", "eth1", "ingress")
 		return strings.Contains(out, "ts_trunk"), out
 	})
-	// The served database is a real ovsdb-server: vtep-ctl works against
-	// it, and the --manager target is in Global.managers.
-	if out, err := exec.Command("vtep-ctl", "--db=unix:"+sock, "--timeout=5", "get-manager").CombinedOutput(); err != nil ||
-		strings.TrimSpace(string(out)) != "tcp:127.0.0.1:1" {
+	if out, err := vtepctl("get-manager"); err != nil || out != "tcp:127.0.0.1:1" {
 		t.Errorf("vtep-ctl get-manager: %v: %q", err, out)
 	}
-	pid, err := os.ReadFile(filepath.Join(dbDir, "ovsdb-server.pid"))
-	if err != nil {
-		t.Fatal(err)
+	if out, err := vtepctl("add-ls", "ls0", "--", "set", "Logical_Switch", "ls0", "tunnel_key=5000", "--",
+		"bind-ls", "tor1", "eth1", "100", "ls0", "--", "add-ucast-remote", "ls0", "06:00:00:00:00:01", "192.0.2.9"); err != nil {
+		t.Fatalf("vtep-ctl: %v: %s", err, out)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("torswitch exited with %v after SIGTERM", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("torswitch did not stop after SIGTERM")
-	}
-	// No ovsdb-server is left behind.
 	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
-		_, err := os.Stat("/proc/" + strings.TrimSpace(string(pid)))
-		return os.IsNotExist(err), "ovsdb-server " + strings.TrimSpace(string(pid)) + " still running"
+		out := fdb()
+		return strings.Contains(out, "06:00:00:00:00:01 dst 192.0.2.9"), out
 	})
+	stop()
+
+	stop = run()
+	defer stop()
+	if out, err := vtepctl("list-remote-macs", "ls0"); err != nil || !strings.Contains(out, "06:00:00:00:00:01 -> vxlan_over_ipv4/192.0.2.9") {
+		t.Errorf("after a restart the database lost the remote MAC: %v: %s", err, out)
+	}
+	// A MAC written now reaches the kernel (the new run reconciles) and
+	// the old one is still there (nothing pruned, nothing flushed).
+	if out, err := vtepctl("add-ucast-remote", "ls0", "06:00:00:00:00:02", "192.0.2.9"); err != nil {
+		t.Fatalf("vtep-ctl: %v: %s", err, out)
+	}
+	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
+		out := fdb()
+		return strings.Contains(out, "06:00:00:00:00:02 dst 192.0.2.9"), out
+	})
+	if out := fdb(); !strings.Contains(out, "06:00:00:00:00:01 dst 192.0.2.9") {
+		t.Errorf("the restart removed a remote MAC from the kernel:\n%s", out)
+	}
 }
