@@ -107,3 +107,58 @@ func TestOutboundOVSPKI(t *testing.T) {
 		})
 	}
 }
+
+func TestInboundMatchAndParse(t *testing.T) {
+	var clients []*Client
+	for _, n := range []string{"tor1", "tor2"} {
+		c, err := New(Config{Name: n, Endpoint: Inbound}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	l, err := NewListener(ListenerConfig{Address: "ptcp:127.0.0.1:0"}, clients, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rows         []string
+		name, reason string
+	}{
+		{[]string{"tor1"}, "tor1", ""},
+		{[]string{"other", "tor2"}, "tor2", ""},
+		{nil, "", RefusedUnknown},
+		{[]string{"tor3"}, "tor3", RefusedUnknown},
+		{[]string{"tor1", "tor2"}, "tor1,tor2", RefusedAmbiguous},
+	} {
+		name, reason, err := l.match(tc.rows, nil, time.Now())
+		if name != tc.name || reason != tc.reason || (err != nil) != (tc.reason != "") {
+			t.Errorf("match(%v) = %q, %q, %v; want %q, %q", tc.rows, name, reason, err, tc.name, tc.reason)
+		}
+	}
+	for _, tc := range []struct {
+		result, rpcErr string
+		names          []string
+		err            string
+	}{
+		{`[{"rows":[{"name":"tor1"},{"name":"x"}]}]`, `null`, []string{"tor1", "x"}, ""},
+		{`[{"rows":[]}]`, ``, []string{}, ""},
+		{`[{"error":"unknown table","details":"no table Physical_Switch"}]`, `null`, nil, "unknown table: no table Physical_Switch"},
+		{`null`, `"unknown database"`, nil, `OVSDB error reading Physical_Switch: "unknown database"`},
+		{`{"rows":[]}`, `null`, nil, "not an OVSDB transact reply"},
+	} {
+		names, err := parseIdentify([]byte(tc.result), []byte(tc.rpcErr))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("parseIdentify(%s, %s) error %v, want %q", tc.result, tc.rpcErr, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(names) != fmt.Sprint(tc.names) {
+			t.Errorf("parseIdentify(%s) = %v, %v; want %v", tc.result, names, err, tc.names)
+		}
+	}
+	if _, err := NewListener(ListenerConfig{Address: "pssl:127.0.0.1:0"}, clients, nil); err == nil || !strings.Contains(err.Error(), "pssl needs ca, cert and key") {
+		t.Errorf("pssl without TLS files: %v", err)
+	}
+}
