@@ -69,6 +69,9 @@ func ParseListen(s string) (addr string, useTLS bool, err error) {
 		host, port = rest[:i], rest[i+1:]
 		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 		if net.ParseIP(host) == nil {
+			if _, err := strconv.Atoi(host); err == nil && net.ParseIP(port) != nil {
+				return "", false, fmt.Errorf("%q: write %s:%s:%s (IP first; ovsdb-server's own order PORT:IP is not used here)", s, proto, port, host)
+			}
 			return "", false, fmt.Errorf("%q: %q is not an IP address", s, host)
 		}
 	}

@@ -41,6 +41,7 @@ func TestParseListen(t *testing.T) {
 		{"pssl:tor.example:6640", "", false, "not an IP address"},
 		{"ssl:1.2.3.4:6640", "", false, `unknown protocol "ssl"`},
 		{"ptcp:70000", "", false, "not 0-65535"},
+		{"pssl:6640:10.0.0.1", "", false, "write pssl:10.0.0.1:6640 (IP first"},
 		{"ptcp:", "", false, "want ptcp"},
 	} {
 		addr, useTLS, err := ParseListen(tc.in)
