@@ -170,9 +170,9 @@ func (a *Agent) MACs(_ context.Context, vni l2.VNI) (api.MACs, error) {
 // Switches implements api.Backend.
 func (a *Agent) Switches(context.Context) ([]api.Switch, error) {
 	var out []api.Switch
-	for i, s := range a.sw {
+	for _, s := range a.sw {
 		st := s.client.Status()
-		v := api.Switch{Name: s.name, Endpoint: a.cfg.Switches[i].OVSDB, Connected: st.Connected, Since: st.Since,
+		v := api.Switch{Name: s.name, Endpoint: st.Endpoint, Connected: st.Connected, Since: st.Since,
 			PortFaults: map[string][]string{}}
 		if o, err := s.client.ObservedWithoutRemote(); err == nil {
 			v.TunnelIPs, v.Faults, v.Ports = o.TunnelIPs, o.SwitchFaults, len(o.Ports)

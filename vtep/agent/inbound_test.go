@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -118,6 +119,10 @@ func TestAgentInboundSwitch(t *testing.T) {
 	p.tor1.VtepCtl("add-ucast-local", "vni10100", "00:50:56:00:01:11", "192.0.2.11")
 	eventually(t, 10*time.Second, "tor2's MAC on tor1 (inbound)", remoteHas(p.tor1, "00:50:56:00:02:22", "192.0.2.12"))
 	eventually(t, 10*time.Second, "tor1's MAC on tor2", remoteHas(p.tor2, "00:50:56:00:01:11", "192.0.2.11"))
+	sws, err := a.Switches(ctx)
+	if err != nil || len(sws) != 2 || !strings.HasPrefix(sws[0].Endpoint, "inbound:127.0.0.1:") || sws[1].Endpoint != "unix:"+p.tor2.Sock {
+		t.Fatalf("torctl show switches: %+v, %v; want tor1 at inbound:127.0.0.1:PORT", sws, err)
+	}
 	want := p.tor1.Dump("tor1")
 	for _, l := range []string{"bind tor1 eth1 100 vni10100", "ucast vni10100 00:50:56:00:02:22 -> vxlan_over_ipv4/192.0.2.12"} {
 		if !hasLine(want, l) {

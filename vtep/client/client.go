@@ -52,6 +52,8 @@ type Config struct {
 
 // Status is the connection state, for operators.
 type Status struct {
+	// Endpoint is the configured endpoint; for an inbound switch
+	// "inbound:IP:PORT" (where it dialed from) while connected.
 	Endpoint    string    `json:"endpoint"`
 	Connected   bool      `json:"connected"`
 	Since       time.Time `json:"since,omitzero"`
@@ -265,6 +267,9 @@ func (c *Client) connect(ctx context.Context) (_ client.Client, err error) {
 		defer func() {
 			if err != nil {
 				in.Close()
+				c.mu.Lock()
+				c.status.Endpoint = Inbound
+				c.mu.Unlock()
 			}
 		}()
 		c.mu.Lock()
@@ -338,6 +343,9 @@ func (c *Client) serve(ctx context.Context, conn client.Client) {
 		c.connCtx = nil
 		c.status.Connected = false
 		c.status.Since = time.Now()
+		if c.cfg.Endpoint == Inbound {
+			c.status.Endpoint = Inbound // until the switch dials again
+		}
 		c.mu.Unlock()
 		conn.Close()
 		notify(c.changed)
