@@ -35,7 +35,7 @@ func requireStitchPeers(t *testing.T) {
 // e2e is one deployed stitch lab shared by the scenarios, in order.
 type e2e struct {
 	ctx context.Context
-	lab *testbed.Lab
+	lab testbed.Runtime
 	// programmed reports whether a restarted ToR forwards for the lab's
 	// logical switches again (ovs-vtep: its flood flows; torswitch: its
 	// database holds the agent's rows).
@@ -60,20 +60,29 @@ func (e *e2e) result(t *testing.T, format string, args ...any) {
 
 // report logs the summary and, when $TORSTITCH_E2E_REPORT names a file
 // (make test sets it), appends it there so that the figures are printed
-// even when go test hides the logs of passing tests.
-func (e *e2e) report(t *testing.T, what string) {
+// even when go test hides the logs of passing tests. It also keeps the
+// lines for the side-by-side comparison of the runtimes (TestMain).
+func (e *e2e) report(t *testing.T, what, runtime string) {
 	e.mu.Lock()
-	text := fmt.Sprintf("E2E SUMMARY (%s, %s)\n  %s\n", what, t.Name(), strings.Join(e.summary, "\n  "))
+	text := fmt.Sprintf("E2E SUMMARY (%s, %s, %s)\n  %s\n", what, runtime, t.Name(), strings.Join(e.summary, "\n  "))
+	lines := slices.Clone(e.summary)
 	e.mu.Unlock()
 	t.Log(text)
+	recordResults(what, runtime, lines)
+	appendReport(t, text)
+}
+
+func appendReport(t *testing.T, text string) {
 	if path := os.Getenv("TORSTITCH_E2E_REPORT"); path != "" {
 		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {
-			t.Errorf("E2E report: %v", err)
+			if t != nil {
+				t.Errorf("E2E report: %v", err)
+			}
 			return
 		}
 		defer f.Close()
-		if _, err := f.WriteString(text); err != nil {
+		if _, err := f.WriteString(text); err != nil && t != nil {
 			t.Errorf("E2E report: %v", err)
 		}
 	}
@@ -97,47 +106,75 @@ func (e *e2e) ping(node, ip string) error {
 }
 
 // TestStitchE2E deploys the stitch lab with the real product (toragent with
-// bindings from the simulated vCenter, torctl, torvcsim) and runs the
-// end-to-end scenarios of the lab on it, printing each one's measured
-// outage or convergence time (E2E lines, and a summary at the end).
+// bindings from the simulated vCenter, torctl, torvcsim) with torlab's
+// network namespaces and runs the end-to-end scenarios of the lab on it,
+// printing each one's measured outage or convergence time (E2E lines, and
+// a summary at the end). TestStitchE2EContainerlab runs the same scenarios
+// on the same file deployed by containerlab.
 func TestStitchE2E(t *testing.T) {
+	runStitchE2E(t, netnsRuntime(), stitchLab, stitchScenarios)
+}
+
+// stitchScenarios are the ovs-vtep lab's scenarios, in order: flooding
+// needs a lab where no MAC is known yet.
+var stitchScenarios = []string{"flooding", "bindings", "ping-matrix", "vlan-change", "vm-move", "tor-failover", "agent-restart", "rr-restart"}
+
+// torswitchScenarios are the torswitch lab's.
+var torswitchScenarios = []string{"bindings", "ping-matrix", "tor-failover", "agent-restart"}
+
+// runStitchE2E deploys file with rt, runs the named scenarios in order on
+// it, destroys it (timed) and reports the figures.
+func runStitchE2E(t *testing.T, rt e2eRuntime, file string, scenarios []string) {
 	requireStitchPeers(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	rt.require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	bin := buildProduct(t)
-	opts := testbed.Options{Logger: testLogger(t), Name: "tb-e2e", BinDirs: []string{bin}, HealthTimeout: 90 * time.Second}
-	cleanLab(t, stitchLab, opts)
-	start := time.Now()
-	lab, err := testbed.Deploy(ctx, stitchLab, opts)
+	torswitch := file == torswitchLab
+	var extra []string
+	if torswitch {
+		extra = []string{"torswitch"}
+	}
+	bin := buildProduct(t, extra...)
+	name := "tb-e2e"
+	what := "stitch lab, ovs-vtep ToRs"
+	if torswitch {
+		name, what = "tb-e2ets", "stitch lab, torswitch ToRs"
+	}
+	lab, notes, took, err := rt.deploy(ctx, t, file, name, bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &e2e{ctx: ctx, lab: lab, ovsVTEP: true}
+	e := &e2e{ctx: ctx, lab: lab, ovsVTEP: !torswitch}
 	e.programmed = e.floodFlows
+	if torswitch {
+		e.programmed = e.torswitchProgrammed
+	}
+	topo := lab.Topo()
+	e.summary = append(e.summary, notes...)
 	e.summary = append(e.summary, fmt.Sprintf("%-16s %d nodes, %d links, healthy (switches connected, BGP up, vCenter synced) in %s",
-		"deploy", len(lab.Topology.Nodes), len(lab.Topology.Links), time.Since(start).Round(time.Millisecond)))
+		"deploy", len(topo.Nodes), len(topo.Links), took.Round(time.Millisecond)))
 	defer func() {
-		e.report(t, "stitch lab, ovs-vtep ToRs")
+		e.report(t, what, rt.kind)
 	}()
-
-	// Order matters: flooding needs a lab where no MAC is known yet.
-	for _, s := range []struct {
-		name string
-		run  func(*testing.T)
-	}{
-		{"flooding", e.flooding},
-		{"bindings", e.bindingsFromVCenter},
-		{"ping-matrix", e.pingMatrix},
-		{"vlan-change", e.vlanChange},
-		{"vm-move", e.vmMove},
-		{"tor-failover", e.torFailover},
-		{"agent-restart", e.agentRestart},
-		{"rr-restart", e.rrRestart},
-	} {
-		if !t.Run(s.name, s.run) {
-			t.Logf("diagnostics after %s:\n%s", s.name, diagnose(ctx, lab))
+	run := map[string]func(*testing.T){
+		"flooding": e.flooding, "bindings": e.bindingsFromVCenter, "ping-matrix": e.pingMatrix,
+		"vlan-change": e.vlanChange, "vm-move": e.vmMove, "tor-failover": e.torFailover,
+		"agent-restart": e.agentRestart, "rr-restart": e.rrRestart,
+	}
+	for _, s := range scenarios {
+		if !t.Run(s, run[s]) {
+			t.Logf("diagnostics after %s:\n%s", s, diagnose(ctx, lab))
 		}
 	}
+	if t.Failed() {
+		return // the cleanup destroys it
+	}
+	start := time.Now()
+	if err := lab.Destroy(ctx); err != nil {
+		t.Errorf("destroy: %v", err)
+		return
+	}
+	e.summary = append(e.summary, fmt.Sprintf("%-16s %s", "destroy", time.Since(start).Round(time.Millisecond)))
 }
 
 // floodFlows checks that a ToR's ovs-vtep (polling once a second) has
@@ -176,41 +213,10 @@ func (e *e2e) torswitchProgrammed(tor string) error {
 
 // TestStitchTorswitchE2E runs the stitch lab with torswitch (the Linux
 // software hardware-VTEP) in place of ovs-vtep on both ToRs: the same agent
-// against a second switch implementation. Bindings from vCenter and the
-// ping matrix.
+// against a second switch implementation. Bindings from vCenter, the ping
+// matrix, ToR failover and the agent restart.
 func TestStitchTorswitchE2E(t *testing.T) {
-	requireStitchPeers(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	bin := buildProduct(t, "torswitch")
-	opts := testbed.Options{Logger: testLogger(t), Name: "tb-e2ets", BinDirs: []string{bin}, HealthTimeout: 90 * time.Second}
-	cleanLab(t, torswitchLab, opts)
-	start := time.Now()
-	lab, err := testbed.Deploy(ctx, torswitchLab, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &e2e{ctx: ctx, lab: lab}
-	e.programmed = e.torswitchProgrammed
-	e.summary = append(e.summary, fmt.Sprintf("%-16s %d nodes, %d links, healthy in %s",
-		"deploy", len(lab.Topology.Nodes), len(lab.Topology.Links), time.Since(start).Round(time.Millisecond)))
-	defer func() {
-		e.report(t, "stitch lab, torswitch ToRs")
-	}()
-	for _, s := range []struct {
-		name string
-		run  func(*testing.T)
-	}{
-		{"bindings", e.bindingsFromVCenter},
-		{"ping-matrix", e.pingMatrix},
-		{"tor-failover", e.torFailover},
-		{"agent-restart", e.agentRestart},
-	} {
-		if !t.Run(s.name, s.run) {
-			out, _ := lab.Shell(ctx, "toragent", "torctl show switches; torctl show macs")
-			t.Logf("after %s:\n%s", s.name, out)
-		}
-	}
+	runStitchE2E(t, netnsRuntime(), torswitchLab, torswitchScenarios)
 }
 
 // flooding: before any VM MAC is known, ARP and unknown unicast cross the
@@ -326,7 +332,7 @@ func (e *e2e) bindingsFromVCenter(t *testing.T) {
 func (e *e2e) pingMatrix(t *testing.T) {
 	type vm struct{ name, seg, ip string }
 	var vms []vm
-	for _, n := range e.lab.Topology.Nodes {
+	for _, n := range e.lab.Topo().Nodes {
 		if seg, ok := n.Labels["torstitch.segment"]; ok {
 			ip, _, _ := strings.Cut(n.Env["VM_IP"], "/")
 			vms = append(vms, vm{n.Name, seg, ip})

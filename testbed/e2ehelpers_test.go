@@ -69,7 +69,7 @@ func (s pingStats) String() string {
 	return fmt.Sprintf("%d sent, %d lost, longest outage %s", s.Sent, s.Lost, s.Outage)
 }
 
-func startPinger(ctx context.Context, t *testing.T, lab *testbed.Lab, node, ip string) *pinger {
+func startPinger(ctx context.Context, t *testing.T, lab testbed.Runtime, node, ip string) *pinger {
 	t.Helper()
 	p := &pinger{name: node + "->" + ip, interval: 100 * time.Millisecond, done: make(chan struct{}), replies: map[int]bool{}}
 	cmd, err := lab.Command(ctx, node, "ping", "-O", "-n", "-i", "0.1", "-W", "1", ip)
@@ -209,7 +209,7 @@ func (p *pinger) seqAfter(seq int) int {
 }
 
 // torctl runs `torctl ARGS -o json` in the agent's node and decodes it.
-func torctl(ctx context.Context, lab *testbed.Lab, v any, args ...string) error {
+func torctl(ctx context.Context, lab testbed.Runtime, v any, args ...string) error {
 	out, err := lab.Exec(ctx, "toragent", append(append([]string{"torctl"}, args...), "-o", "json")...)
 	if err != nil {
 		return fmt.Errorf("torctl %s: %w: %s", strings.Join(args, " "), err, out)
@@ -254,24 +254,9 @@ func bindingsString(bs []binding) map[int]string {
 	return m
 }
 
-// signalVCenter sends sig to the lab's torvcsim process.
-func signalVCenter(lab *testbed.Lab, sig syscall.Signal) error {
-	pids, err := lab.PIDs("vcenter")
-	if err != nil {
-		return err
-	}
-	for _, pid := range pids {
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if strings.TrimSpace(string(comm)) == "torvcsim" {
-			return syscall.Kill(pid, sig)
-		}
-	}
-	return fmt.Errorf("no torvcsim process in the vcenter node (pids %v)", pids)
-}
-
 // editInventory rewrites the simulated vCenter's inventory copy (old must
 // occur) and makes torvcsim apply it.
-func editInventory(lab *testbed.Lab, old, new string) error {
+func editInventory(ctx context.Context, lab testbed.Runtime, old, new string) error {
 	path := filepath.Join(lab.NodeDir("vcenter"), "inventory.yaml")
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -283,5 +268,26 @@ func editInventory(lab *testbed.Lab, old, new string) error {
 	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
 		return err
 	}
-	return signalVCenter(lab, syscall.SIGHUP)
+	return lab.Signal(ctx, "vcenter", "torvcsim", syscall.SIGHUP)
+}
+
+// cable connects a new veth pair between aNode:aIf and bNode:bIf (MTU mtu),
+// made from the host directly in the two nodes' network namespaces, as a
+// re-cabled VM NIC is wired in either runtime.
+func cable(ctx context.Context, lab testbed.Runtime, aNode, aIf, bNode, bIf string, mtu int) error {
+	ra, err := lab.NetnsRef(aNode)
+	if err != nil {
+		return err
+	}
+	rb, err := lab.NetnsRef(bNode)
+	if err != nil {
+		return err
+	}
+	m := strconv.Itoa(mtu)
+	out, err := exec.CommandContext(ctx, "ip", "link", "add", aIf, "mtu", m, "netns", ra,
+		"type", "veth", "peer", "name", bIf, "mtu", m, "netns", rb).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("cabling %s:%s <-> %s:%s: %w: %s", aNode, aIf, bNode, bIf, err, out)
+	}
+	return nil
 }

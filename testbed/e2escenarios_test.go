@@ -43,7 +43,7 @@ func (e *e2e) vlanChange(t *testing.T) {
 		return time.Since(start)
 	}
 
-	if err := editInventory(e.lab, "{name: pg-vlan200, switch: dvs-lab, vlan: 200}", "{name: pg-vlan200, switch: dvs-lab, vlan: 300}"); err != nil {
+	if err := editInventory(e.ctx, e.lab, "{name: pg-vlan200, switch: dvs-lab, vlan: 200}", "{name: pg-vlan200, switch: dvs-lab, vlan: 300}"); err != nil {
 		t.Fatal(err)
 	}
 	bind300 := waitBinding(300, 10300, 200)
@@ -68,7 +68,7 @@ func (e *e2e) vlanChange(t *testing.T) {
 		t.Errorf("tor1 has no logical switch for VNI 10300: %s", out)
 	}
 
-	if err := editInventory(e.lab, "{name: pg-vlan200, switch: dvs-lab, vlan: 300}", "{name: pg-vlan200, switch: dvs-lab, vlan: 200}"); err != nil {
+	if err := editInventory(e.ctx, e.lab, "{name: pg-vlan200, switch: dvs-lab, vlan: 300}", "{name: pg-vlan200, switch: dvs-lab, vlan: 200}"); err != nil {
 		t.Fatal(err)
 	}
 	bind200 := waitBinding(200, 10200, 300)
@@ -91,12 +91,14 @@ func (e *e2e) vmMove(t *testing.T) {
 	})
 	seq := p.seq()
 	start := time.Now()
-	if err := editInventory(e.lab, "{name: vm11, host: esx1,", "{name: vm11, host: esx2,"); err != nil {
+	if err := editInventory(e.ctx, e.lab, "{name: vm11, host: esx1,", "{name: vm11, host: esx2,"); err != nil {
 		t.Fatal(err)
 	}
 	e.sh(t, "esx1", "ovs-vsctl del-port vds0 vm11 && ip link del vm11")
-	e.sh(t, "esx2", "ip link add vm11 mtu 1500 type veth peer name eth1 netns "+e.lab.Netns("vm11")+
-		" && ethtool -K vm11 tx off >/dev/null && ip link set vm11 up && ovs-vsctl add-port vds0 vm11 tag=100")
+	if err := cable(e.ctx, e.lab, "esx2", "vm11", "vm11", "eth1", 1500); err != nil {
+		t.Fatal(err)
+	}
+	e.sh(t, "esx2", "ethtool -K vm11 tx off >/dev/null && ip link set vm11 up && ovs-vsctl add-port vds0 vm11 tag=100")
 	e.sh(t, "vm11", "/lab/vm/start.sh >/dev/null && ping -c 1 -W 1 192.168.100.31 >/dev/null || true")
 	recabled := time.Since(start)
 	st := p.waitRecovered(e.ctx, t, seq, 30*time.Second)
@@ -385,7 +387,7 @@ func (e *e2e) rrRestart(t *testing.T) {
 }
 
 // diagnose collects what explains a failed scenario in the stitch lab.
-func diagnose(ctx context.Context, lab *testbed.Lab) string {
+func diagnose(ctx context.Context, lab testbed.Runtime) string {
 	var b strings.Builder
 	for _, c := range []struct{ node, cmd string }{
 		{"toragent", "torctl show switches; torctl show peers; torctl show bindings; torctl show macs"},

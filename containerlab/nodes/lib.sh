@@ -43,9 +43,13 @@ start_ovs() {
 	ovs-vswitchd --pidfile --detach --log-file "unix:$dir/db.sock"
 }
 
-# pid_alive FILE: the pid in FILE runs (a zombie does not count).
+# pid_alive FILE [COMM]: the pid in FILE runs (a zombie does not count) and,
+# with COMM, is that program: pid files live in the node's directory, which
+# outlives a container restart, and a new container's small pids soon reuse
+# the old numbers.
 pid_alive() {
 	[ -f "$1" ] || return 1
 	p=$(cat "$1")
-	kill -0 "$p" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null
+	kill -0 "$p" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null || return 1
+	[ -z "${2:-}" ] || [ "$(cat "/proc/$p/comm" 2>/dev/null)" = "$(echo "$2" | cut -c1-15)" ]
 }

@@ -14,8 +14,8 @@ fi
 R=/var/run/frr
 mkdir -p "$R"
 chown frr:frr "$R"
-pid_alive "$R/zebra.pid" ||
+pid_alive "$R/zebra.pid" zebra ||
 	/usr/lib/frr/zebra -d -f /lab/frr/zebra.conf -i "$R/zebra.pid" --log "file:$R/zebra.log"
-pid_alive "$R/bgpd.pid" ||
+pid_alive "$R/bgpd.pid" bgpd ||
 	/usr/lib/frr/bgpd -d -f "$BGPD_CONF" -i "$R/bgpd.pid" --log "file:$R/bgpd.log"
 log "FRR up with $BGPD_CONF"

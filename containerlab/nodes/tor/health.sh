@@ -6,5 +6,5 @@ DIR=/var/run/openvswitch
 PS=${PS_NAME:-${TORLAB_NODE:-$(hostname)}}
 export OVS_RUNDIR=$DIR
 vtep-ctl --timeout=2 list-ps | grep -qx "$PS" &&
-	pid_alive "$DIR/ovs-vswitchd.pid" && pid_alive "$DIR/ovs-vtep.pid" &&
+	pid_alive "$DIR/ovs-vswitchd.pid" && pid_alive "$DIR/ovs-vtep.pid" ovs-vtep &&
 	ovs-vsctl --timeout=2 br-exists "$PS"

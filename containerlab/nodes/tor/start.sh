@@ -38,6 +38,6 @@ for p in $ACCESS_PORTS; do
 	vtep-ctl --may-exist add-port "$PS" "$p"
 done
 
-pid_alive "$DIR/ovs-vtep.pid" ||
+pid_alive "$DIR/ovs-vtep.pid" ovs-vtep ||
 	/usr/share/openvswitch/scripts/ovs-vtep --log-file --pidfile --detach "$PS"
 log "ToR $PS up: tunnel ${TUNNEL_IP%/*}, ports $ACCESS_PORTS, ovsdb ptcp:$OVSDB_PORT"

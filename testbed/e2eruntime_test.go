@@ -1,0 +1,191 @@
+package testbed_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/torstitch/torstitch/testbed"
+)
+
+// e2eRuntime deploys a topology file for the end-to-end scenarios: torlab's
+// network namespaces or containerlab with Docker. The scenarios only use
+// testbed.Runtime.
+type e2eRuntime struct {
+	kind    string
+	require func(t *testing.T)
+	// deploy deploys file as lab name with the product binaries in bin;
+	// notes are extra summary lines (e.g. image build time), took the
+	// time from deploy to healthy.
+	deploy func(ctx context.Context, t *testing.T, file, name, bin string) (lab testbed.Runtime, notes []string, took time.Duration, err error)
+}
+
+func netnsRuntime() e2eRuntime {
+	return e2eRuntime{
+		kind:    "netns",
+		require: func(*testing.T) {},
+		deploy: func(ctx context.Context, t *testing.T, file, name, bin string) (testbed.Runtime, []string, time.Duration, error) {
+			opts := testbed.Options{Logger: testLogger(t), Name: name, BinDirs: []string{bin}, HealthTimeout: 90 * time.Second}
+			cleanLab(t, file, opts)
+			start := time.Now()
+			lab, err := testbed.Deploy(ctx, file, opts)
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			return lab, nil, time.Since(start), nil
+		},
+	}
+}
+
+const clabEnvScript = "../containerlab/setup/clab-env.sh"
+
+var (
+	clabEnvOnce sync.Once
+	clabEnv     testbed.ClabEnv
+	clabEnvErr  error
+)
+
+// clabRuntime deploys with containerlab. TORSTITCH_CONTAINERLAB=1 (make
+// test as root, after running the set-up script) makes a missing Docker
+// engine or containerlab a failure; 0 skips; unset runs when
+// `clab-env.sh status` finds both.
+func clabRuntime() e2eRuntime {
+	return e2eRuntime{
+		kind: "containerlab",
+		require: func(t *testing.T) {
+			want := os.Getenv("TORSTITCH_CONTAINERLAB")
+			if want == "0" {
+				t.Skip("TORSTITCH_CONTAINERLAB=0")
+			}
+			clabEnvOnce.Do(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				clabEnv, clabEnvErr = testbed.LoadClabEnv(ctx, clabEnvScript, "status")
+			})
+			if clabEnvErr != nil {
+				if want == "1" {
+					t.Fatalf("TORSTITCH_CONTAINERLAB=1 but no usable Docker engine + containerlab: %v", clabEnvErr)
+				}
+				t.Skipf("no Docker engine + containerlab (run containerlab/setup/clab-env.sh up, or make test as root): %v", clabEnvErr)
+			}
+		},
+		deploy: func(ctx context.Context, t *testing.T, file, name, bin string) (testbed.Runtime, []string, time.Duration, error) {
+			images := []string{"ovs", "frr", "host", "torstitch"}
+			if file == torswitchLab {
+				images = []string{"frr", "host", "torstitch", "torswitch"}
+			}
+			start := time.Now()
+			cmd := exec.CommandContext(ctx, "../containerlab/images/build.sh", images...)
+			cmd.Env = append(os.Environ(), "BIN_DIR="+bin, "DOCKER_HOST="+clabEnv.DockerHost)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				return nil, nil, 0, fmt.Errorf("images: %v\n%s", err, out)
+			}
+			built := time.Since(start)
+			t.Logf("images built in %s:\n%s", built.Round(time.Millisecond), out)
+			lab, err := testbed.OpenContainerlab(file, testbed.ClabOptions{
+				Name: name, Env: clabEnv, HealthTimeout: 2 * time.Minute, Logger: testLogger(t)})
+			if err != nil {
+				return nil, nil, 0, err
+			}
+			if err := lab.Destroy(ctx); err != nil {
+				t.Logf("destroying leftovers: %v", err)
+			}
+			t.Cleanup(func() {
+				if err := lab.Destroy(context.Background()); err != nil {
+					t.Errorf("cleanup destroy: %v", err)
+				}
+			})
+			notes := []string{fmt.Sprintf("%-16s %s: torstitch/{%s} from bin/ and the .deb cache", "images", built.Round(time.Millisecond), strings.Join(images, ","))}
+			start = time.Now()
+			if err := lab.Deploy(ctx); err != nil {
+				return nil, notes, 0, err
+			}
+			return lab, notes, time.Since(start), nil
+		},
+	}
+}
+
+// TestStitchE2EContainerlab runs TestStitchE2E's scenarios on the same
+// topology file deployed by containerlab (Docker, thin images).
+func TestStitchE2EContainerlab(t *testing.T) {
+	runStitchE2E(t, clabRuntime(), stitchLab, stitchScenarios)
+}
+
+// TestStitchTorswitchE2EContainerlab runs TestStitchTorswitchE2E's
+// scenarios on the torswitch topology deployed by containerlab.
+func TestStitchTorswitchE2EContainerlab(t *testing.T) {
+	runStitchE2E(t, clabRuntime(), torswitchLab, torswitchScenarios)
+}
+
+// results: lab description -> runtime -> summary lines, for the
+// side-by-side comparison printed (and appended to the report) at the end.
+var (
+	resultsMu sync.Mutex
+	results   = map[string]map[string][]string{}
+	labOrder  []string
+)
+
+func recordResults(what, runtime string, lines []string) {
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	if results[what] == nil {
+		results[what] = map[string][]string{}
+		labOrder = append(labOrder, what)
+	}
+	results[what][runtime] = lines
+}
+
+// sideBySide renders every scenario's figures of each runtime one under
+// the other, per lab.
+func sideBySide() string {
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	var b strings.Builder
+	for _, what := range labOrder {
+		byRT := results[what]
+		if len(byRT) < 2 {
+			continue
+		}
+		fmt.Fprintf(&b, "E2E RUNTIMES SIDE BY SIDE (%s)\n", what)
+		var keys []string
+		figures := map[string]map[string]string{}
+		rts := []string{"netns", "containerlab"}
+		for _, rt := range rts {
+			for _, line := range byRT[rt] {
+				key, rest, _ := strings.Cut(line, " ")
+				if !slices.Contains(keys, key) {
+					keys = append(keys, key)
+					figures[key] = map[string]string{}
+				}
+				figures[key][rt] = strings.TrimSpace(rest)
+			}
+		}
+		for _, k := range keys {
+			fmt.Fprintf(&b, "  %s\n", k)
+			for _, rt := range rts {
+				v := figures[k][rt]
+				if v == "" {
+					v = "-"
+				}
+				fmt.Fprintf(&b, "    %-13s %s\n", rt+":", v)
+			}
+		}
+	}
+	return b.String()
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if text := sideBySide(); text != "" {
+		fmt.Print(text)
+		appendReport(nil, text)
+	}
+	os.Exit(code)
+}

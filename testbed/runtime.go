@@ -1,0 +1,92 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/torstitch/torstitch/testbed/clab"
+)
+
+// Runtime is a deployed lab as the end-to-end scenarios see it, whoever
+// realized the topology: torlab's network namespaces (*Lab) or containerlab
+// with Docker (*ClabLab). Node names, addresses, links and node scripts are
+// the topology file's in both.
+type Runtime interface {
+	// Kind is "netns" (torlab) or "containerlab".
+	Kind() string
+	// LabName is the lab name in use.
+	LabName() string
+	// Topo is the resolved topology.
+	Topo() *clab.Topology
+	// Exec runs args inside node; combined output, non-zero exit is an error.
+	Exec(ctx context.Context, node string, args ...string) ([]byte, error)
+	// Shell runs `sh -c cmdline` inside node.
+	Shell(ctx context.Context, node, cmdline string) ([]byte, error)
+	// Command returns an unstarted long-running command inside node
+	// (network, filesystem of the node) whose process receives the
+	// signals sent to the returned command.
+	Command(ctx context.Context, node string, args ...string) (*exec.Cmd, error)
+	// StopNode stops node (SIGTERM, SIGKILL after grace). Its links stay:
+	// a crashed or powered-off box. Shell still reaches its network.
+	StopNode(ctx context.Context, node string, grace time.Duration) error
+	// StartNode starts node again: its cmd and exec commands, then health.
+	StartNode(ctx context.Context, node string) error
+	// NodeDir is the host directory bound as __clabNodeDir__ for node.
+	NodeDir(node string) string
+	// NetnsRef names node's network namespace for `ip link set DEV netns
+	// REF` run on the host: a netns name or a pid.
+	NetnsRef(node string) (string, error)
+	// Signal sends sig to node's processes named comm.
+	Signal(ctx context.Context, node, comm string, sig syscall.Signal) error
+	// Destroy removes the lab.
+	Destroy(ctx context.Context) error
+}
+
+var (
+	_ Runtime = (*Lab)(nil)
+	_ Runtime = (*ClabLab)(nil)
+)
+
+// Kind implements Runtime.
+func (l *Lab) Kind() string { return "netns" }
+
+// LabName implements Runtime.
+func (l *Lab) LabName() string { return l.Name }
+
+// Topo implements Runtime.
+func (l *Lab) Topo() *clab.Topology { return l.Topology }
+
+// NetnsRef implements Runtime: the node's named network namespace.
+func (l *Lab) NetnsRef(node string) (string, error) {
+	if l.Topology.Node(node) == nil {
+		return "", fmt.Errorf("no node %q in lab %s", node, l.Name)
+	}
+	return l.Netns(node), nil
+}
+
+// Signal implements Runtime: the processes of node's namespace whose
+// /proc/PID/comm is comm.
+func (l *Lab) Signal(_ context.Context, node, comm string, sig syscall.Signal) error {
+	pids, err := l.PIDs(node)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, pid := range pids {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if strings.TrimSpace(string(b)) == comm {
+			if err := syscall.Kill(pid, sig); err == nil {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no %s process in node %s (pids %v)", comm, node, pids)
+	}
+	return nil
+}
