@@ -487,7 +487,7 @@ func (l *ClabLab) waitNode(ctx context.Context, n *clab.Node) error {
 
 // Inspect returns `containerlab inspect` of the lab (its table).
 func (l *ClabLab) Inspect(ctx context.Context) ([]byte, error) {
-	return l.clab(ctx, "inspect", "-t", l.Topology.File, "--name", l.Name)
+	return l.clab(ctx, "inspect", "--name", l.Name)
 }
 
 // Destroy implements Runtime: `containerlab destroy --cleanup` (containers
@@ -495,7 +495,8 @@ func (l *ClabLab) Inspect(ctx context.Context) ([]byte, error) {
 // bridge nodes' host bridges. It works on a lab that is not (fully) there.
 func (l *ClabLab) Destroy(ctx context.Context) error {
 	var errs []error
-	if out, err := l.clab(ctx, "destroy", "-t", l.Topology.File, "--name", l.Name, "--cleanup"); err != nil {
+	// By name: with -t, destroy looks for the file's own lab name.
+	if out, err := l.clab(ctx, "destroy", "--name", l.Name, "--cleanup"); err != nil {
 		errs = append(errs, fmt.Errorf("containerlab destroy: %w\n%s", err, tail(out, 20)))
 	}
 	for _, n := range l.Topology.Nodes {

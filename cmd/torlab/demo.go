@@ -33,16 +33,48 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			out := cmd.OutOrStdout()
-			lab, err := testbed.Deploy(ctx, file, g.options())
-			if err != nil {
-				return err
+			var lab testbed.Runtime
+			me := os.Args[0]
+			var how string
+			switch g.runtime {
+			case "netns":
+				l, err := testbed.Deploy(ctx, file, g.options())
+				if err != nil {
+					return err
+				}
+				info, err := l.Inspect(ctx)
+				if err != nil {
+					return err
+				}
+				printTable(out, info)
+				lab = l
+				how = fmt.Sprintf("  inspect: %s inspect %s\n  a shell: %s exec %s NODE -- bash\n"+
+					"  the agent: %s exec %s toragent -- torctl show bindings|macs|switches|peers|vcenter\n"+
+					"  destroy: %s destroy %s   (or: make demo-destroy)\n",
+					me, file, me, file, me, file, me, file)
+			case "containerlab":
+				l, err := g.clabLab(ctx, file)
+				if err != nil {
+					return err
+				}
+				_ = l.Destroy(ctx) // leftovers of an earlier demo
+				if err := l.Deploy(ctx); err != nil {
+					return err
+				}
+				if b, err := l.Inspect(ctx); err == nil {
+					out.Write(b)
+				}
+				lab = l
+				how = fmt.Sprintf("  (. /run/torstitch-clab/env first: DOCKER_HOST, and $CLAB, containerlab in the engine's network namespace)\n"+
+					"  inspect: $CLAB inspect -t %s\n  a shell: docker exec -it %s bash\n"+
+					"  the agent: docker exec %s torctl show bindings|macs|switches|peers|vcenter\n"+
+					"  destroy: %s destroy --runtime containerlab %s   (or: make demo-destroy; containerlab destroy --cleanup leaves the bridge %s)\n",
+					file, l.Container("NODE"), l.Container("toragent"), me, file, "underlay")
+			default:
+				return fmt.Errorf("--runtime %q: netns or containerlab", g.runtime)
 			}
-			info, err := lab.Inspect(ctx)
-			if err != nil {
-				return err
-			}
-			printTable(out, info)
-			if lab.Topology.Node("toragent") != nil {
+			topo := lab.Topo()
+			if topo.Node("toragent") != nil {
 				for _, what := range []string{"vcenter", "bindings", "peers", "switches"} {
 					showIn(ctx, out, lab, "toragent", "torctl show "+what)
 				}
@@ -56,11 +88,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 				}
 				fmt.Fprintln(out, "\nlab destroyed")
 			} else {
-				me := os.Args[0]
-				fmt.Fprintf(out, "\nlab %s is up.\n  inspect: %s inspect %s\n  a shell: %s exec %s NODE -- bash\n"+
-					"  the agent: %s exec %s toragent -- torctl show bindings|macs|switches|peers|vcenter\n"+
-					"  destroy: %s destroy %s   (or: make demo-destroy)\n",
-					lab.Name, me, file, me, file, me, file, me, file)
+				fmt.Fprintf(out, "\nlab %s is up (runtime %s).\n%s", lab.LabName(), lab.Kind(), how)
 			}
 			if !ok {
 				return errors.New("ping matrix does not match the expected reachability")
@@ -75,7 +103,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 }
 
 // showIn prints a command's output in a node under a heading.
-func showIn(ctx context.Context, out io.Writer, lab *testbed.Lab, node, cmdline string) {
+func showIn(ctx context.Context, out io.Writer, lab testbed.Runtime, node, cmdline string) {
 	fmt.Fprintf(out, "\n== %s: %s\n", node, cmdline)
 	b, err := lab.Shell(ctx, node, cmdline)
 	if err != nil {
@@ -87,11 +115,11 @@ func showIn(ctx context.Context, out io.Writer, lab *testbed.Lab, node, cmdline 
 
 // printMACTables shows the MACs as the agent sees them, then each switch's
 // own tables (hardware_vtep of the ToRs, the kernel FDB of KVM VTEPs).
-func printMACTables(ctx context.Context, out io.Writer, lab *testbed.Lab) {
-	if lab.Topology.Node("toragent") != nil {
+func printMACTables(ctx context.Context, out io.Writer, lab testbed.Runtime) {
+	if lab.Topo().Node("toragent") != nil {
 		showIn(ctx, out, lab, "toragent", "torctl show macs")
 	}
-	for _, n := range lab.Topology.Nodes {
+	for _, n := range lab.Topo().Nodes {
 		switch {
 		case strings.HasPrefix(n.Name, "tor") && n.Env["TUNNEL_IP"] != "":
 			// The ToR's hardware_vtep tables, on the port the agent uses
@@ -128,8 +156,8 @@ func labVMs(t *clab.Topology) []vm {
 
 // pingMatrix pings every VM from every other, in parallel per source, and
 // prints the matrix; it reports whether it matches the segments.
-func pingMatrix(ctx context.Context, w io.Writer, lab *testbed.Lab, converge time.Duration) bool {
-	vms := labVMs(lab.Topology)
+func pingMatrix(ctx context.Context, w io.Writer, lab testbed.Runtime, converge time.Duration) bool {
+	vms := labVMs(lab.Topo())
 	got := make([][]bool, len(vms))
 	var wg sync.WaitGroup
 	for i := range vms {

@@ -6,7 +6,11 @@
 //	torlab inspect FILE.clab.yml [-o json]
 //	torlab exec    FILE.clab.yml NODE -- CMD [ARG...]
 //	torlab destroy FILE.clab.yml
-//	torlab demo    [--destroy]
+//	torlab demo    [--destroy] [--runtime netns|containerlab]
+//	torlab prepare FILE.clab.yml   # what `containerlab deploy` needs beforehand
+//
+// With --runtime containerlab, deploy, destroy and demo use containerlab
+// and Docker (containerlab/setup/clab-env.sh) instead of namespaces.
 package main
 
 import (
@@ -23,6 +27,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/torstitch/torstitch/testbed"
+	"github.com/torstitch/torstitch/testbed/clab"
 )
 
 type globalFlags struct {
@@ -33,6 +38,8 @@ type globalFlags struct {
 	healthTimeout time.Duration
 	keepOnError   bool
 	verbose       bool
+	runtime       string
+	clabEnv       string
 }
 
 func (g *globalFlags) options() testbed.Options {
@@ -70,6 +77,8 @@ func newRootCmd() *cobra.Command {
 	pf.DurationVar(&g.healthTimeout, "health-timeout", 2*time.Minute, "how long deploy waits for node health")
 	pf.BoolVar(&g.keepOnError, "keep-on-error", false, "leave a failed first deployment in place for debugging")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "debug logging")
+	pf.StringVar(&g.runtime, "runtime", "netns", "netns (torlab's namespaces) or containerlab (Docker; deploy, destroy, demo)")
+	pf.StringVar(&g.clabEnv, "clab-env", "containerlab/setup/clab-env.sh", "set-up script that reports (status) the Docker engine and containerlab to use")
 
 	execCmd := &cobra.Command{
 		Use:   "exec FILE NODE [--] CMD [ARG...]",
@@ -104,6 +113,18 @@ func newRootCmd() *cobra.Command {
 			Short: "Create the lab's namespaces, links and processes and wait for health",
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
+				if g.runtime == "containerlab" {
+					l, err := g.clabLab(cmd.Context(), args[0])
+					if err != nil {
+						return err
+					}
+					if err := l.Deploy(cmd.Context()); err != nil {
+						return err
+					}
+					out, err := l.Inspect(cmd.Context())
+					cmd.OutOrStdout().Write(out)
+					return err
+				}
 				lab, err := testbed.Deploy(cmd.Context(), args[0], g.options())
 				if err != nil {
 					return err
@@ -121,14 +142,54 @@ func newRootCmd() *cobra.Command {
 			Short: "Remove everything the lab made (also after a crash or a failed deploy)",
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
+				if g.runtime == "containerlab" {
+					l, err := g.clabLab(cmd.Context(), args[0])
+					if err != nil {
+						return err
+					}
+					return l.Destroy(cmd.Context())
+				}
 				return testbed.Destroy(cmd.Context(), args[0], g.options())
 			},
 		},
+		newPrepareCmd(g),
 		newInspectCmd(g),
 		execCmd,
 		newDemoCmd(g),
 	)
 	return root
+}
+
+// clabLab opens file for containerlab with the environment the set-up
+// script reports (it must already be up: `clab-env.sh up`).
+func (g *globalFlags) clabLab(ctx context.Context, file string) (*testbed.ClabLab, error) {
+	env, err := testbed.LoadClabEnv(ctx, g.clabEnv, "status")
+	if err != nil {
+		return nil, fmt.Errorf("no Docker engine + containerlab (run %s up): %w", g.clabEnv, err)
+	}
+	o := g.options()
+	return testbed.OpenContainerlab(file, testbed.ClabOptions{Name: g.name, Env: env, HealthTimeout: g.healthTimeout, Logger: o.Logger})
+}
+
+func newPrepareCmd(g *globalFlags) *cobra.Command {
+	var netns string
+	cmd := &cobra.Command{
+		Use:   "prepare FILE",
+		Short: "Make what `containerlab deploy -t FILE` expects to exist: node dirs of __clabNodeDir__ binds, bridge nodes' bridges",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := clab.Load(args[0])
+			if err != nil {
+				return err
+			}
+			if g.name != "" {
+				t.Name = g.name
+			}
+			return testbed.PrepareContainerlab(cmd.Context(), t, netns)
+		},
+	}
+	cmd.Flags().StringVar(&netns, "netns", os.Getenv("CLAB_NETNS"), "network namespace of the Docker engine, where bridge nodes' bridges go (default $CLAB_NETNS; empty: this one)")
+	return cmd
 }
 
 func main() {

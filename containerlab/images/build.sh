@@ -57,6 +57,16 @@ fetch_debs() { # IMAGE
 		-o Dir::State::status="$status" -o Dir::Cache::archives="$dir" -o Debug::NoLocking=1 \
 		install ${PKGS[$1]} >"$dir.log" 2>&1 || { tail -20 "$dir.log" >&2; exit 1; }
 	rm -rf "$dir/partial" "$dir/lock"
+	# A flat repository index, so that apt (not dpkg -i, which cannot order
+	# pre-dependencies) installs from the directory inside the build.
+	local f
+	for f in "$dir"/*.deb; do
+		dpkg-deb -f "$f"
+		echo "Filename: ./$(basename "$f")"
+		echo "Size: $(stat -c %s "$f")"
+		echo "SHA256: $(sha256sum "$f" | cut -d' ' -f1)"
+		echo
+	done >"$dir/Packages"
 	echo "${PKGS[$1]}" >"$dir/.complete"
 }
 
@@ -68,11 +78,12 @@ for img in "${images[@]}"; do
 	fetch_debs "$img"
 	ctx=$CACHE/imgctx/$img
 	rm -rf "$ctx" && mkdir -p "$ctx/bin" "$ctx/debs"
-	cp -l "$CACHE/debs/$img/"*.deb "$ctx/debs/" 2>/dev/null || cp "$CACHE/debs/$img/"*.deb "$ctx/debs/"
+	cp -l "$CACHE/debs/$img/"{*.deb,Packages} "$ctx/debs/" 2>/dev/null || cp "$CACHE/debs/$img/"{*.deb,Packages} "$ctx/debs/"
 	for b in ${BINS[$img]:-}; do
 		[ -x "$BIN/$b" ] || { echo "$BIN/$b missing: run make build first" >&2; exit 1; }
 		cp "$BIN/$b" "$ctx/bin/"
 	done
-	docker build -q --build-arg "BASE=$BASE" -t "torstitch/$img:latest" -f "$REPO/$(dockerfile "$img")" "$ctx" >/dev/null
+	docker build -q --build-arg "BASE=$BASE" -t "torstitch/$img:latest" -f "$REPO/$(dockerfile "$img")" "$ctx" >"$ctx.log" 2>&1 ||
+		{ cat "$ctx.log" >&2; exit 1; }
 	echo "torstitch/$img:latest built in $(since "$t") s ($(ls "$ctx/debs" | wc -l) debs, bins: ${BINS[$img]:-none})"
 done

@@ -120,7 +120,8 @@ build_containerlab() {
 	sed -i '0,/^\t\treturn false, err$/s//\t\tif os.IsNotExist(err) {\n\t\t\treturn true, nil \/\/ no module support: built in\n\t\t}\n\t\treturn false, err/' \
 		"$src/utils/kernel_module.go"
 	grep -q 'no module support' "$src/utils/kernel_module.go" || { log "patching utils/kernel_module.go failed"; exit 1; }
-	(cd "$src" && CGO_ENABLED=0 nice -n 10 go build -trimpath -o "$CLAB_BIN.tmp" .)
+	(cd "$src" && CGO_ENABLED=0 nice -n 10 go build -trimpath -o "$CLAB_BIN.tmp" .) >"$CACHE/containerlab-build.log" 2>&1 ||
+		{ tail -20 "$CACHE/containerlab-build.log" >&2; exit 1; }
 	mv "$CLAB_BIN.tmp" "$CLAB_BIN"
 	rm -rf "$src"
 	log "containerlab built in $(since "$t") s"
