@@ -302,9 +302,12 @@ func (l *ClabLab) Shell(ctx context.Context, node, cmdline string) ([]byte, erro
 	return l.Exec(ctx, node, "/bin/sh", "-c", cmdline)
 }
 
-// Command implements Runtime: nsenter into the container's mount, network,
-// UTS and IPC namespaces (docker exec would not pass signals on to the
-// process), with the node's environment.
+// Command implements Runtime: a host program run in the container's network
+// namespace (nsenter -n), as torlab runs host programs in a node's
+// namespace. docker exec would not pass signals on to the process, and
+// nsenter into the container's pid namespace would not either; entering
+// its mount namespace without its pid namespace would let tools that check
+// pid files (ovs-appctl) judge the container's pids by the host's.
 func (l *ClabLab) Command(ctx context.Context, node string, args ...string) (*exec.Cmd, error) {
 	n, err := l.linuxNode(node)
 	if err != nil {
@@ -317,7 +320,7 @@ func (l *ClabLab) Command(ctx context.Context, node string, args ...string) (*ex
 	if err != nil {
 		return nil, err
 	}
-	c := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(pid), "-m", "-n", "-u", "-i", "--"}, args...)...)
+	c := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(pid), "-n", "--"}, args...)...)
 	c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
 	for _, k := range sortedKeys(n.Env) {
 		c.Env = append(c.Env, k+"="+n.Env[k])

@@ -27,9 +27,10 @@ type Runtime interface {
 	Exec(ctx context.Context, node string, args ...string) ([]byte, error)
 	// Shell runs `sh -c cmdline` inside node.
 	Shell(ctx context.Context, node, cmdline string) ([]byte, error)
-	// Command returns an unstarted long-running command inside node
-	// (network, filesystem of the node) whose process receives the
-	// signals sent to the returned command.
+	// Command returns an unstarted long-running command in node's network
+	// namespace whose process receives the signals sent to the returned
+	// command (torlab: inside the node; containerlab: a host program in
+	// the container's network namespace).
 	Command(ctx context.Context, node string, args ...string) (*exec.Cmd, error)
 	// StopNode stops node (SIGTERM, SIGKILL after grace). Its links stay:
 	// a crashed or powered-off box. Shell still reaches its network.
