@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // VNI is a VXLAN network identifier (24 bits; 0 is not a valid VNI).
@@ -167,13 +169,69 @@ type PortRef struct {
 	Port   string `json:"port"`
 }
 
-// ParsePortRef parses "SWITCH:PORT". Port names may contain ':' after the first.
+// ParsePortRef parses "SWITCH:PORT". Port names may contain ':' after the
+// first. Both names must pass CheckName.
 func ParsePortRef(s string) (PortRef, error) {
 	sw, port, ok := strings.Cut(s, ":")
 	if !ok || sw == "" || port == "" {
-		return PortRef{}, fmt.Errorf("port %q: want SWITCH:PORT", s)
+		return PortRef{}, fmt.Errorf("port %s: want SWITCH:PORT", QuoteShort(s))
 	}
-	return PortRef{Switch: sw, Port: port}, nil
+	p := PortRef{Switch: sw, Port: port}
+	if err := p.Validate(); err != nil {
+		return PortRef{}, err
+	}
+	return p, nil
+}
+
+// Validate checks both names of p with CheckName.
+func (p PortRef) Validate() error {
+	if p.Switch == "" || p.Port == "" {
+		return fmt.Errorf("port %s: want SWITCH:PORT", QuoteShort(p.String()))
+	}
+	if err := CheckName(p.Switch); err != nil {
+		return fmt.Errorf("port %s: switch name %w", QuoteShort(p.String()), err)
+	}
+	if err := CheckName(p.Port); err != nil {
+		return fmt.Errorf("port %s: port name %w", QuoteShort(p.String()), err)
+	}
+	return nil
+}
+
+// MaxNameLen bounds switch and port names, in bytes.
+const MaxNameLen = 255
+
+// CheckName refuses a switch or port name that is empty, longer than
+// MaxNameLen bytes, not UTF-8, or holds white space or control characters.
+func CheckName(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("is empty")
+	case len(s) > MaxNameLen:
+		return fmt.Errorf("is %d bytes long (at most %d)", len(s), MaxNameLen)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("is not UTF-8")
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) {
+			return fmt.Errorf("has white space (%q)", r)
+		}
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return fmt.Errorf("has a control character (%q)", r)
+		}
+	}
+	return nil
+}
+
+// QuoteShort quotes s for a message, cut to its first 40 bytes.
+func QuoteShort(s string) string {
+	if len(s) <= 40 {
+		return strconv.Quote(s)
+	}
+	cut := 40
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("... (%d bytes)", len(s))
 }
 
 func (p PortRef) String() string { return p.Switch + ":" + p.Port }

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"net/url"
 	"os"
+	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/torstitch/torstitch/evpn"
 	"github.com/torstitch/torstitch/vdsvlan"
@@ -22,6 +24,9 @@ import (
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
 )
+
+// DefaultResync is agent.resync's default.
+const DefaultResync = 30 * time.Second
 
 // DefaultStartupWait is bgp.startup_wait's default.
 const DefaultStartupWait = 30 * time.Second
@@ -40,6 +45,14 @@ type Config struct {
 	EVPN     EVPN            `yaml:"evpn"`
 	Bindings []Binding       `yaml:"bindings"`
 	VCenter  *vdsvlan.Config `yaml:"vcenter"`
+
+	// Warnings are problems that do not stop the agent (a world-readable
+	// secret, a clear-text vCenter URL allowed by vcenter.insecure), as
+	// FILE:LINE: KEY: MESSAGE lines; toragent prints them at start and
+	// --check-config prints them too.
+	Warnings []string `yaml:"-"`
+
+	lines map[string]int // key path -> line, from Parse
 }
 
 // Agent holds the daemon's own settings.
@@ -150,14 +163,23 @@ type VNIRT struct {
 func (r *RouteTargets) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind == yaml.ScalarNode {
 		if n.Value != "auto" {
-			return fmt.Errorf("line %d: route_targets: %q is not auto or a map of VNIs", n.Line, n.Value)
+			return fmt.Errorf("%q is not auto or a map of VNIs", n.Value)
 		}
 		r.Auto = true
 		return nil
 	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("want auto or a map of VNIs, got %s", describe(n))
+	}
+	d := decoder{lines: map[string]int{}}
 	var m map[l2.VNI]VNIRT
-	if err := n.Decode(&m); err != nil {
-		return err
+	d.decode(n, reflect.ValueOf(&m).Elem(), "")
+	if len(d.errs) > 0 {
+		msgs := make([]string, len(d.errs))
+		for i, e := range d.errs {
+			msgs[i] = e.Error()
+		}
+		return errors.New(strings.Join(msgs, "; "))
 	}
 	r.VNIs = m
 	return nil
@@ -175,48 +197,142 @@ type Duration time.Duration
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var secs float64
-	if err := n.Decode(&secs); err == nil {
-		*d = Duration(secs * float64(time.Second))
-		return nil
-	}
-	v, err := time.ParseDuration(n.Value)
+	v, err := parseDuration(n)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (seconds or e.g. 90s)", n.Line, n.Value)
+		return err
 	}
 	*d = Duration(v)
 	return nil
 }
 
-// Load reads and validates a configuration file.
+// MaxFileSize bounds the configuration file.
+const MaxFileSize = 1 << 20
+
+// Load reads, parses and validates a configuration file, then checks the
+// files it names: credential, CA, certificate and key files are read and
+// parsed, so that --check-config finds what the agent would trip on at
+// start. Every problem is reported at once, as FILE:LINE: KEY.PATH: MESSAGE
+// lines (an Errors). Warnings (world-readable secrets, a clear-text vCenter
+// URL) are returned in Config.Warnings.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	c, err := Parse(b)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("reading config %s: %w", path, err)
+	}
+	if len(b) > MaxFileSize {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("larger than %d bytes", MaxFileSize)}}
+	}
+	c, errs := parse(b)
+	if c != nil {
+		errs = append(errs, c.checkFiles()...)
+	}
+	if len(errs) > 0 {
+		for _, e := range errs {
+			e.File = path
+		}
+		sortErrors(errs)
+		return nil, Errors(errs)
+	}
+	for i, w := range c.Warnings {
+		c.Warnings[i] = path + ":" + w
 	}
 	return c, nil
 }
 
-// Parse decodes YAML strictly, fills defaults and validates.
+// Parse decodes YAML strictly, fills defaults and validates, without
+// touching the files the configuration names (Load checks those). Its
+// error is an Errors listing every problem, with lines and key paths.
 func Parse(b []byte) (*Config, error) {
+	c, errs := parse(b)
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, Errors(errs)
+	}
+	return c, nil
+}
+
+var yamlSyntaxLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a YAML parser error into a FieldError with its line.
+func syntaxError(err error) *FieldError {
+	msg := err.Error()
+	if m := yamlSyntaxLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &FieldError{Line: line, Msg: "YAML syntax: " + m[2]}
+	}
+	return &FieldError{Msg: "YAML: " + strings.TrimPrefix(cleanYAMLError(err), "yaml: ")}
+}
+
+// parse returns the configuration (nil when it could not be decoded at
+// all) and every problem found.
+func parse(b []byte) (*Config, []*FieldError) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var c Config
-	if err := dec.Decode(&c); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty configuration")
+			return nil, []*FieldError{{Msg: "empty configuration"}}
 		}
-		return nil, err
+		return nil, []*FieldError{syntaxError(err)}
 	}
+	if len(doc.Content) == 0 || isNull(doc.Content[0]) {
+		return nil, []*FieldError{{Msg: "empty configuration"}}
+	}
+	var errs []*FieldError
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		errs = append(errs, &FieldError{Line: next.Line, Msg: "a second YAML document (---): the configuration is one document"})
+	} else if !errors.Is(err, io.EOF) {
+		errs = append(errs, syntaxError(err))
+	}
+	d := decoder{lines: map[string]int{}}
+	var c Config
+	d.decode(doc.Content[0], reflect.ValueOf(&c).Elem(), "")
+	errs = append(errs, d.errs...)
+	c.lines = d.lines
 	c.defaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
+	// Validation problems under a key that did not decode are echoes of
+	// the decoding problem ("asn: banana" is also "bgp.asn missing").
+	for _, ve := range c.validate() {
+		echo := false
+		for _, de := range d.errs {
+			echo = echo || related(ve.Path, de.Path)
+		}
+		if !echo {
+			errs = append(errs, ve)
+		}
 	}
-	return &c, nil
+	return &c, errs
+}
+
+// related reports whether one key path is the other or contains it.
+func related(a, b string) bool {
+	in := func(x, y string) bool {
+		return x == y || strings.HasPrefix(x, y+".") || strings.HasPrefix(x, y+"[")
+	}
+	return a != "" && b != "" && (in(a, b) || in(b, a))
+}
+
+// has reports whether the file set the key at path.
+func (c *Config) has(path string) bool { _, ok := c.lines[path]; return ok }
+
+// line returns the line of path's key, or of its nearest parent that has one.
+func (c *Config) line(path string) int {
+	for path != "" {
+		if l, ok := c.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
 }
 
 func (c *Config) defaults() {
@@ -226,14 +342,14 @@ func (c *Config) defaults() {
 	if c.Agent.API == "" {
 		c.Agent.API = "unix:///run/torstitch/toragent.sock"
 	}
-	if c.Agent.StateDir == "" {
+	if c.Agent.StateDir == "" && !c.has("agent.state_dir") {
 		c.Agent.StateDir = "/var/lib/torstitch"
 	}
 	if c.Agent.Mode == "" {
 		c.Agent.Mode = Independent
 	}
-	if c.Agent.Resync == 0 {
-		c.Agent.Resync = Duration(30 * time.Second)
+	if c.Agent.Resync == 0 && !c.has("agent.resync") {
+		c.Agent.Resync = Duration(DefaultResync)
 	}
 	if c.EVPN.Replication == "" {
 		c.EVPN.Replication = plan.SourceNode
@@ -241,195 +357,20 @@ func (c *Config) defaults() {
 	if c.BGP != nil && c.BGP.StartupWait == 0 {
 		c.BGP.StartupWait = Duration(DefaultStartupWait)
 	}
-	if c.BGP != nil && c.BGP.GracefulRestart.Enabled && c.BGP.GracefulRestart.RestartTime == 0 {
+	if c.BGP != nil && c.BGP.GracefulRestart.Enabled && c.BGP.GracefulRestart.RestartTime == 0 && !c.has("bgp.graceful_restart.restart_time") {
 		c.BGP.GracefulRestart.RestartTime = Duration(evpn.DefaultRestartTime)
 	}
 }
 
-// Validate checks every field and reports all problems at once.
+// Validate checks every field and reports all problems at once (an Errors;
+// lines are known when the configuration came from Parse or Load).
 func (c *Config) Validate() error {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-
-	switch {
-	case strings.HasPrefix(c.Agent.API, "unix://"):
-		if strings.TrimPrefix(c.Agent.API, "unix://") == "" {
-			add("agent.api %q: missing socket path", c.Agent.API)
-		}
-	case strings.HasPrefix(c.Agent.API, "tcp://"):
-		u, err := url.Parse(c.Agent.API)
-		if err != nil || u.Port() == "" {
-			add("agent.api %q: want tcp://IP:PORT", c.Agent.API)
-		}
-		if c.Agent.APITLS == nil || c.Agent.TokenFile == "" {
-			add("agent.api %q: a TCP API needs api_tls (cert, key) and token_file", c.Agent.API)
-		}
-	default:
-		add("agent.api %q: want unix:///PATH or tcp://IP:PORT", c.Agent.API)
+	errs := c.validate()
+	if len(errs) == 0 {
+		return nil
 	}
-	if c.Agent.Mode != Independent && c.Agent.Mode != Anycast {
-		add("agent.mode %q: want %s or %s", c.Agent.Mode, Independent, Anycast)
-	}
-	switch c.Agent.LogFormat {
-	case "", "text", "json":
-	default:
-		add("agent.log_format %q: want text or json", c.Agent.LogFormat)
-	}
-	switch c.Agent.LogLevel {
-	case "", "debug", "info", "warn", "error":
-	default:
-		add("agent.log_level %q: want debug, info, warn or error", c.Agent.LogLevel)
-	}
-
-	names := map[string]bool{}
-	inbound := 0
-	if len(c.Switches) == 0 || len(c.Switches) > 2 {
-		add("switches: want one switch or a pair, got %d", len(c.Switches))
-	}
-	for i, s := range c.Switches {
-		if s.Name == "" {
-			add("switches[%d]: name missing", i)
-		} else if names[s.Name] {
-			add("switches[%d]: duplicate name %q", i, s.Name)
-		}
-		names[s.Name] = true
-		if err := client.ValidateEndpoint(s.OVSDB); err != nil {
-			add("switches[%d] (%s): %w", i, s.Name, err)
-		}
-		if p := time.Duration(s.ProbeInterval); p != 0 && (p < MinProbeInterval || p > MaxProbeInterval) {
-			add("switches[%d].probe_interval %s: want %s to %s (default 5s)", i, p, MinProbeInterval, MaxProbeInterval)
-		}
-		if s.OVSDB == client.Inbound {
-			inbound++
-			c.validateInbound(i, s, add)
-		}
-	}
-	c.validateListen(inbound, add)
-
-	if c.BGP != nil {
-		b := c.BGP
-		if b.ASN == 0 {
-			add("bgp.asn missing")
-		}
-		if a, err := netip.ParseAddr(b.RouterID); err != nil || !a.Is4() {
-			add("bgp.router_id %q: not an IPv4 address", b.RouterID)
-		}
-		if b.ListenAddress != "" {
-			if _, err := netip.ParseAddr(b.ListenAddress); err != nil {
-				add("bgp.listen_address %q: not an IP address", b.ListenAddress)
-			}
-		}
-		if b.ConnectRetry != 0 && (time.Duration(b.ConnectRetry) < time.Second || time.Duration(b.ConnectRetry) > 10*time.Minute) {
-			add("bgp.connect_retry %s: want 1s to 10m", time.Duration(b.ConnectRetry))
-		}
-		if b.StartupWait < 0 || time.Duration(b.StartupWait) > 10*time.Minute {
-			add("bgp.startup_wait %s: want 0 (default %s) to 10m", time.Duration(b.StartupWait), DefaultStartupWait)
-		}
-		if b.ListenPort != nil && (*b.ListenPort < -1 || *b.ListenPort > 65535 || *b.ListenPort == 0) {
-			add("bgp.listen_port %d: want 1-65535, or -1 to not listen", *b.ListenPort)
-		}
-		for i, n := range b.Neighbors {
-			if _, err := netip.ParseAddr(n.Address); err != nil {
-				add("bgp.neighbors[%d].address %q: not an IP address", i, n.Address)
-			}
-			if n.ASN == 0 {
-				add("bgp.neighbors[%d].asn missing", i)
-			}
-			if n.LocalAddress != "" {
-				if _, err := netip.ParseAddr(n.LocalAddress); err != nil {
-					add("bgp.neighbors[%d].local_address %q: not an IP address", i, n.LocalAddress)
-				}
-			}
-		}
-	}
-	if c.EVPN.Replication != plan.SourceNode && c.EVPN.Replication != plan.ServiceNode {
-		add("evpn.replication %q: want %s or %s", c.EVPN.Replication, plan.SourceNode, plan.ServiceNode)
-	}
-	if c.EVPN.Replication == plan.ServiceNode && len(c.EVPN.ServiceNodes) == 0 {
-		add("evpn.replication service_node needs evpn.service_nodes")
-	}
-	for i, s := range c.EVPN.ServiceNodes {
-		if a, err := netip.ParseAddr(s); err != nil || !a.Is4() {
-			add("evpn.service_nodes[%d] %q: not an IPv4 address", i, s)
-		}
-	}
-	for v, rt := range c.EVPN.RouteTargets.VNIs {
-		if err := v.Validate(); err != nil {
-			add("evpn.route_targets: %w", err)
-		}
-		for _, s := range append(append([]string{}, rt.Import...), rt.Export...) {
-			if _, err := evpn.ParseRouteTarget(s); err != nil {
-				add("evpn.route_targets VNI %d: %w", v, err)
-			}
-		}
-	}
-
-	for i, b := range c.Bindings {
-		if err := b.VLAN.ValidateUsable(); err != nil {
-			add("bindings[%d]: %w", i, err)
-		}
-		if err := b.VNI.Validate(); err != nil {
-			add("bindings[%d]: %w", i, err)
-		}
-		if len(b.Ports) == 0 {
-			add("bindings[%d]: no ports", i)
-		}
-		for _, p := range b.Ports {
-			ref, err := l2.ParsePortRef(p)
-			if err != nil {
-				add("bindings[%d]: %w", i, err)
-			} else if !names[ref.Switch] {
-				add("bindings[%d]: port %s: switch %q is not in this pair", i, p, ref.Switch)
-			}
-		}
-	}
-	if c.VCenter != nil {
-		if err := c.VCenter.Validate(); err != nil {
-			add("%w", err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// validateInbound checks an inbound switch's settings against the listener.
-func (c *Config) validateInbound(i int, s Switch, add func(string, ...any)) {
-	if c.Agent.OVSDBListen == "" {
-		add("switches[%d] (%s): ovsdb inbound needs agent.ovsdb_listen", i, s.Name)
-	}
-	for key, v := range map[string]string{"ca": s.TLS.CA, "cert": s.TLS.Cert, "key": s.TLS.Key} {
-		if v != "" {
-			add("switches[%d].tls.%s: an inbound switch uses agent.ovsdb_tls (only tls.server_name and tls.peer_cert apply)", i, key)
-		}
-	}
-	if strings.HasPrefix(c.Agent.OVSDBListen, "ptcp:") && (s.TLS.ServerName != "" || s.TLS.PeerCert != "") {
-		add("switches[%d].tls: agent.ovsdb_listen is ptcp (no TLS): tls.server_name and tls.peer_cert cannot be checked", i)
-	}
-}
-
-// validateListen checks agent.ovsdb_listen and agent.ovsdb_tls.
-func (c *Config) validateListen(inbound int, add func(string, ...any)) {
-	l := c.Agent.OVSDBListen
-	if l == "" {
-		if c.Agent.OVSDBTLS != nil {
-			add("agent.ovsdb_tls: set without agent.ovsdb_listen")
-		}
-		return
-	}
-	if inbound == 0 {
-		add("agent.ovsdb_listen %q: no switch has ovsdb: inbound", l)
-	}
-	_, useTLS, err := client.ParseListen(l)
-	if err != nil {
-		add("agent.ovsdb_listen: %w", err)
-		return
-	}
-	t := c.Agent.OVSDBTLS
-	switch {
-	case useTLS && (t == nil || t.CA == "" || t.Cert == "" || t.Key == ""):
-		add("agent.ovsdb_listen %q: pssl needs agent.ovsdb_tls.ca, agent.ovsdb_tls.cert and agent.ovsdb_tls.key", l)
-	case !useTLS && t != nil:
-		add("agent.ovsdb_tls: agent.ovsdb_listen %q is ptcp (no TLS); use pssl:", l)
-	}
+	sortErrors(errs)
+	return Errors(errs)
 }
 
 // SwitchNames returns the configured switch names in order.

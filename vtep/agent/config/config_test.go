@@ -42,10 +42,10 @@ func TestParseBad(t *testing.T) {
 	tests := []struct {
 		name, from, to, want string
 	}{
-		{"unknown key with its line", "evpn: {", "evpn: {colour: blue, ", "line 12: field colour not found"},
-		{"unknown top-level key", "bindings:", "bindingz:", "field bindingz not found"},
-		{"bad router id", "router_id: 10.0.0.11", "router_id: 10.0.0.300", `bgp.router_id "10.0.0.300": not an IPv4 address`},
-		{"bad neighbor IP", "address: 10.0.0.1,", "address: banana,", `bgp.neighbors[0].address "banana"`},
+		{"unknown key with its line", "evpn: {", "evpn: {colour: blue, ", "line 12: evpn.colour: unknown key (want route_targets, replication, service_nodes)"},
+		{"unknown top-level key", "bindings:", "bindingz:", "bindingz: unknown key"},
+		{"bad router id", "router_id: 10.0.0.11", "router_id: 10.0.0.300", `line 8: bgp.router_id: "10.0.0.300": not an IPv4 address`},
+		{"bad neighbor IP", "address: 10.0.0.1,", "address: banana,", `line 10: bgp.neighbors[0].address: "banana": not an IP address`},
 		{"bad endpoint protocol", `"tcp:10.0.0.11:6640"`, `"http:10.0.0.11:6640"`, `unknown protocol "http"`},
 		{"bad endpoint port", `"tcp:10.0.0.11:6640"`, `"tcp:10.0.0.11:99999"`, `port "99999" is not 1-65535`},
 		{"VLAN 4095 reserved", "vlan: 100", "vlan: 4095", "VLAN 4095 out of range 0-4094"},
@@ -55,11 +55,11 @@ func TestParseBad(t *testing.T) {
 		{"switch not in pair", `"tor2:eth1"]`, `"tor3:eth1"]`, `switch "tor3" is not in this pair`},
 		{"port without switch", `"tor2:eth1"]`, `"eth1"]`, `port "eth1": want SWITCH:PORT`},
 		{"three switches", "bgp:", "  - {name: tor3, ovsdb: \"unix:/x\"}\nbgp:", "want one switch or a pair, got 3"},
-		{"bad mode", "metrics:", "mode: mlag, metrics:", `agent.mode "mlag"`},
+		{"bad mode", "metrics:", "mode: mlag, metrics:", `agent.mode: "mlag"`},
 		{"route targets", "route_targets: auto", "route_targets: sometimes", `"sometimes" is not auto`},
 		{"service node without nodes", "replication: source_node", "replication: service_node", "needs evpn.service_nodes"},
-		{"connect retry too short", "listen_port: -1", "listen_port: -1\n  connect_retry: 100ms", "bgp.connect_retry 100ms: want 1s to 10m"},
-		{"negative startup wait", "listen_port: -1", "listen_port: -1\n  startup_wait: -5s", "bgp.startup_wait -5s: want 0 (default 30s) to 10m"},
+		{"connect retry too short", "listen_port: -1", "listen_port: -1\n  connect_retry: 100ms", "bgp.connect_retry: 100ms: want 1s to 10m"},
+		{"negative startup wait", "listen_port: -1", "listen_port: -1\n  startup_wait: -5s", "bgp.startup_wait: -5s: want 0 (default 30s) to 10m"},
 		{"tcp API without TLS", `api: "unix:///run/torstitch/t.sock"`, `api: "tcp://0.0.0.0:8443"`, "needs api_tls"},
 	}
 	for _, tc := range tests {
