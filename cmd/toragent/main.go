@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/torstitch/torstitch/cmd/internal/cli"
 
 	"github.com/torstitch/torstitch/vtep/agent"
 	"github.com/torstitch/torstitch/vtep/agent/config"
@@ -29,22 +31,75 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("toragent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "/etc/torstitch/toragent.yaml", "configuration file (YAML)")
-	check := fs.Bool("check-config", false, "validate the configuration and exit")
-	version := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	var o options
+	root := newCommand(&o)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{cli.SingleDashHint(c, args, err)}
+	})
+	ran := false
+	root.RunE = func(*cobra.Command, []string) error { ran = true; return nil }
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(stderr, "toragent: %v\n", err)
+		var ue *usageError
+		if errors.As(err, &ue) || !ran {
+			return 2
+		}
+		return 1
 	}
-	if *version {
-		fmt.Fprintln(stdout, "toragent", api.BuildVersion())
+	if !ran { // --help, --version, gen-docs
 		return 0
 	}
+	return runAgent(o, stdout, stderr)
+}
+
+// options are toragent's flags.
+type options struct {
+	config string
+	check  bool
+}
+
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func newCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "toragent [--config FILE] [--check-config]",
+		Short: "torstitch agent: VLANs of vSphere clusters onto VXLAN/EVPN through hardware_vtep ToR switches",
+		Long: `toragent is torstitch's daemon, one per ToR switch pair. It learns port-group VLANs from
+vCenter, takes static bindings from its configuration and from torctl, writes hardware_vtep
+rows into both switches' OVSDB databases, and exchanges EVPN routes through an embedded BGP
+speaker. The configuration (YAML, unknown keys are errors) is described in
+docs/operations.md; torctl(1) talks to the API it serves.
+
+It stops on SIGINT or SIGTERM and leaves the switches forwarding.`,
+		Example: `  toragent --config /etc/torstitch/toragent.yaml --check-config
+  toragent --config /etc/torstitch/toragent.yaml`,
+		Args:                  cobra.NoArgs,
+		SilenceUsage:          true,
+		SilenceErrors:         true,
+		DisableFlagsInUseLine: true,
+	}
+	cmd.Flags().StringVar(&o.config, "config", "/etc/torstitch/toragent.yaml", "configuration `FILE` (YAML)")
+	cmd.Flags().BoolVar(&o.check, "check-config", false, "validate the configuration and the files it names (TLS, credentials) and exit")
+	cli.Setup(cmd, "8")
+	cmd.CompletionOptions.HiddenDefaultCmd = true
+	return cmd
+}
+
+func runAgent(o options, stdout, stderr io.Writer) int {
+	cfgPath, check := &o.config, &o.check
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "toragent: %v\n", err)
 		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "toragent: warning: %s\n", w)
 	}
 	log := newLogger(stderr, cfg.Agent.LogFormat, cfg.Agent.LogLevel)
 	if err := agent.Check(cfg); err != nil {

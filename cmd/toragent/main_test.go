@@ -51,3 +51,35 @@ func TestCheckConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args      []string
+		code      int
+		stdout    string // substring
+		stderr    string // substring
+		emptyErrs bool
+	}{
+		{[]string{"--version"}, 0, "toragent ", "", true},
+		{[]string{"--help"}, 0, "--check-config", "", true},
+		{[]string{"-config", "x.yaml"}, 2, "", "long flags take two dashes: --config", false},
+		{[]string{"--config"}, 2, "", "flag needs an argument: --config", false},
+		{[]string{"extra"}, 2, "", `unknown command "extra"`, false},
+		{[]string{"--config", filepath.Join(dir, "none.yaml"), "--check-config"}, 1, "", "none.yaml", false},
+		{[]string{"gen-docs", "--man", filepath.Join(dir, "man"), "--completions", filepath.Join(dir, "comp")}, 0, "", "", true},
+	}
+	for _, tc := range tests {
+		var out, errb bytes.Buffer
+		code := run(tc.args, &out, &errb)
+		if code != tc.code || !strings.Contains(out.String(), tc.stdout) || !strings.Contains(errb.String(), tc.stderr) ||
+			(tc.emptyErrs && errb.Len() > 0) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit %d, %q, %q", tc.args, code, out.String(), errb.String(), tc.code, tc.stdout, tc.stderr)
+		}
+	}
+	for _, f := range []string{"man/toragent.8", "comp/bash/toragent", "comp/zsh/_toragent", "comp/fish/toragent.fish"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() < 100 {
+			t.Errorf("gen-docs: %s: %v", f, err)
+		}
+	}
+}
