@@ -24,7 +24,7 @@ type metrics struct {
 	switchFaults   *prometheus.GaugeVec
 	peerUp         *prometheus.GaugeVec
 	vcenterUp      prometheus.Gauge
-	droppedRoutes  *prometheus.GaugeVec
+	droppedRoutes  *prometheus.Desc // a counter kept by the speaker
 	conflicts      prometheus.Gauge
 	frozenMACs     prometheus.Gauge
 	bindingsByType *prometheus.GaugeVec
@@ -54,8 +54,8 @@ func newMetrics() *metrics {
 			Help: "1 when the BGP session is established."}, []string{"peer"}),
 		vcenterUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "torstitch_vcenter_connected",
 			Help: "1 when vCenter discovery is connected."}),
-		droppedRoutes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_evpn_dropped_routes",
-			Help: "Received EVPN routes dropped, by reason (cumulative)."}, []string{"reason"}),
+		droppedRoutes: prometheus.NewDesc("torstitch_evpn_dropped_routes_total",
+			"Received EVPN routes dropped, by reason.", []string{"reason"}, nil),
 		conflicts: prometheus.NewGauge(prometheus.GaugeOpts{Name: "torstitch_binding_conflicts",
 			Help: "Bindings reported as conflicts and not applied."}),
 		frozenMACs: prometheus.NewGauge(prometheus.GaugeOpts{Name: "torstitch_evpn_frozen_macs",
@@ -121,7 +121,7 @@ type speakerCollector struct {
 
 func (c speakerCollector) Describe(ch chan<- *prometheus.Desc) {
 	c.a.met.peerUp.Describe(ch)
-	c.a.met.droppedRoutes.Describe(ch)
+	ch <- c.a.met.droppedRoutes
 	c.a.met.frozenMACs.Describe(ch)
 }
 
@@ -130,7 +130,7 @@ func (c speakerCollector) Collect(ch chan<- prometheus.Metric) {
 	if sp != nil {
 		st := sp.Stats()
 		for reason, n := range st.Dropped {
-			m.droppedRoutes.WithLabelValues(reason).Set(float64(n))
+			ch <- prometheus.MustNewConstMetric(m.droppedRoutes, prometheus.CounterValue, float64(n), reason)
 		}
 		m.frozenMACs.Set(float64(len(st.Frozen)))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -142,6 +142,5 @@ func (c speakerCollector) Collect(ch chan<- prometheus.Metric) {
 		cancel()
 	}
 	m.peerUp.Collect(ch)
-	m.droppedRoutes.Collect(ch)
 	m.frozenMACs.Collect(ch)
 }

@@ -19,6 +19,15 @@ import (
 // DefaultSocket is where toragent listens and torctl connects by default.
 const DefaultSocket = "/run/torstitch/toragent.sock"
 
+// Server timeouts: a request (headers and body) must arrive within
+// ReadTimeout, and its answer be written within WriteTimeout of the end of
+// its headers (longer than the client's 30 s default, so a slow bind is
+// answered, never cut).
+const (
+	ReadTimeout  = 30 * time.Second
+	WriteTimeout = 2 * time.Minute
+)
+
 // ShutdownTimeout bounds how long Serve waits for requests in flight once its
 // context is done.
 const ShutdownTimeout = 5 * time.Second
@@ -66,7 +75,10 @@ func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -18,6 +18,13 @@ import (
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
+// InternalError is the whole answer to an unexpected error or a panic of
+// the backend; the details go to the agent's log only.
+const InternalError = "internal error (details are in the agent's log)"
+
+// errPanic marks a recovered panic of the backend.
+var errPanic = errors.New("panic")
+
 // MaxRequestBody is the largest request body the handler reads.
 const MaxRequestBody = 1 << 20
 
@@ -130,7 +137,7 @@ func (h *handler) serveRecover(w http.ResponseWriter, r *http.Request) (code int
 				panic(p)
 			}
 			h.log.Error("api handler panic", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
-			code, err = writeError(w, fmt.Errorf("internal error: %v", p))
+			code, err = writeError(w, fmt.Errorf("%w: %v", errPanic, p))
 		}
 	}()
 	return h.serve(w, r)
@@ -332,10 +339,16 @@ func writeError(w http.ResponseWriter, err error) (int, error) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusServiceUnavailable
 	}
+	msg := err.Error()
+	if errors.Is(err, errPanic) {
+		// A panic's text may hold internals (paths, addresses, a stack);
+		// the caller logs it, the client learns only that it happened.
+		msg = InternalError
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	b, _ := json.Marshal(ErrorBody{Error: err.Error()})
+	b, _ := json.Marshal(ErrorBody{Error: msg})
 	_, _ = w.Write(append(b, '\n'))
 	return code, err
 }

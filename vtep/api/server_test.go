@@ -88,6 +88,12 @@ func TestHandler(t *testing.T) {
 			calls: call("Bind", api.BindRequest{VLAN: 100, VNI: 1, Ports: []string{"tor1:eth1"}}), contains: "is bound to VNI 10100"},
 		{name: "backend failure", method: "GET", path: "/v1/switches", auth: bearer, errs: map[string]error{"Switches": fmt.Errorf("disk on fire")},
 			code: 500, calls: call("Switches", nil), contains: "disk on fire"},
+		{name: "control character in port", method: "POST", path: "/v1/bindings", auth: bearer, body: `{"vlan":1,"vni":1,"ports":["tor1:eth\u00011"]}`, code: 400,
+			contains: `port name has a control character`},
+		{name: "space in port", method: "POST", path: "/v1/bindings", auth: bearer, body: `{"vlan":1,"vni":1,"ports":["tor1:eth 1"]}`, code: 400,
+			contains: `port name has white space`},
+		{name: "long port", method: "DELETE", path: "/v1/bindings", auth: bearer, body: `{"vlan":1,"ports":["tor1:` + strings.Repeat("e", 5000) + `"]}`, code: 400,
+			contains: `port name is 5000 bytes long (at most 255)`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -177,10 +183,10 @@ func TestHandlerPanic(t *testing.T) {
 	h := api.NewHandler(panicky{apitest.Sample()}, slog.New(slog.NewTextHandler(&logs, nil)), "")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/peers", nil))
-	if rec.Code != 500 || !strings.Contains(rec.Body.String(), `"error":"internal error: nil map"`) {
+	if rec.Code != 500 || !strings.Contains(rec.Body.String(), api.InternalError) || strings.Contains(rec.Body.String(), "nil map") {
 		t.Errorf("%d %s", rec.Code, rec.Body)
 	}
-	if !strings.Contains(logs.String(), "api handler panic") {
+	if !strings.Contains(logs.String(), "api handler panic") || !strings.Contains(logs.String(), "nil map") {
 		t.Errorf("panic not logged: %s", logs.String())
 	}
 }

@@ -4,6 +4,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,16 +49,90 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", s.path, err)
 	}
-	var f fileFormat
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s is corrupt: %w", s.path, err)
+	m, err := decodeBindings(b)
+	if err != nil {
+		return nil, fileError(s.path, err)
 	}
-	for _, bd := range f.Bindings {
-		for _, p := range bd.Ports {
-			s.m[portVLAN{p, bd.VLAN}] = bd.VNI
+	s.m = m
+	return s, nil
+}
+
+var errCorrupt = errors.New("is corrupt")
+
+// fileError names the state file in err: "PATH is corrupt: ..." or
+// "PATH: bindings[2].vlan: ...".
+func fileError(path string, err error) error {
+	if errors.Is(err, errCorrupt) {
+		return fmt.Errorf("%s %w", path, err)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// FormatVersion is the version of the state files this agent writes and reads.
+const FormatVersion = 1
+
+// decodeJSON decodes exactly one JSON object, refusing unknown fields.
+func decodeJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %w", errCorrupt, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: data after the JSON object", errCorrupt)
+	}
+	return nil
+}
+
+func checkVersion(v int) error {
+	switch {
+	case v == FormatVersion:
+		return nil
+	case v == 0:
+		return fmt.Errorf("version missing (want %d)", FormatVersion)
+	case v > FormatVersion:
+		return fmt.Errorf("version %d: this agent reads version %d (written by a newer toragent?)", v, FormatVersion)
+	}
+	return fmt.Errorf("version %d: want %d", v, FormatVersion)
+}
+
+// decodeBindings reads bindings.json, checking its version and every value.
+func decodeBindings(b []byte) (map[portVLAN]l2.VNI, error) {
+	var f fileFormat
+	if err := decodeJSON(b, &f); err != nil {
+		return nil, err
+	}
+	if err := checkVersion(f.Version); err != nil {
+		return nil, err
+	}
+	m := map[portVLAN]l2.VNI{}
+	var errs []error
+	for i, bd := range f.Bindings {
+		if err := bd.VLAN.ValidateUsable(); err != nil {
+			errs = append(errs, fmt.Errorf("bindings[%d]: %w", i, err))
+		}
+		if err := bd.VNI.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("bindings[%d]: %w", i, err))
+		}
+		if len(bd.Ports) == 0 {
+			errs = append(errs, fmt.Errorf("bindings[%d]: no ports", i))
+		}
+		for j, p := range bd.Ports {
+			if err := p.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("bindings[%d].ports[%d]: %w", i, j, err))
+				continue
+			}
+			k := portVLAN{p, bd.VLAN}
+			if v, dup := m[k]; dup && v != bd.VNI {
+				errs = append(errs, fmt.Errorf("bindings[%d].ports[%d]: %s VLAN %d bound to VNI %d and %d", i, j, p, bd.VLAN, v, bd.VNI))
+			}
+			m[k] = bd.VNI
 		}
 	}
-	return s, nil
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return m, nil
 }
 
 // Bindings returns the stored bindings grouped by (VLAN, VNI), sorted.
@@ -200,9 +275,36 @@ func LoadOwners(dir string) ([]Owner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
+	owners, err := decodeOwners(b)
+	if err != nil {
+		return nil, fileError(path, err)
+	}
+	return owners, nil
+}
+
+// decodeOwners reads mac-owners.json, checking its version and every value.
+func decodeOwners(b []byte) ([]Owner, error) {
 	var f ownersFormat
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s is corrupt: %w", path, err)
+	if err := decodeJSON(b, &f); err != nil {
+		return nil, err
+	}
+	if err := checkVersion(f.Version); err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i, o := range f.Owners {
+		if err := o.VNI.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("owners[%d]: %w", i, err))
+		}
+		if err := o.MAC.ValidateUnicast(); err != nil {
+			errs = append(errs, fmt.Errorf("owners[%d]: %w", i, err))
+		}
+		if err := l2.CheckName(o.Switch); err != nil {
+			errs = append(errs, fmt.Errorf("owners[%d]: switch name %w", i, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return f.Owners, nil
 }
