@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/torstitch/torstitch/cmd/internal/cli"
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/ovsdbserver"
@@ -49,10 +50,11 @@ and supervises over the database file in --db-dir (kept across restarts). Contro
 connect to the --listen targets, or the database connects out to each --manager
 (Global.managers, as on hardware VTEPs). With --ovsdb, torswitch uses an
 ovsdb-server run by someone else instead.`,
-		Short:         "Linux software hardware_vtep switch on the kernel data path",
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Short:                 "Linux software hardware_vtep switch on the kernel data path",
+		Args:                  cobra.NoArgs,
+		SilenceUsage:          true,
+		SilenceErrors:         true,
+		DisableFlagsInUseLine: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -75,11 +77,41 @@ ovsdb-server run by someone else instead.`,
 	f.IntVar(&o.mtu, "mtu", 1500, "MTU of VXLAN devices and binding ports")
 	f.DurationVar(&o.aging, "mac-aging", 300*time.Second, "ageing time of learned local MACs")
 	f.DurationVar(&o.stats, "stats-interval", 10*time.Second, "vlan_stats refresh interval (negative: off)")
-	f.DurationVar(&o.holdDown, "hold-down", -1, "keep the kernel state of a previous run this long before removing what the database lacks (-1: 60s when the served database was just created, else 0)")
+	o.holdDown = -1
+	f.Var((*holdDown)(&o.holdDown), "hold-down", "keep the kernel state of a previous run this long before removing what the database lacks; auto: 60s when the served database was just created, else 0")
 	f.BoolVar(&o.arpSuppress, "arp-suppression", true, "answer ARP for remote hosts with ipaddr locally (neigh_suppress)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return cli.SingleDashHint(c, os.Args[1:], err) })
+	cli.Setup(cmd, "8")
+	cmd.CompletionOptions.HiddenDefaultCmd = true
 	return cmd
 }
+
+// holdDown is the --hold-down value: a duration, or auto (any negative
+// duration, e.g. the former -1, also means auto).
+type holdDown time.Duration
+
+func (h *holdDown) String() string {
+	if *h < 0 {
+		return "auto"
+	}
+	return time.Duration(*h).String()
+}
+
+func (h *holdDown) Set(s string) error {
+	if s == "auto" {
+		*h = -1
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration (e.g. 90s) or auto")
+	}
+	*h = holdDown(d)
+	return nil
+}
+
+func (h *holdDown) Type() string { return "duration|auto" }
 
 func run(ctx context.Context, o options) error {
 	var level slog.Level

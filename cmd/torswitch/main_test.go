@@ -39,6 +39,36 @@ func TestFlagValidation(t *testing.T) {
 	}
 }
 
+// TestHoldDownFlag: one default in the help (auto), durations and auto
+// accepted, a negative duration (the former default -1ns) still meaning auto.
+func TestHoldDownFlag(t *testing.T) {
+	var help strings.Builder
+	cmd := newCommand()
+	cmd.SetArgs([]string{"--help"})
+	cmd.SetOut(&help)
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(help.String(), "\n") {
+		if strings.Contains(l, "--hold-down") && (strings.Count(l, "default") != 1 || !strings.HasSuffix(l, "(default auto)")) {
+			t.Errorf("help line: %q", l)
+		}
+	}
+	for arg, want := range map[string]time.Duration{"auto": -1, "-1ns": -1, "-1s": -1, "90s": 90 * time.Second, "0": 0} {
+		var h holdDown
+		if err := h.Set(arg); err != nil || (want < 0) != (h < 0) || (want >= 0 && time.Duration(h) != want) {
+			t.Errorf("--hold-down %s: %v %v", arg, time.Duration(h), err)
+		}
+	}
+	var version strings.Builder
+	cmd = newCommand()
+	cmd.SetArgs([]string{"--version"})
+	cmd.SetOut(&version)
+	if err := cmd.Execute(); err != nil || !strings.HasPrefix(version.String(), "torswitch ") {
+		t.Errorf("--version: %v %q", err, version.String())
+	}
+}
+
 // TestBinaryInNamespace runs the built binary inside a namespace the way the
 // lab does and checks the rows it serves (through vtep-ctl, against the
 // ovsdb-server torswitch supervises) and the trunk program it attaches. Then

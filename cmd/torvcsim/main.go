@@ -16,7 +16,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,25 +24,58 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/torstitch/torstitch/cmd/internal/cli"
 	"github.com/torstitch/torstitch/vdsvlan/vcsimlab"
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := newCommand().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "torvcsim:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	inventory := flag.String("inventory", "", "inventory YAML file (required)")
-	out := flag.String("out", "", "directory for url, username, password, ca.pem, thumbprint, ready (required)")
-	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
-	flag.Parse()
-	if *inventory == "" || *out == "" || flag.NArg() > 0 {
-		flag.Usage()
-		return fmt.Errorf("--inventory and --out are required")
+type options struct {
+	inventory, out, listen string
+}
+
+func newCommand() *cobra.Command {
+	var o options
+	cmd := &cobra.Command{
+		Use:   "torvcsim --inventory FILE --out DIR [--listen ADDR]",
+		Short: "Serve a simulated vCenter (govmomi's vcsim) with a YAML inventory, for the lab",
+		Long: `torvcsim serves a simulated vCenter with the inventory of a YAML file: distributed
+switches, port groups (VLAN, trunk, private VLAN, tags), hosts with LLDP/CDP neighbours and VMs.
+
+It writes into --out: url, username, password (mode 0600), ca.pem, thumbprint, and last a
+file named ready (holding the URL). It prints the URL (never the password) and runs until
+SIGINT or SIGTERM. SIGHUP re-reads the inventory and applies port group VLAN policies and
+VM hosts; other edits are logged and need a restart.`,
+		Args:                  cobra.NoArgs,
+		SilenceUsage:          true,
+		SilenceErrors:         true,
+		DisableFlagsInUseLine: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.inventory == "" || o.out == "" {
+				return fmt.Errorf("--inventory and --out are required")
+			}
+			return run(cmd.Context(), o)
+		},
 	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return cli.SingleDashHint(c, os.Args[1:], err) })
+	f := cmd.Flags()
+	f.StringVar(&o.inventory, "inventory", "", "inventory YAML `FILE` (required)")
+	f.StringVar(&o.out, "out", "", "`DIR` to write url, username, password, ca.pem, thumbprint and ready into (required)")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:0", "`ADDR` (host:port) to serve on")
+	cli.Setup(cmd, "1")
+	cmd.CompletionOptions.HiddenDefaultCmd = true
+	return cmd
+}
+
+func run(ctx context.Context, o options) error {
+	inventory, out, listen := &o.inventory, &o.out, &o.listen
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	spec, err := vcsimlab.LoadSpec(*inventory)
 	if err != nil {
@@ -54,7 +86,7 @@ func run() error {
 	}
 	_ = os.Remove(filepath.Join(*out, "ready"))
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	buildCtx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()

@@ -102,3 +102,30 @@ func TestTorvcsim(t *testing.T) {
 		t.Errorf("MACs: %+v", s.MACs)
 	}
 }
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "--inventory and --out are required"},
+		{[]string{"--inventory", "x.yaml"}, "--inventory and --out are required"},
+		{[]string{"extra"}, "unknown command"},
+		{[]string{"--bogus"}, "unknown flag: --bogus"},
+	}
+	for _, tc := range tests {
+		cmd := newCommand()
+		cmd.SetArgs(tc.args)
+		cmd.SetOut(&strings.Builder{})
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	var out strings.Builder
+	cmd := newCommand()
+	cmd.SetArgs([]string{"--version"})
+	cmd.SetOut(&out)
+	if err := cmd.Execute(); err != nil || !strings.HasPrefix(out.String(), "torvcsim ") {
+		t.Errorf("--version: %v %q", err, out.String())
+	}
+}
