@@ -10,7 +10,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/torstitch/torstitch/cmd/internal/cli"
 	"github.com/torstitch/torstitch/vtep/api"
+	"github.com/torstitch/torstitch/vtep/buildinfo"
 )
 
 // EnvSocket overrides the default API socket.
@@ -92,7 +95,7 @@ func (g *globals) client(cmd *cobra.Command) (*api.Client, error) {
 // run executes torctl with args and returns the exit code. Errors are
 // printed as one line "torctl: MESSAGE" on stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	root := newRoot(stdout, getenv)
+	root := newRoot(stdout, stderr, getenv)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -118,7 +121,7 @@ func oneLine(msg string) string {
 	return strings.Join(strings.Fields(msg), " ")
 }
 
-func newRoot(stdout io.Writer, getenv func(string) string) *cobra.Command {
+func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
 	g := &globals{stdout: stdout, getenv: getenv}
 	root := &cobra.Command{
 		Use:   "torctl",
@@ -147,7 +150,8 @@ func newRoot(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	pf.StringVar(&g.keyFile, "key-file", "", "key (PEM) of --cert-file")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound on each API request")
 
-	root.AddCommand(bindCmd(g), unbindCmd(g), showCmd(g), versionCmd(g), completionCmd(root))
+	root.AddCommand(bindCmd(g), unbindCmd(g), showCmd(g), versionCmd(g, stderr), completionCmd(root))
+	cli.Setup(root, "1")
 	return root
 }
 
@@ -167,42 +171,53 @@ func (o *output) check() error {
 	return usageErr("-o %q: want table or json", o.format)
 }
 
-func versionCmd(g *globals) *cobra.Command {
+func versionCmd(g *globals, stderr io.Writer) *cobra.Command {
 	var out output
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the versions of torctl and of the agent",
-		Args:  cobra.NoArgs,
+		Short: "Print the version of torctl, and of the agent when it answers",
+		Long: "Print torctl's own version, then the agent's when it answers. When the agent does not\n" +
+			"answer, its error goes to stderr and the exit code is still 0.",
+		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
 			if err := out.check(); err != nil {
 				return err
 			}
-			mine := api.BuildVersion()
-			c, err := g.client(cmd)
-			if err != nil {
-				return err
+			mine := buildinfo.Get()
+			agent, agentErr := agentVersion(cmd, g)
+			if agentErr != nil {
+				fmt.Fprintf(stderr, "torctl: agent: %s\n", oneLine(agentErr.Error()))
 			}
-			defer c.Close()
-			v, err := c.Version(cmd.Context())
 			if out.format == "json" {
-				if err != nil {
-					return err
-				}
 				return writeJSON(g.stdout, struct {
-					Torctl   string      `json:"torctl"`
-					Toragent api.Version `json:"toragent"`
-				}{mine, v})
+					Torctl      string         `json:"torctl"`
+					TorctlBuild buildinfo.Info `json:"torctl_build"`
+					Toragent    *api.Version   `json:"toragent,omitempty"`
+				}{mine.Version, mine, agent})
 			}
 			fmt.Fprintf(g.stdout, "torctl    %s\n", mine)
-			if err != nil {
-				return err
+			if agent != nil {
+				fmt.Fprintf(g.stdout, "toragent  %s (agent %s)\n", agent.Version, agent.Agent)
 			}
-			fmt.Fprintf(g.stdout, "toragent  %s (agent %s)\n", v.Version, v.Agent)
 			return nil
 		}),
 	}
 	out.register(cmd)
 	return cmd
+}
+
+// agentVersion asks the agent for its version.
+func agentVersion(cmd *cobra.Command, g *globals) (*api.Version, error) {
+	c, err := g.client(cmd)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	v, err := c.Version(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 func completionCmd(root *cobra.Command) *cobra.Command {

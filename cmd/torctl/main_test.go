@@ -296,3 +296,22 @@ func TestVersionCompletionHelp(t *testing.T) {
 		t.Errorf("calls %+v, want only Version", a.fake.Calls())
 	}
 }
+
+// TestVersionWithoutAgent: torctl prints its own version with no agent; the
+// agent's error goes to stderr on one line and the exit code stays 0.
+func TestVersionWithoutAgent(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, args := range [][]string{{"version"}, {"version", "-o", "json"}, {"--version"}} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"--socket", sock}, args...), &out, &errb, func(string) string { return "" })
+		if code != 0 || !strings.HasPrefix(out.String(), "torctl ") && !strings.Contains(out.String(), `"torctl": "`) {
+			t.Errorf("%v: exit %d, stdout %q", args, code, out.String())
+		}
+		if strings.Contains(out.String(), "toragent") {
+			t.Errorf("%v: stdout names the agent: %q", args, out.String())
+		}
+		if args[0] == "version" && (!strings.HasPrefix(errb.String(), "torctl: agent: ") || strings.Count(errb.String(), "\n") != 1) {
+			t.Errorf("%v: stderr %q, want one line torctl: agent: ...", args, errb.String())
+		}
+	}
+}

@@ -35,9 +35,6 @@ import (
 	"github.com/torstitch/torstitch/vtep/plan"
 )
 
-// Version is the agent's version string (set by the linker in releases).
-var Version = "dev"
-
 // minGap spaces reconcile passes during bursts of events.
 const minGap = 5 * time.Millisecond
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/torstitch/torstitch/vtep/agent/store"
+	"github.com/torstitch/torstitch/vtep/buildinfo"
 	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
@@ -18,7 +19,8 @@ const applyWait = 5 * time.Second
 
 // Version implements api.Backend.
 func (a *Agent) Version(context.Context) (api.Version, error) {
-	return api.Version{Version: Version, Agent: a.cfg.Agent.Name}, nil
+	bi := buildinfo.Get()
+	return api.Version{Version: bi.Version, Agent: a.cfg.Agent.Name, GoVersion: bi.GoVersion, Revision: bi.Revision}, nil
 }
 
 // Bindings implements api.Backend: every desired binding with its source.

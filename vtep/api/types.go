@@ -97,10 +97,12 @@ type VCenter struct {
 	Conflicts  []string  `json:"conflicts"`
 }
 
-// Version identifies the agent build.
+// Version identifies the agent build (vtep/buildinfo).
 type Version struct {
-	Version string `json:"version"`
-	Agent   string `json:"agent"` // the agent's configured name
+	Version   string `json:"version"`
+	Agent     string `json:"agent"` // the agent's configured name
+	GoVersion string `json:"go_version,omitempty"`
+	Revision  string `json:"revision,omitempty"`
 }
 
 // ErrorBody is the JSON body of every non-2xx answer.
