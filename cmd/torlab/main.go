@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/torstitch/torstitch/cmd/internal/cli"
 	"github.com/torstitch/torstitch/testbed"
 	"github.com/torstitch/torstitch/testbed/clab"
 )
@@ -157,6 +159,7 @@ func newRootCmd() *cobra.Command {
 		execCmd,
 		newDemoCmd(g),
 	)
+	cli.Setup(root, "1")
 	return root
 }
 
