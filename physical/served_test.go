@@ -143,8 +143,9 @@ func TestServedDatabaseRestart(t *testing.T) {
 
 // TestMisbehavingClients: garbage on torswitch's listening port, a client
 // that sends half a message, and a monitoring client that never reads
-// affect nobody: the controller's commits keep completing promptly and
-// reach the kernel, and torswitch keeps running.
+// affect nobody: the controller's commits take as long as without them
+// (measured first, in the same test) and reach the kernel, and torswitch
+// keeps running.
 func TestMisbehavingClients(t *testing.T) {
 	l := newTrunkLab(t)
 	srv := startServed(t)
@@ -155,6 +156,26 @@ func TestMisbehavingClients(t *testing.T) {
 	a := newAgent(t, srv.Endpoint())
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth1", 10, ls)
+
+	// commits writes batches of 1000 remote MACs and returns the slowest
+	// commit.
+	batch := 0
+	commits := func(n int) time.Duration {
+		var slowest time.Duration
+		for ; n > 0; n-- {
+			macs := map[string]string{}
+			for i := 0; i < 1000; i++ {
+				macs[fmt.Sprintf("06:00:00:%02x:%02x:%02x", batch, i>>8, i&0xff)] = fmt.Sprintf("10.%d.%d.%d", batch, i>>8, i&0xff)
+			}
+			batch++
+			start := time.Now()
+			a.remoteMACs(ls, remTunnel, macs)
+			slowest = max(slowest, time.Since(start))
+		}
+		return slowest
+	}
+	// The same commits with nobody misbehaving, on this machine now.
+	baseline := commits(5)
 
 	for _, msg := range []string{"{}", "not json at all", `{"method":"transact","params":["hardware_vtep",{"op":"delete","table":"Physical_Switch","where":[]}]`, "\x00\xff\xfe"} {
 		c, err := net.Dial("unix", sock)
@@ -180,19 +201,13 @@ func TestMisbehavingClients(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var slowest time.Duration
-	for batch := 0; batch < 10; batch++ {
-		macs := map[string]string{}
-		for i := 0; i < 1000; i++ {
-			macs[fmt.Sprintf("06:00:00:%02x:%02x:%02x", batch, i>>8, i&0xff)] = fmt.Sprintf("10.%d.%d.%d", batch, i>>8, i&0xff)
-		}
-		start := time.Now()
-		a.remoteMACs(ls, remTunnel, macs)
-		slowest = max(slowest, time.Since(start))
-	}
-	t.Logf("10 commits of 1000 rows with a non-reading monitor attached: slowest %s", slowest.Round(time.Millisecond))
-	if slowest > time.Second {
-		t.Errorf("a commit took %s with a non-reading monitor attached (want < 1 s)", slowest)
+	slowest := commits(5)
+	t.Logf("commits of 1000 rows: slowest %s alone, %s with garbage clients and a non-reading monitor attached",
+		baseline.Round(time.Millisecond), slowest.Round(time.Millisecond))
+	// A stalled server (the in-memory one blocked every commit on the
+	// non-reader, 8 s each) fails this; machine load affects both figures.
+	if slowest > 2*baseline+250*time.Millisecond {
+		t.Errorf("a commit took %s with a non-reading monitor attached, %s without (want at most 2x + 250 ms)", slowest, baseline)
 	}
 	nstest.Eventually(t, 20*time.Second, func() (bool, string) {
 		out, _ := l.Try(l.sw, "bridge", "fdb", "show", "dev", "tsvx7000")

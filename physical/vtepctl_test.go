@@ -14,7 +14,7 @@ import (
 
 var (
 	uuidRE    = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
-	vlogPrefx = regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT[0-9:.]+Z\|\d+\|`)
+	vlogPrefx = regexp.MustCompile(`\d{4}-\d\d-\d\dT[0-9:.]+Z\|\d+\|`)
 )
 
 // normalizeVtepctl makes the output of vtep-ctl comparable between two
