@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,6 +75,15 @@ func clabRuntime() e2eRuntime {
 				}
 				t.Skipf("no Docker engine + containerlab (run containerlab/setup/clab-env.sh up, or make test as root): %v", clabEnvErr)
 			}
+			// One containerlab E2E lab per engine at a time, across
+			// processes (another checkout's make test, say): both
+			// topologies use the engine namespace's bridge `underlay`,
+			// the same lab names and the torstitch/*:latest tags.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+			defer cancel()
+			if err := lockEngine(ctx, t); err != nil {
+				t.Fatal(err)
+			}
 		},
 		deploy: func(ctx context.Context, t *testing.T, file, name, bin string) (testbed.Runtime, []string, time.Duration, error) {
 			images := []string{"ovs", "frr", "host", "torstitch"}
@@ -110,6 +120,46 @@ func clabRuntime() e2eRuntime {
 			return lab, notes, time.Since(start), nil
 		},
 	}
+}
+
+// lockEngine takes an exclusive flock on /run/torstitch-clab/e2e.lock,
+// waiting while another process holds it, until the test ends (the
+// cleanups registered after it, the lab's destroy, run first).
+func lockEngine(ctx context.Context, t *testing.T) error {
+	if err := os.MkdirAll("/run/torstitch-clab", 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile("/run/torstitch-clab/e2e.lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	logged := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != syscall.EWOULDBLOCK {
+			f.Close()
+			return err
+		}
+		if !logged {
+			t.Logf("another containerlab E2E run holds the engine; waiting")
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return fmt.Errorf("waiting for the containerlab engine lock: %w", ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+	if logged {
+		t.Logf("engine lock after %s", time.Since(start).Round(time.Second))
+	}
+	t.Cleanup(func() { f.Close() })
+	return nil
 }
 
 // TestStitchE2EContainerlab runs TestStitchE2E's scenarios on the same
