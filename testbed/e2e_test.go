@@ -223,7 +223,7 @@ func TestStitchTorswitchE2E(t *testing.T) {
 // fabric through the type-3 flood lists (Mcast_Macs_Remote unknown-dst on
 // the ToRs, all-zero FDB entries on the KVM VTEP).
 func (e *e2e) flooding(t *testing.T) {
-	waitFor(e.ctx, t, 30*time.Second, "type-3 flood lists on both sides", func() error {
+	waitFor(e.ctx, t, 60*time.Second, "type-3 flood lists on both sides", func() error {
 		out, err := e.lab.Shell(e.ctx, "kvm1", "bridge fdb show | grep ^00:00:00:00:00:00")
 		if err != nil {
 			return err

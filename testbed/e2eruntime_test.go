@@ -30,7 +30,7 @@ type e2eRuntime struct {
 func netnsRuntime() e2eRuntime {
 	return e2eRuntime{
 		kind:    "netns",
-		require: func(*testing.T) {},
+		require: lockE2E,
 		deploy: func(ctx context.Context, t *testing.T, file, name, bin string) (testbed.Runtime, []string, time.Duration, error) {
 			opts := testbed.Options{Logger: testLogger(t), Name: name, BinDirs: []string{bin}, HealthTimeout: 90 * time.Second}
 			cleanLab(t, file, opts)
@@ -75,15 +75,7 @@ func clabRuntime() e2eRuntime {
 				}
 				t.Skipf("no Docker engine + containerlab (run containerlab/setup/clab-env.sh up, or make test as root): %v", clabEnvErr)
 			}
-			// One containerlab E2E lab per engine at a time, across
-			// processes (another checkout's make test, say): both
-			// topologies use the engine namespace's bridge `underlay`,
-			// the same lab names and the torstitch/*:latest tags.
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-			defer cancel()
-			if err := lockEngine(ctx, t); err != nil {
-				t.Fatal(err)
-			}
+			lockE2E(t)
 		},
 		deploy: func(ctx context.Context, t *testing.T, file, name, bin string) (testbed.Runtime, []string, time.Duration, error) {
 			images := []string{"ovs", "frr", "host", "torstitch"}
@@ -122,14 +114,24 @@ func clabRuntime() e2eRuntime {
 	}
 }
 
-// lockEngine takes an exclusive flock on /run/torstitch-clab/e2e.lock,
-// waiting while another process holds it, until the test ends (the
-// cleanups registered after it, the lab's destroy, run first).
-func lockEngine(ctx context.Context, t *testing.T) error {
-	if err := os.MkdirAll("/run/torstitch-clab", 0o755); err != nil {
-		return err
+// lockE2E makes the E2E labs of concurrent test processes (another
+// checkout's make test, say) take turns: they use the same lab names
+// (tb-e2e: netns and container names, the leftover clean-up destroys the
+// other's lab) and, under containerlab, the engine namespace's bridge
+// `underlay` and the torstitch/*:latest image tags. It holds an exclusive
+// flock on /run/torstitch-e2e.lock until the test ends (the cleanups
+// registered after it, the lab's destroy, run first), waiting up to 20 min.
+func lockE2E(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	if err := lockFile(ctx, t, "/run/torstitch-e2e.lock"); err != nil {
+		t.Fatal(err)
 	}
-	f, err := os.OpenFile("/run/torstitch-clab/e2e.lock", os.O_CREATE|os.O_RDWR, 0o644)
+}
+
+func lockFile(ctx context.Context, t *testing.T, path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return err
 	}
@@ -145,18 +147,18 @@ func lockEngine(ctx context.Context, t *testing.T) error {
 			return err
 		}
 		if !logged {
-			t.Logf("another containerlab E2E run holds the engine; waiting")
+			t.Logf("another process runs an E2E lab (%s held); waiting", path)
 			logged = true
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return fmt.Errorf("waiting for the containerlab engine lock: %w", ctx.Err())
+			return fmt.Errorf("waiting for %s: %w", path, ctx.Err())
 		case <-time.After(time.Second):
 		}
 	}
 	if logged {
-		t.Logf("engine lock after %s", time.Since(start).Round(time.Second))
+		t.Logf("%s taken after %s", path, time.Since(start).Round(time.Second))
 	}
 	t.Cleanup(func() { f.Close() })
 	return nil
