@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
-GOFLAGS_TEST ?= -count=1 -timeout 15m
+GOFLAGS_TEST ?= -count=1 -timeout 25m
 PKGS := ./...
 
 # Debian packages that serve as real peers in tests and in the lab.
