@@ -13,9 +13,19 @@ APT_PKGS := openvswitch-switch openvswitch-common openvswitch-vtep ovn-central o
 	iproute2 iputils-ping ethtool tcpdump iperf3 python3-scapy
 
 BIN := bin
-CMDS := $(notdir $(wildcard cmd/*))
+CMDS := $(filter-out internal dist,$(notdir $(wildcard cmd/*)))
 
-.PHONY: all build deps test test-unit generate generate-check lint bench demo demo-destroy clean images clab-env
+.PHONY: all build deps test test-unit generate generate-check lint bench demo demo-destroy clean images clab-env docs install deb
+
+# The version stamped into every binary (vtep/buildinfo, --version, the API,
+# torstitch_build_info): git describe, v0.0.0-gCOMMIT before the first v* tag.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell d=$$(git describe --tags --match 'v[0-9]*' --always --dirty 2>/dev/null); \
+	case "$$d" in (v[0-9]*) echo "$$d";; ("") echo v0.0.0;; (*) echo "v0.0.0-g$$d";; esac)
+endif
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILDINFO := github.com/torstitch/torstitch/vtep/buildinfo
+LDFLAGS := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).revision=$(REVISION)
 
 all: build
 
@@ -30,7 +40,47 @@ deps: ## install Debian packages (as root) and Go modules
 
 build: deps
 	@mkdir -p $(BIN)
-	@for c in $(CMDS); do echo "go build ./cmd/$$c"; CGO_ENABLED=0 $(GO) build -o $(BIN)/$$c ./cmd/$$c || exit 1; done
+	@echo "version $(VERSION)"
+	@for c in $(CMDS); do echo "go build ./cmd/$$c"; CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/$$c ./cmd/$$c || exit 1; done
+
+# Man pages (bin/man) and bash, zsh and fish completions (bin/completions),
+# generated from the commands themselves (hidden gen-docs command).
+docs: build
+	@rm -rf $(BIN)/man $(BIN)/completions
+	@for c in $(CMDS); do $(BIN)/$$c gen-docs --man $(BIN)/man --completions $(BIN)/completions || exit 1; done
+	@echo "man pages in $(BIN)/man, completions in $(BIN)/completions"
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: toragent, torctl, torswitch,
+# their man pages and completions, systemd units, an example configuration
+# (installed as /etc/torstitch/toragent.yaml only where there is none).
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_CMDS := toragent torctl torswitch
+install: docs
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/torstitch $(DESTDIR)$(SYSCONFDIR)/default \
+		$(DESTDIR)$(PREFIX)/share/doc/torstitch/examples $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/vendor-completions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0755 $(addprefix $(BIN)/,$(INSTALL_CMDS)) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(BIN)/man/torctl*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 $(BIN)/man/toragent*.8 $(BIN)/man/torswitch*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 $(BIN)/completions/bash/torctl $(DESTDIR)$(PREFIX)/share/bash-completion/completions/
+	install -m 0644 $(BIN)/completions/zsh/_torctl $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/
+	install -m 0644 $(BIN)/completions/fish/torctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/
+	for u in toragent torswitch; do sed -e 's|/usr/bin/|$(PREFIX)/bin/|g' -e 's|/etc/|$(SYSCONFDIR)/|g' cmd/dist/systemd/$$u.service \
+		> $(DESTDIR)$(UNITDIR)/$$u.service && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; done
+	install -m 0644 cmd/dist/toragent.yaml $(DESTDIR)$(PREFIX)/share/doc/torstitch/examples/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/torstitch/toragent.yaml ] || install -m 0640 cmd/dist/toragent.yaml $(DESTDIR)$(SYSCONFDIR)/torstitch/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/default/torswitch ] || install -m 0644 cmd/dist/torswitch.default $(DESTDIR)$(SYSCONFDIR)/default/torswitch
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# bin/torstitch_VERSION_ARCH.deb, built by nfpm (cmd/dist/nfpm.yaml) run from
+# its module at a fixed version (not a dependency of this module).
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+deb: docs
+	VERSION=$(VERSION) ARCH=$$($(GO) env GOARCH) BUILD=$(BIN) $(GO) run $(NFPM) package \
+		--config cmd/dist/nfpm.yaml --packager deb --target $(BIN)/
 
 generate:
 	$(GO) generate ./vtep/vtepdb/
@@ -43,10 +93,15 @@ generate-check:
 		diff -r $$tmp vtep/vtepdb; rm -rf $$tmp; echo "generated models drifted: run 'make generate' and commit"; exit 1; fi; \
 	rm -rf $$tmp; echo "generated models up to date"
 
+# staticcheck runs from its module at a fixed version (cached after the
+# first run); its configuration is staticcheck.conf.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 
 E2E_REPORT := $(CURDIR)/$(BIN)/e2e-report.txt
 

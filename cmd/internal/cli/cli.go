@@ -29,6 +29,7 @@ const GenDocsCmd = "gen-docs"
 func Setup(root *cobra.Command, manSection string) {
 	root.Version = buildinfo.Get().String()
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	root.InitDefaultVersionFlag() // now, so that man pages list it
 	root.DisableAutoGenTag = true // reproducible man pages
 	root.AddCommand(genDocsCmd(root, manSection))
 }
