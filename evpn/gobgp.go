@@ -81,6 +81,13 @@ func toAPIPath(r advRoute, withdraw bool) *api.Path {
 // The received path is decoded straight from the protobuf wire format of
 // GoBGP's API messages (field numbers from GoBGP's attribute.proto): this
 // avoids reflection-based unmarshalling of every Any on the import path.
+// Measured (BenchmarkDecodePath, issue 15): about 4-8 µs and 13 allocations
+// a type-2 path by hand, 15-33 µs and 44 allocations through GoBGP's
+// generated types (decodePathTyped in decode_typed_test.go), against about
+// 85 µs of speaker CPU a received route in BenchmarkReceive (100k routes in
+// 8.5 CPU-s): the generated types would add 15-30 % to the intake's CPU.
+// TestDecodePathEveryField and FuzzDecodePathFields check that both
+// decoders agree on every field GoBGP defines for the imported routes.
 
 // walk calls fn for each field of an encoded message: v holds the bytes of
 // length-delimited fields, u the value of varints. It reports well-formedness.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -316,7 +317,7 @@ func decodeError(err error) error {
 		if typ.Field == "" {
 			return badRequest("request body: want a JSON object, got %s", typ.Value)
 		}
-		return badRequest("request body: field %q: %s is not a valid %s", typ.Field, typ.Value, typ.Type)
+		return badRequest("request body: field %q: %s is not %s", typ.Field, typ.Value, jsonWant(typ.Type))
 	}
 	// encoding/json reports unknown fields only by message.
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
@@ -324,6 +325,25 @@ func decodeError(err error) error {
 	}
 	msg, _ := strings.CutPrefix(err.Error(), "json: ")
 	return badRequest("request body: %s", msg)
+}
+
+// jsonWant names what a field of type t takes, without Go type names.
+func jsonWant(t reflect.Type) string {
+	switch {
+	case t == nil:
+		return "valid here"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		return fmt.Sprintf("a whole number (%d bits)", t.Bits())
+	case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64:
+		return fmt.Sprintf("a whole number from 0 to %d", uint64(1)<<t.Bits()-1)
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
+		return "a list"
+	}
+	return "an object"
 }
 
 func writeError(w http.ResponseWriter, err error) (int, error) {

@@ -53,6 +53,17 @@ type Config struct {
 	Warnings []string `yaml:"-"`
 
 	lines map[string]int // key path -> line, from Parse
+	warns []*FieldError
+}
+
+// setWarnings formats the warnings found, naming file when not empty.
+func (c *Config) setWarnings(file string) {
+	sortErrors(c.warns)
+	c.Warnings = nil
+	for _, w := range c.warns {
+		w.File = file
+		c.Warnings = append(c.Warnings, w.Error())
+	}
 }
 
 // Agent holds the daemon's own settings.
@@ -73,6 +84,9 @@ type Agent struct {
 	// OVSDBTLS is the listener's TLS (pssl:): the CA switch certificates
 	// must chain to, and the agent's own certificate and key.
 	OVSDBTLS *ListenTLS `yaml:"ovsdb_tls"`
+	// MetricsTLS serves /metrics over HTTPS (cert, key; client_ca to
+	// require client certificates).
+	MetricsTLS *APITLS `yaml:"metrics_tls"`
 }
 
 // ListenTLS names the PEM files of the inbound OVSDB listener.
@@ -238,9 +252,7 @@ func Load(path string) (*Config, error) {
 		sortErrors(errs)
 		return nil, Errors(errs)
 	}
-	for i, w := range c.Warnings {
-		c.Warnings[i] = path + ":" + w
-	}
+	c.setWarnings(path)
 	return c, nil
 }
 
@@ -253,6 +265,7 @@ func Parse(b []byte) (*Config, error) {
 		sortErrors(errs)
 		return nil, Errors(errs)
 	}
+	c.setWarnings("")
 	return c, nil
 }
 
@@ -386,6 +399,9 @@ func (c *Config) SwitchNames() []string {
 // by the speaker, never placed in argv or logs).
 func (c *Config) Speaker() (evpn.Config, error) {
 	b := c.BGP
+	if b == nil {
+		return evpn.Config{}, errors.New("bgp: not configured")
+	}
 	rid, _ := netip.ParseAddr(b.RouterID)
 	sc := evpn.Config{ASN: b.ASN, RouterID: rid, ListenAddress: b.ListenAddress, ListenPort: evpn.DefaultListenPort,
 		DeferNeighbors:  true, // the agent's first SetLocal releases them (startup_wait)

@@ -33,6 +33,12 @@ func (c *Config) checkFiles() []*FieldError {
 			k.certs("agent.api_tls.client_ca", t.ClientCA)
 		}
 	}
+	if t := a.MetricsTLS; t != nil && a.Metrics != "" {
+		k.keyPair("agent.metrics_tls", t.Cert, t.Key)
+		if t.ClientCA != "" {
+			k.certs("agent.metrics_tls.client_ca", t.ClientCA)
+		}
+	}
 	if t := a.OVSDBTLS; t != nil && a.OVSDBListen != "" {
 		k.keyPair("agent.ovsdb_tls", t.Cert, t.Key)
 		k.certs("agent.ovsdb_tls.ca", t.CA)
@@ -163,6 +169,9 @@ func (k *checker) certs(path, file string) {
 
 // keyPair checks a certificate and its private key.
 func (k *checker) keyPair(path, cert, key string) {
+	if cert == "" || key == "" {
+		return // validate reported it
+	}
 	cb, _, cok := k.read(path+".cert", cert)
 	kb, mode, kok := k.read(path+".key", key)
 	if !cok || !kok {

@@ -39,7 +39,7 @@ func (k *checker) add(path, format string, args ...any) {
 
 // validate checks every field; problems carry their key path and line.
 func (c *Config) validate() []*FieldError {
-	c.Warnings = nil
+	c.warns = nil
 	k := &checker{c: c}
 	k.agent()
 	names := k.switches()
@@ -121,6 +121,14 @@ func (k *checker) agent() {
 	k.absPath("agent.state_dir", a.StateDir)
 	if a.Metrics != "" {
 		k.listenAddr("agent.metrics", a.Metrics)
+	}
+	if t := a.MetricsTLS; t != nil {
+		switch {
+		case a.Metrics == "":
+			k.add("agent.metrics_tls", "without agent.metrics (metrics are off)")
+		case t.Cert == "" || t.Key == "":
+			k.add("agent.metrics_tls", "needs cert and key")
+		}
 	}
 	if a.Mode != Independent && a.Mode != Anycast {
 		k.add("agent.mode", "%q: want %s or %s", a.Mode, Independent, Anycast)
@@ -437,7 +445,7 @@ func (k *checker) vcenter() {
 
 // warn records a warning with its line.
 func (k *checker) warn(path, format string, args ...any) {
-	k.c.Warnings = append(k.c.Warnings, (&FieldError{Line: k.c.line(path), Path: path, Msg: fmt.Sprintf(format, args...)}).Error())
+	k.c.warns = append(k.c.warns, &FieldError{Line: k.c.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 // splitJoined returns the messages of an errors.Join, one per line.
