@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -138,9 +140,11 @@ func runAgent(o options, stdout, stderr io.Writer) int {
 	errc := make(chan error, 3)
 	go func() { errc <- api.ServeListener(ctx, ln, api.NewHandler(a, log, token)) }()
 	if cfg.Agent.Metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(a.Metrics(), promhttp.HandlerOpts{}))
-		srv := &http.Server{Addr: cfg.Agent.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv, err := metricsServer(cfg.Agent.Metrics, cfg.Agent.MetricsTLS, promhttp.HandlerFor(a.Metrics(), promhttp.HandlerOpts{}))
+		if err != nil {
+			fmt.Fprintf(stderr, "toragent: agent.metrics_tls: %v\n", err)
+			return 1
+		}
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -148,7 +152,13 @@ func runAgent(o options, stdout, stderr io.Writer) int {
 			_ = srv.Shutdown(sctx)
 		}()
 		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			var err error
+			if srv.TLSConfig != nil {
+				err = srv.ListenAndServeTLS("", "")
+			} else {
+				err = srv.ListenAndServe()
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("metrics %s: %w", cfg.Agent.Metrics, err)
 			}
 		}()
@@ -170,6 +180,36 @@ func runAgent(o options, stdout, stderr io.Writer) int {
 	case <-time.After(10 * time.Second):
 	}
 	return 0
+}
+
+// metricsServer serves /metrics on addr, over HTTPS when t is set (with
+// client certificates required when t.ClientCA is set).
+func metricsServer(addr string, t *config.APITLS, h http.Handler) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	if t == nil {
+		return srv, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, err
+	}
+	srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if t.ClientCA != "" {
+		pem, err := os.ReadFile(t.ClientCA)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client_ca %s: no PEM certificates", t.ClientCA)
+		}
+		srv.TLSConfig.ClientCAs = pool
+		srv.TLSConfig.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return srv, nil
 }
 
 func newLogger(w io.Writer, format, level string) *slog.Logger {

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/torstitch/torstitch/vtep/agent/store"
-	"github.com/torstitch/torstitch/vtep/buildinfo"
 	"github.com/torstitch/torstitch/vtep/api"
+	"github.com/torstitch/torstitch/vtep/buildinfo"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 

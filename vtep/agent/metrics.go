@@ -8,6 +8,7 @@ import (
 
 	"github.com/torstitch/torstitch/vdsvlan"
 	"github.com/torstitch/torstitch/vtep/api"
+	"github.com/torstitch/torstitch/vtep/buildinfo"
 	"github.com/torstitch/torstitch/vtep/plan"
 )
 
@@ -69,7 +70,17 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.reconciles, m.reconcileSecs, m.transactions, m.rows, m.localMACs, m.remoteMACs,
 		m.switchUp, m.switchFaults, m.vcenterUp, m.conflicts, m.bindingsByType, m.inboundRefused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.reg.MustRegister(buildInfoGauge(buildinfo.Get()))
 	return m
+}
+
+// buildInfoGauge is torstitch_build_info{version,goversion,revision} 1, the
+// Prometheus convention for joining a build's identity onto other series.
+func buildInfoGauge(bi buildinfo.Info) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_build_info",
+		Help: "Always 1; the labels identify the running toragent build."}, []string{"version", "goversion", "revision"})
+	g.WithLabelValues(bi.Version, bi.GoVersion, bi.Revision).Set(1)
+	return g
 }
 
 func boolGauge(b bool) float64 {
