@@ -154,11 +154,6 @@ func (d *daemons) ovsdb(name, schema string) string {
 	return "unix:" + sock
 }
 
-func (d *daemons) log(name string) string {
-	b, _ := os.ReadFile(d.path(name + ".log"))
-	return string(b)
-}
-
 func (d *daemons) dumpLogs() {
 	entries, _ := os.ReadDir(d.dir)
 	for _, e := range entries {

@@ -132,10 +132,7 @@ func waitFor(t testing.TB, w *vdsvlan.Watcher, timeout time.Duration, what strin
 	}
 }
 
-var (
-	allPorts  = mustPorts("tor1:eth1", "tor1:eth2", "tor2:eth1", "tor2:eth2")
-	esx1Ports = mustPorts("tor1:eth1", "tor2:eth1")
-)
+var allPorts = mustPorts("tor1:eth1", "tor1:eth2", "tor2:eth1", "tor2:eth2")
 
 func mustPorts(s ...string) []l2.PortRef {
 	p, err := vdsvlan.PortRefs(s...)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/torstitch/torstitch/vdsvlan"
 	"github.com/torstitch/torstitch/vtep/api"
@@ -69,7 +70,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.reconciles, m.reconcileSecs, m.transactions, m.rows, m.localMACs, m.remoteMACs,
 		m.switchUp, m.switchFaults, m.vcenterUp, m.conflicts, m.bindingsByType, m.inboundRefused,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(buildInfoGauge(buildinfo.Get()))
 	return m
 }

@@ -459,7 +459,7 @@ func checkThumbprint(s string) error {
 	h := strings.ReplaceAll(s, ":", "")
 	b, err := hex.DecodeString(h)
 	if err != nil || (strings.Contains(s, ":") && len(s) != 3*len(b)-1) {
-		return fmt.Errorf("%s: want hex bytes, e.g. AB:CD:...", l2.QuoteShort(s))
+		return fmt.Errorf("%s: want hex bytes such as AB:CD:EF (colons optional)", l2.QuoteShort(s))
 	}
 	if len(b) != 20 && len(b) != 32 {
 		return fmt.Errorf("%d bytes: want a SHA-1 (20 bytes) or SHA-256 (32 bytes) thumbprint", len(b))
