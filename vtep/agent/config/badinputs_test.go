@@ -234,18 +234,7 @@ the API hides the text of a panic (logged), but passes the backend's own error m
 
 	doc.WriteString("\n## API requests (`torctl` or any HTTP client)\n\n| request | answer |\n|---|---|\n")
 	h := api.NewHandler(panicky{apitest.Sample()}, nil, "")
-	for _, r := range []struct{ name, method, path, body string }{
-		{"control character in a port", "POST", "/v1/bindings", `{"vlan":100,"vni":10100,"ports":["tor1:eth\u00011"]}`},
-		{"space in a port", "POST", "/v1/bindings", `{"vlan":100,"vni":10100,"ports":["tor1:eth 1"]}`},
-		{"port of 5,000 bytes", "DELETE", "/v1/bindings", `{"vlan":100,"ports":["tor1:` + strings.Repeat("e", 5000) + `"]}`},
-		{"VLAN 4095", "POST", "/v1/bindings", `{"vlan":4095,"vni":10100,"ports":["tor1:eth1"]}`},
-		{"VLAN 100.9", "POST", "/v1/bindings", `{"vlan":100.9,"vni":10100,"ports":["tor1:eth1"]}`},
-		{"unknown field", "POST", "/v1/bindings", `{"vlan":100,"vni":10100,"ports":["tor1:eth1"],"colour":"red"}`},
-		{"two JSON objects", "POST", "/v1/bindings", `{"vlan":100,"vni":10100,"ports":["tor1:eth1"]}{}`},
-		{"body over 1 MiB", "POST", "/v1/bindings", `{"vlan":1,"vni":1,"ports":["` + strings.Repeat("x", api.MaxRequestBody) + `"]}`},
-		{"unknown query parameter", "GET", "/v1/macs?vlan=3", ""},
-		{"backend panic", "GET", "/v1/peers", ""},
-	} {
+	for _, r := range apiRequests {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(r.method, r.path, strings.NewReader(r.body)))
 		fmt.Fprintf(&doc, "| %s: %s %s %s | %d %s |\n", r.name, r.method, r.path, code(r.body), rec.Code, cell(strings.TrimSpace(rec.Body.String())))
@@ -255,16 +244,7 @@ the API hides the text of a panic (logged), but passes the backend's own error m
 	}
 
 	doc.WriteString("\n## State files (read at start from `agent.state_dir`)\n\n| file | message |\n|---|---|\n")
-	for _, s := range []struct{ name, file, body string }{
-		{"not JSON", store.FileName, "{"},
-		{"no version", store.FileName, `{"bindings":[]}`},
-		{"newer version", store.FileName, `{"version":2,"bindings":[]}`},
-		{"unknown field", store.FileName, `{"version":1,"bindings":[],"extra":1}`},
-		{"bad values", store.FileName, `{"version":1,"bindings":[{"vlan":4095,"vni":0,"ports":[{"switch":"tor1","port":"eth\u00011"}]}]}`},
-		{"one port and VLAN, two VNIs", store.FileName, `{"version":1,"bindings":[{"vlan":100,"vni":10100,"ports":[{"switch":"tor1","port":"eth1"}]},{"vlan":100,"vni":10200,"ports":[{"switch":"tor1","port":"eth1"}]}]}`},
-		{"MAC owners: bad values", store.OwnersFileName, `{"version":1,"owners":[{"vni":0,"mac":"01:00:5e:00:00:01","switch":""}]}`},
-		{"MAC owners: not a MAC", store.OwnersFileName, `{"version":1,"owners":[{"vni":1,"mac":"banana","switch":"tor1"}]}`},
-	} {
+	for _, s := range stateFiles {
 		sd := filepath.Join(dir, "state-"+strings.ReplaceAll(s.name, " ", "-"))
 		os.MkdirAll(sd, 0o700)
 		os.WriteFile(filepath.Join(sd, s.file), []byte(s.body), 0o600)
@@ -302,4 +282,28 @@ type panicky struct{ *apitest.Fake }
 
 func (panicky) Peers(context.Context) ([]api.Peer, error) {
 	panic("assignment to entry in nil map at /root/secret/path.go:12")
+}
+
+var apiRequests = []struct{ name, method, path, body string }{
+	{"control character in a port", "POST", "/v1/bindings", `{"vlan":100,"vni":10100,"ports":["tor1:eth\u00011"]}`},
+	{"space in a port", "POST", "/v1/bindings", `{"vlan":100,"vni":10100,"ports":["tor1:eth 1"]}`},
+	{"port of 5,000 bytes", "DELETE", "/v1/bindings", `{"vlan":100,"ports":["tor1:` + strings.Repeat("e", 5000) + `"]}`},
+	{"VLAN 4095", "POST", "/v1/bindings", `{"vlan":4095,"vni":10100,"ports":["tor1:eth1"]}`},
+	{"VLAN 100.9", "POST", "/v1/bindings", `{"vlan":100.9,"vni":10100,"ports":["tor1:eth1"]}`},
+	{"unknown field", "POST", "/v1/bindings", `{"vlan":100,"vni":10100,"ports":["tor1:eth1"],"colour":"red"}`},
+	{"two JSON objects", "POST", "/v1/bindings", `{"vlan":100,"vni":10100,"ports":["tor1:eth1"]}{}`},
+	{"body over 1 MiB", "POST", "/v1/bindings", `{"vlan":1,"vni":1,"ports":["` + strings.Repeat("x", api.MaxRequestBody) + `"]}`},
+	{"unknown query parameter", "GET", "/v1/macs?vlan=3", ""},
+	{"backend panic", "GET", "/v1/peers", ""},
+}
+
+var stateFiles = []struct{ name, file, body string }{
+	{"not JSON", store.FileName, "{"},
+	{"no version", store.FileName, `{"bindings":[]}`},
+	{"newer version", store.FileName, `{"version":2,"bindings":[]}`},
+	{"unknown field", store.FileName, `{"version":1,"bindings":[],"extra":1}`},
+	{"bad values", store.FileName, `{"version":1,"bindings":[{"vlan":4095,"vni":0,"ports":[{"switch":"tor1","port":"eth\u00011"}]}]}`},
+	{"one port and VLAN, two VNIs", store.FileName, `{"version":1,"bindings":[{"vlan":100,"vni":10100,"ports":[{"switch":"tor1","port":"eth1"}]},{"vlan":100,"vni":10200,"ports":[{"switch":"tor1","port":"eth1"}]}]}`},
+	{"MAC owners: bad values", store.OwnersFileName, `{"version":1,"owners":[{"vni":0,"mac":"01:00:5e:00:00:01","switch":""}]}`},
+	{"MAC owners: not a MAC", store.OwnersFileName, `{"version":1,"owners":[{"vni":1,"mac":"banana","switch":"tor1"}]}`},
 }
