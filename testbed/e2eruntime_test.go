@@ -209,7 +209,9 @@ func sideBySide() string {
 		var keys []string
 		figures := map[string]map[string]string{}
 		rts := []string{"netns", "containerlab"}
-		for _, rt := range rts {
+		// containerlab's lines first: its summary has an extra line
+		// (images) before the deploy.
+		for _, rt := range []string{"containerlab", "netns"} {
 			for _, line := range byRT[rt] {
 				key, rest, _ := strings.Cut(line, " ")
 				if !slices.Contains(keys, key) {
