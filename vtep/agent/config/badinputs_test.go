@@ -114,6 +114,7 @@ var badConfigs = []badConfig{
 	{"vcenter malformed thumbprint", "", strings.Replace(vcBase, "datacenter:", "thumbprint: \"AB:CD:XY\", datacenter:", 1)},
 	{"vcenter thumbprint of the wrong length", "", strings.Replace(vcBase, "datacenter:", "thumbprint: \"AB:CD:EF\", datacenter:", 1)},
 	{"vcenter.resync_interval 1ns", "", strings.Replace(vcBase, "datacenter:", "resync_interval: 1ns, datacenter:", 1)},
+	{"vcenter unknown key in host_ports", "", strings.Replace(vcBase, "host_ports: lldp", "host_ports: {mode: static, colour: blue}", 1)},
 	{"vcenter unknown vni_policy mode", "", strings.Replace(vcBase, "mode: offset", "mode: guess", 1)},
 	{"evpn replication service_node without nodes", "", "evpn: {replication: service_node}\n"},
 	{"evpn route target malformed", "", "evpn: {route_targets: {10100: {import: [\"65000\"]}}}\n"},

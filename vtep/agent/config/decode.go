@@ -104,6 +104,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
+		if v.Kind() == reflect.Struct && n.Kind == yaml.MappingNode {
+			// yaml.v3 decodes inside a custom unmarshaler without
+			// KnownFields: check the keys here.
+			fields, names := yamlFields(v.Type())
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if k := n.Content[i]; k.Kind == yaml.ScalarNode {
+					if _, ok := fields[k.Value]; !ok {
+						d.fail(k, joinPath(path, k.Value), "unknown key (want %s)", strings.Join(names, ", "))
+					}
+				}
+			}
+		}
 		if err := n.Decode(v.Addr().Interface()); err != nil {
 			d.fail(n, path, "%s", cleanYAMLError(err))
 		}
