@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/torstitch/torstitch/testbed"
+	"github.com/torstitch/torstitch/testbed/clab"
 )
 
 const stitchLab = "../containerlab/stitch.clab.yml"
@@ -117,10 +118,10 @@ func TestStitchE2E(t *testing.T) {
 
 // stitchScenarios are the ovs-vtep lab's scenarios, in order: flooding
 // needs a lab where no MAC is known yet.
-var stitchScenarios = []string{"flooding", "bindings", "ping-matrix", "vlan-change", "vm-move", "tor-failover", "agent-restart", "rr-restart"}
+var stitchScenarios = []string{"cabling", "flooding", "bindings", "ping-matrix", "vlan-change", "vm-move", "tor-failover", "agent-restart", "rr-restart"}
 
 // torswitchScenarios are the torswitch lab's.
-var torswitchScenarios = []string{"bindings", "ping-matrix", "tor-failover", "agent-restart"}
+var torswitchScenarios = []string{"cabling", "bindings", "ping-matrix", "tor-failover", "agent-restart"}
 
 // runStitchE2E deploys file with rt, runs the named scenarios in order on
 // it, destroys it (timed) and reports the figures.
@@ -157,7 +158,7 @@ func runStitchE2E(t *testing.T, rt e2eRuntime, file string, scenarios []string) 
 		e.report(t, what, rt.kind)
 	}()
 	run := map[string]func(*testing.T){
-		"flooding": e.flooding, "bindings": e.bindingsFromVCenter, "ping-matrix": e.pingMatrix,
+		"cabling": e.cabling, "flooding": e.flooding, "bindings": e.bindingsFromVCenter, "ping-matrix": e.pingMatrix,
 		"vlan-change": e.vlanChange, "vm-move": e.vmMove, "tor-failover": e.torFailover,
 		"agent-restart": e.agentRestart, "rr-restart": e.rrRestart,
 	}
@@ -217,6 +218,54 @@ func (e *e2e) torswitchProgrammed(tor string) error {
 // matrix, ToR failover and the agent restart.
 func TestStitchTorswitchE2E(t *testing.T) {
 	runStitchE2E(t, netnsRuntime(), torswitchLab, torswitchScenarios)
+}
+
+// cabling: the runtime realized the file's links: every endpoint of a
+// linux node is an interface of that node with the link's MTU (the node
+// scripts set the underlay to 1600 and leave the rest), so that torlab and
+// containerlab run the scenarios on the same lab.
+func (e *e2e) cabling(t *testing.T) {
+	topo := e.lab.Topo()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var fails []string
+	endpoints, nodes := 0, 0
+	for _, n := range topo.Nodes {
+		if n.Kind != "linux" {
+			continue
+		}
+		nodes++
+		wg.Go(func() {
+			out, err := e.lab.Shell(e.ctx, n.Name, `for i in /sys/class/net/*; do echo "${i##*/} $(cat $i/mtu)"; done`)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				fails = append(fails, err.Error())
+				return
+			}
+			mtu := map[string]string{}
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				name, m, _ := strings.Cut(line, " ")
+				mtu[name] = m
+			}
+			for _, l := range topo.Links {
+				for _, ep := range []clab.Endpoint{l.A, l.B} {
+					if ep.Node != n.Name {
+						continue
+					}
+					endpoints++
+					if got, want := mtu[ep.Iface], fmt.Sprint(l.MTU); got != want {
+						fails = append(fails, fmt.Sprintf("%s: MTU %q, want %s (interfaces: %v)", ep, got, want, mtu))
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(fails) > 0 {
+		t.Fatalf("cabling differs from %s:\n%s", topo.File, strings.Join(fails, "\n"))
+	}
+	e.result(t, "ok: %d link endpoints on %d nodes as in the file (names, MTU)", endpoints, nodes)
 }
 
 // flooding: before any VM MAC is known, ARP and unknown unicast cross the

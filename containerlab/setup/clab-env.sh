@@ -154,6 +154,19 @@ start_dockerd() {
 	log "dockerd ready in $(since "$t") s (netns $NETNS, $SOCK, log $XR/dockerd.log)"
 }
 
+# cpu_weight: dockerd puts every container in a cgroup under "docker", and
+# that group competes for CPU like a single process: a 16-node lab got one
+# process's share on a busy 2-core machine (ovs-vtep took 40 s to learn a
+# MAC) while torlab's nodes compete process by process. Weight the group as
+# 16 processes.
+cpu_weight() {
+	if [ -d /sys/fs/cgroup/cpu ] && [ ! -e /sys/fs/cgroup/cgroup.controllers ]; then # v1
+		mkdir -p /sys/fs/cgroup/cpu/docker && echo 16384 >/sys/fs/cgroup/cpu/docker/cpu.shares
+	elif [ -e /sys/fs/cgroup/cgroup.controllers ]; then # v2 (cgroupfs driver: /docker)
+		mkdir -p /sys/fs/cgroup/docker && echo 1600 >/sys/fs/cgroup/docker/cpu.weight
+	fi 2>/dev/null || log "could not raise the docker cgroup's CPU weight (lab nodes may starve under load)"
+}
+
 base_image() {
 	DOCKER_HOST=unix://$SOCK docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
 	local t; t=$(now)
@@ -201,6 +214,7 @@ up() {
 	runc_wrapper
 	build_containerlab
 	start_dockerd
+	cpu_weight
 	base_image
 	clab_wrapper
 	write_env "unix://$SOCK" "$RUN/containerlab" "$NETNS"
