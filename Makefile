@@ -151,10 +151,12 @@ demo: build
 	if [ "$$rt" = containerlab ]; then $(CLAB_ENV) up >/dev/null && containerlab/images/build.sh || exit 1; fi; \
 	$(BIN)/torlab demo --runtime $$rt $(DEMO_FLAGS)
 
+# containerlab's first: it names /run/netns/clab-stitch-NODE after its
+# containers, the names torlab's namespaces have.
 demo-destroy:
 	@t=$(BIN)/torlab; [ -x $$t ] || t="$(GO) run ./cmd/torlab"; \
-	$$t destroy containerlab/stitch.clab.yml; \
-	if $(CLAB_ENV) status >/dev/null 2>&1; then $$t destroy --runtime containerlab containerlab/stitch.clab.yml; fi
+	if $(CLAB_ENV) status >/dev/null 2>&1; then $$t destroy --runtime containerlab containerlab/stitch.clab.yml; fi; \
+	$$t destroy containerlab/stitch.clab.yml
 
 clean:
 	rm -rf $(BIN)
