@@ -160,3 +160,16 @@ demo-destroy:
 
 clean:
 	rm -rf $(BIN)
+
+# Fuzzing (issue 15). The committed seed corpora run in every `go test`;
+# these targets explore further: fuzz-short for FUZZTIME (10s) each, fuzz for
+# 10 minutes each (FUZZTIME=1h make fuzz for longer).
+FUZZTIME ?= 10s
+FUZZ_TARGETS := ./vtep/agent/config:FuzzParse ./vtep/api:FuzzHandler ./vtep/agent/store:FuzzDecodeBindings \
+	./vtep/agent/store:FuzzDecodeOwners ./evpn:FuzzDecodePath ./evpn:FuzzDecodePathFields ./testbed/clab:FuzzParse
+.PHONY: fuzz fuzz-short
+fuzz-short:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$pkg $$fn $(FUZZTIME)"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s; done
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=$(if $(filter command line,$(origin FUZZTIME)),$(FUZZTIME),10m)
