@@ -14,7 +14,7 @@ import (
 // and knows nothing of the product's packages.
 func TestImports(t *testing.T) {
 	allowed := map[string]bool{
-		"gopkg.in/yaml.v3":                            true,
+		"go.yaml.in/yaml/v3":                          true,
 		"github.com/vishvananda/netlink":              true,
 		"github.com/vishvananda/netns":                true,
 		"golang.org/x/sys/unix":                       true,
