@@ -17,14 +17,16 @@ import (
 	"github.com/torstitch/torstitch/vtep/vteptest"
 )
 
-// BenchmarkFirstFrameToLocalRowOvsVtep is BenchmarkFirstFrameToLocalRow run
-// against Open vSwitch's ovs-vtep emulator instead of torswitch, for the
-// parity table in docs/torswitch.md.
-func BenchmarkFirstFrameToLocalRowOvsVtep(b *testing.B) {
-	const samples = 10
-	l := nstest.New(b, "tsv")
+// ovsVtepLab is the benchmarks' trunk lab with the ovs-vtep emulator as
+// the switch: host namespace (its t0 is the switch's eth1), an underlay,
+// and logical switch ls7000 (VNI 7000) bound to eth1 VLAN 10. It returns
+// the host namespace, the emulator, the controller stand-in and the
+// logical switch's UUID.
+func ovsVtepLab(b *testing.B, prefix string) (string, *vteptest.Emulator, *agent, string) {
+	b.Helper()
+	l := nstest.New(b, prefix)
 	host := l.NS("host")
-	swNS := vteptest.NewNetns(b, fmt.Sprintf("tsv-ovsvtep-%d", os.Getpid()%100000))
+	swNS := vteptest.NewNetns(b, fmt.Sprintf("%s-ovsvtep-%d", prefix, os.Getpid()%100000))
 	rem := l.NS("rem")
 	l.Veth(swNS.Name, "und", rem, "und", 1600)
 	l.Addr(swNS.Name, "und", swTunnel+"/24")
@@ -35,6 +37,15 @@ func BenchmarkFirstFrameToLocalRowOvsVtep(b *testing.B) {
 	a := newAgent(b, e.Endpoint())
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth1", 10, ls)
+	return host, e, a, ls
+}
+
+// BenchmarkFirstFrameToLocalRowOvsVtep is BenchmarkFirstFrameToLocalRow run
+// against Open vSwitch's ovs-vtep emulator instead of torswitch, for the
+// parity table in docs/torswitch.md.
+func BenchmarkFirstFrameToLocalRowOvsVtep(b *testing.B) {
+	const samples = 10
+	host, _, a, ls := ovsVtepLab(b, "tsv")
 	s, err := nstest.OpenPacketSocket(host, "t0")
 	if err != nil {
 		b.Fatal(err)
@@ -79,19 +90,7 @@ func BenchmarkRemoteMACs10kOvsVtep(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv("TORSTITCH_OVSVTEP_ROWS")); err == nil && n > 0 {
 		rows = n // a smaller run, to see ovs-vtep's rate
 	}
-	l := nstest.New(b, "tsr")
-	host := l.NS("host")
-	swNS := vteptest.NewNetns(b, fmt.Sprintf("tsr-ovsvtep-%d", os.Getpid()%100000))
-	rem := l.NS("rem")
-	l.Veth(swNS.Name, "und", rem, "und", 1600)
-	l.Addr(swNS.Name, "und", swTunnel+"/24")
-	l.Veth(host, "t0", swNS.Name, "eth1", 0)
-	e := vteptest.StartEmulator(b, swNS, "tor1", swTunnel)
-	e.AddPort("eth1")
-	e.Run()
-	a := newAgent(b, e.Endpoint())
-	ls := a.logicalSwitch("ls7000", 7000)
-	a.bind("tor1", "eth1", 10, ls)
+	_, e, a, ls := ovsVtepLab(b, "tsr")
 	var br string
 	nstest.Eventually(b, 30*time.Second, func() (bool, string) {
 		for _, name := range strings.Fields(e.Vsctl("list-br")) {
