@@ -28,6 +28,38 @@ const (
 	WriteTimeout = 2 * time.Minute
 )
 
+// Timeouts bound what one connection may hold of the server. A zero field
+// takes its default (DefaultTimeouts): the server never runs without one.
+type Timeouts struct {
+	// ReadHeader: from the first byte of a request to the end of its
+	// headers (a slowloris client trickling headers is cut here).
+	ReadHeader time.Duration
+	// Read: the whole request, headers and body.
+	Read time.Duration
+	// Write: from the end of the request headers to the end of the answer
+	// (a client that stops reading is cut here).
+	Write time.Duration
+	// Idle: a keep-alive connection waiting for its next request.
+	Idle time.Duration
+}
+
+// DefaultTimeouts are the API server's timeouts (ServeListener).
+func DefaultTimeouts() Timeouts {
+	return Timeouts{ReadHeader: 10 * time.Second, Read: ReadTimeout, Write: WriteTimeout, Idle: 2 * time.Minute}
+}
+
+func (t Timeouts) withDefaults() Timeouts {
+	d := DefaultTimeouts()
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&t.ReadHeader, &d.ReadHeader}, {&t.Read, &d.Read}, {&t.Write, &d.Write}, {&t.Idle, &d.Idle},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return t
+}
+
 // ShutdownTimeout bounds how long Serve waits for requests in flight once its
 // context is done.
 const ShutdownTimeout = 5 * time.Second
@@ -69,15 +101,22 @@ func Listen(ctx context.Context, addr string, tlsCfg *TLSFiles) (net.Listener, e
 	return nil, fmt.Errorf("api address %q: want unix:///PATH or tcp://IP:PORT", addr)
 }
 
-// ServeListener serves h on ln until ctx is done, then shuts down gracefully.
-// It closes ln in every case.
+// ServeListener serves h on ln with DefaultTimeouts until ctx is done, then
+// shuts down gracefully. It closes ln in every case.
 func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
+	return ServeListenerTimeouts(ctx, ln, h, DefaultTimeouts())
+}
+
+// ServeListenerTimeouts is ServeListener with timeouts of its own (zero
+// fields take their defaults).
+func ServeListenerTimeouts(ctx context.Context, ln net.Listener, h http.Handler, to Timeouts) error {
+	to = to.withDefaults()
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: to.ReadHeader,
+		ReadTimeout:       to.Read,
+		WriteTimeout:      to.Write,
+		IdleTimeout:       to.Idle,
 		MaxHeaderBytes:    64 << 10,
 	}
 	errc := make(chan error, 1)
