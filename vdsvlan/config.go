@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/torstitch/torstitch/vdsvlan/desired"
+	"github.com/torstitch/torstitch/vdsvlan/publish"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
@@ -56,6 +57,57 @@ type Config struct {
 	Switches map[string][]string `yaml:"switches,omitempty"`
 
 	ResyncInterval time.Duration `yaml:"resync_interval"` // default 30s
+
+	// Published networks (docs/vcenter.md, "Published networks"): port
+	// groups torstitch creates on PublishSwitch for overlay VNIs, with a
+	// VLAN from VLANPool unless the network names one.
+	PublishSwitch string            `yaml:"publish_switch,omitempty"`
+	VLANPool      string            `yaml:"vlan_pool,omitempty"` // "3000-3099" or "3000-3049,3100"
+	Publish       []publish.Network `yaml:"publish,omitempty"`
+}
+
+// Publishing reports whether published networks are configured (a switch
+// to create them on).
+func (c Config) Publishing() bool { return c.PublishSwitch != "" }
+
+// ValidatePublish checks the published-network settings.
+func (c Config) ValidatePublish() error {
+	var errs []error
+	if c.PublishSwitch == "" {
+		if len(c.Publish) > 0 || c.VLANPool != "" {
+			errs = append(errs, errors.New("vcenter: publish_switch missing (the distributed switch published networks are created on)"))
+		}
+	} else if err := l2.CheckName(c.PublishSwitch); err != nil {
+		errs = append(errs, fmt.Errorf("vcenter: publish_switch %w", err))
+	}
+	if c.VLANPool != "" {
+		if _, err := publish.ParsePool(c.VLANPool); err != nil {
+			errs = append(errs, fmt.Errorf("vcenter: vlan_pool: %w", err))
+		}
+	}
+	vnis, names, vlans := map[l2.VNI]int{}, map[string]int{}, map[l2.VLAN]int{}
+	for i, n := range c.Publish {
+		if err := n.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("vcenter: publish[%d]: %w", i, err))
+			continue
+		}
+		if j, dup := vnis[n.VNI]; dup {
+			errs = append(errs, fmt.Errorf("vcenter: publish[%d]: VNI %d also published by publish[%d]", i, n.VNI, j))
+		}
+		if j, dup := names[n.Name]; dup {
+			errs = append(errs, fmt.Errorf("vcenter: publish[%d]: name %q also used by publish[%d]", i, n.Name, j))
+		}
+		if n.VLAN != 0 {
+			if j, dup := vlans[n.VLAN]; dup {
+				errs = append(errs, fmt.Errorf("vcenter: publish[%d]: VLAN %d also used by publish[%d]", i, n.VLAN, j))
+			}
+			vlans[n.VLAN] = i
+		} else if c.VLANPool == "" {
+			errs = append(errs, fmt.Errorf("vcenter: publish[%d]: no vlan and no vlan_pool to take one from", i))
+		}
+		vnis[n.VNI], names[n.Name] = i, i
+	}
+	return errors.Join(errs...)
 }
 
 // Validate checks the configuration without touching the network or files.
@@ -84,6 +136,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := desired.NewPlanner(c.params()); err != nil {
 		errs = append(errs, fmt.Errorf("vcenter: %w", err))
+	}
+	if err := c.ValidatePublish(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/torstitch/torstitch/vdsvlan/desired"
+	"github.com/torstitch/torstitch/vdsvlan/publish"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
@@ -138,6 +139,9 @@ func decodePortGroup(ref types.ManagedObjectReference, p props, o objects, tags 
 	}
 	pg.Uplink = isUplink(ref, pg.Name, cfg, o)
 	pg.VLAN = decodeVLAN(cfg.DefaultPortConfig)
+	if m, ok := publish.ParseMark(cfg.Description); ok {
+		pg.PublishedVNI = m.VNI
+	}
 	return pg
 }
 

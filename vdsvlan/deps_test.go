@@ -16,8 +16,9 @@ func TestImports(t *testing.T) {
 		allowMine []string // project packages allowed
 		forbidden []string // import path prefixes forbidden
 	}{
-		{".", []string{"vtep/l2", "vdsvlan/desired"}, []string{"github.com/vmware/govmomi/simulator", "github.com/vmware/govmomi/vapi/simulator"}},
+		{".", []string{"vtep/l2", "vdsvlan/desired", "vdsvlan/publish"}, []string{"github.com/vmware/govmomi/simulator", "github.com/vmware/govmomi/vapi/simulator"}},
 		{"desired", []string{"vtep/l2"}, []string{"github.com/vmware/"}},
+		{"publish", []string{"vtep/l2"}, []string{"github.com/vmware/"}},
 		{"vcsimlab", nil, nil},
 	}
 	for _, tc := range tests {

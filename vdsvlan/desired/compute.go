@@ -362,6 +362,9 @@ func (r *run) candidates(st *Stats) map[string]map[cand][]string {
 // pgVNIFor applies the VNI policy to a single-VLAN or private-VLAN port group;
 // vlan is the VLAN the offset and "vlan:N" rules use.
 func (r *run) pgVNIFor(pg *PortGroup, vlan l2.VLAN) (l2.VNI, bool) {
+	if pg.PublishedVNI != 0 {
+		return pg.PublishedVNI, true
+	}
 	pol := r.p.vni
 	switch pol.Mode {
 	case ModeMap:

@@ -85,6 +85,9 @@ type PortGroup struct {
 	Uplink bool   // uplink port groups carry no VM traffic and are ignored
 	VLAN   VLANPolicy
 	Tags   []string // names of the tags attached to it in the configured category
+	// PublishedVNI is the VNI of a network torstitch published as this port
+	// group (from its ownership mark); it wins over the VNI policy.
+	PublishedVNI l2.VNI
 }
 
 // Host is an ESXi host with the discovery-protocol neighbour of each uplink.

@@ -62,7 +62,7 @@ func (l *Lab) AddPortGroup(ctx context.Context, pg PortGroupSpec) error {
 	}
 	err = wait(ctx)(dvs.AddPortgroup(ctx, []types.DVPortgroupConfigSpec{{
 		Name: pg.Name, Type: string(types.DistributedVirtualPortgroupPortgroupTypeEarlyBinding),
-		NumPorts: 8, DefaultPortConfig: setting,
+		NumPorts: 8, DefaultPortConfig: setting, Description: pg.Description,
 	}}))
 	if err != nil {
 		return fmt.Errorf("adding port group %s: %w", pg.Name, err)
@@ -95,10 +95,81 @@ func (l *Lab) PortGroupRef(name string) (types.ManagedObjectReference, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ref, ok := l.pgs[name]
-	if !ok {
-		return ref, fmt.Errorf("port group %q: %w", name, errUnknown)
+	if ok {
+		return ref, nil
 	}
-	return ref, nil
+	// Created outside the lab (a published network): look it up.
+	for _, e := range l.model.Map().All("DistributedVirtualPortgroup") {
+		if pg, ok := e.(*simulator.DistributedVirtualPortgroup); ok && pg.Name == name {
+			return pg.Self, nil
+		}
+	}
+	return ref, fmt.Errorf("port group %q: %w", name, errUnknown)
+}
+
+// RenamePortGroup renames a port group as a vSphere admin would, and
+// publishes the change. It is done in process: vcsim keeps two name fields
+// for a port group and its Rename_Task updates only one of them, after
+// which renaming back fails with InvalidArgument.
+func (l *Lab) RenamePortGroup(_ context.Context, name, to string) error {
+	ref, err := l.PortGroupRef(name)
+	if err != nil {
+		return err
+	}
+	sim := l.model.Map().Get(ref).(*simulator.DistributedVirtualPortgroup)
+	l.update(sim, func() []types.PropertyChange {
+		sim.Name, sim.Entity().Name, sim.Config.Name = to, to, to
+		return []types.PropertyChange{{Name: "name", Val: to}, {Name: "config", Val: sim.Config}}
+	})
+	l.mu.Lock()
+	if _, ok := l.pgs[name]; ok {
+		l.pgs[to] = ref
+		delete(l.pgs, name)
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+// PortGroupInfo is what a test reads back about a port group.
+type PortGroupInfo struct {
+	Ref         types.ManagedObjectReference
+	Name        string
+	VLAN        int32 // -1 unless a single VLAN
+	Description string
+	Switch      string // switch name
+	CustomValue map[int32]string
+}
+
+// PortGroups lists the simulator's port groups (uplinks included).
+func (l *Lab) PortGroups() []PortGroupInfo {
+	var out []PortGroupInfo
+	sctx := l.model.Service.Context
+	for _, e := range l.model.Map().All("DistributedVirtualPortgroup") {
+		pg, ok := e.(*simulator.DistributedVirtualPortgroup)
+		if !ok {
+			continue
+		}
+		l.model.Map().WithLock(sctx, pg, func() {
+			info := PortGroupInfo{Ref: pg.Self, Name: pg.Name, VLAN: -1, Description: pg.Config.Description, CustomValue: map[int32]string{}}
+			if s, ok := pg.Config.DefaultPortConfig.(*types.VMwareDVSPortSetting); ok && s != nil {
+				if v, ok := s.Vlan.(*types.VmwareDistributedVirtualSwitchVlanIdSpec); ok {
+					info.VLAN = v.VlanId
+				}
+			}
+			if pg.Config.DistributedVirtualSwitch != nil {
+				if sw, ok := l.model.Map().Get(*pg.Config.DistributedVirtualSwitch).(*simulator.DistributedVirtualSwitch); ok {
+					info.Switch = sw.Name
+				}
+			}
+			for _, v := range pg.CustomValue {
+				if sv, ok := v.(*types.CustomFieldStringValue); ok {
+					info.CustomValue[sv.Key] = sv.Value
+				}
+			}
+			out = append(out, info)
+		})
+	}
+	return out
 }
 
 // AttachTag attaches the tag (created in the lab's category when missing).

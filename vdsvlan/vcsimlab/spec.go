@@ -69,6 +69,8 @@ type PortGroupSpec struct {
 	Trunk  []string `yaml:"trunk"` // "100-200", "300"
 	PVLAN  *int32   `yaml:"pvlan"` // secondary VLAN ID
 	Tags   []string `yaml:"tags"`  // tag names in the tag category, e.g. "vni:10100"
+	// Description of the port group (a published network's mark, in tests).
+	Description string `yaml:"description"`
 }
 
 // VMSpec is a VM with its network cards.
