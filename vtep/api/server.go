@@ -112,6 +112,7 @@ func NewHandler(b Backend, log *slog.Logger, token string) http.Handler {
 			return b.VCenter(r.Context())
 		}}},
 	}
+	h.addNetworkRoutes(b)
 	return h
 }
 

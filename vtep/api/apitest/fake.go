@@ -28,6 +28,7 @@ type Fake struct {
 	SwitchList   []api.Switch
 	PeerList     []api.Peer
 	VCenterState api.VCenter
+	NetworkState api.Networks // published networks (issue 17)
 	// Errs makes the named method ("Bind", ...) fail with the error.
 	Errs  map[string]error
 	calls []Call
