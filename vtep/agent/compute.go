@@ -35,6 +35,11 @@ type Inputs struct {
 	RemoteFlood  map[l2.VNI][]netip.Addr
 	Replication  string // source_node or service_node
 	ServiceNodes []netip.Addr
+	// BFDDown lists, per switch, the remote VTEPs whose tunnel BFD that
+	// switch reports down (TrackBFD): they are left out of its flood lists
+	// and its remote MACs pointing at them are withdrawn (one anchor row per
+	// VTEP keeps the tunnel and its BFD session, bfdAnchorMAC).
+	BFDDown map[string][]netip.Addr
 }
 
 // Outputs is the desired state derived from Inputs.
@@ -218,6 +223,13 @@ func remoteFor(in Inputs, s *SwitchView, own map[netip.Addr]bool, vniSet map[l2.
 	list := make([]l2.RemoteMAC, 0, len(macs))
 	for _, m := range macs {
 		list = append(list, m)
+	}
+	if down := in.BFDDown[s.Name]; len(down) > 0 {
+		set := make(map[netip.Addr]bool, len(down))
+		for _, ip := range down {
+			set[ip] = true
+		}
+		list, flood = withoutDown(list, flood, set, boundOn[s.Name])
 	}
 	slices.SortFunc(list, func(a, b l2.RemoteMAC) int {
 		if c := cmp.Compare(a.VNI, b.VNI); c != 0 {

@@ -126,7 +126,7 @@ func phase(op plan.Op) int {
 	switch op {
 	case plan.LSCreate, plan.LSUpdate:
 		return 1
-	case plan.BindingSet, plan.UcastAdd, plan.UcastUpdate, plan.McastSet:
+	case plan.BindingSet, plan.UcastAdd, plan.UcastUpdate, plan.McastSet, plan.TunnelBFD:
 		return 2
 	case plan.BindingDelete, plan.UcastDelete, plan.McastDelete:
 		return 3
@@ -266,6 +266,20 @@ func (b *batcher) add(c *plan.Change) error {
 			Row: ovsdb.Row{"MAC": plan.UnknownDst, "logical_switch": ref, "locator_set": uuidRef(set), "ipaddr": ""}})
 	case plan.McastDelete:
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID)})
+	case plan.TunnelBFD:
+		// A map insert never overwrites a key: delete torstitch's keys, then
+		// insert their values, in one mutation list (other keys untouched).
+		keys := make([]any, 0, len(c.BFD))
+		vals := make(map[any]any, len(c.BFD))
+		for k, v := range c.BFD {
+			keys = append(keys, k)
+			vals[k] = v
+		}
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.TunnelTable, Where: byUUID(c.UUID),
+			Mutations: []ovsdb.Mutation{
+				{Column: "bfd_params", Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: keys}},
+				{Column: "bfd_params", Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: vals}},
+			}})
 	default:
 		return fmt.Errorf("unknown change %v", c.Op)
 	}

@@ -110,7 +110,7 @@ func observe(tc *cache.TableCache, switchName string) *plan.Observed {
 	}
 	for u, m := range rows(tc, vtepdb.TunnelTable) {
 		t := m.(*vtepdb.Tunnel)
-		o.Tunnels[u] = &plan.Tunnel{UUID: u, Local: t.Local, Remote: t.Remote, BFDStatus: t.BFDStatus}
+		o.Tunnels[u] = &plan.Tunnel{UUID: u, Local: t.Local, Remote: t.Remote, BFDParams: t.BFDParams, BFDStatus: t.BFDStatus}
 	}
 	return o
 }

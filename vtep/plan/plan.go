@@ -34,6 +34,7 @@ type planner struct {
 
 	creates, updates, binds, ucastAdds, ucastUpdates, mcastSets []Change
 	unbinds, ucastDels, mcastDels, lsDels                       []Change
+	tunnels                                                     []Change
 }
 
 // Plan computes the changes that bring the observed switch to the desired
@@ -54,14 +55,15 @@ func Plan(d *Desired, o *Observed, opt Options) (*Changes, error) {
 	pl.ucastRemote()
 	pl.mcastRemote()
 	pl.staleSwitches()
+	pl.tunnelBFD()
 	if err := pl.p.err(); err != nil {
 		return nil, err
 	}
 	n := len(pl.creates) + len(pl.updates) + len(pl.binds) + len(pl.ucastAdds) + len(pl.ucastUpdates) +
-		len(pl.mcastSets) + len(pl.unbinds) + len(pl.ucastDels) + len(pl.mcastDels) + len(pl.lsDels)
+		len(pl.mcastSets) + len(pl.unbinds) + len(pl.ucastDels) + len(pl.mcastDels) + len(pl.lsDels) + len(pl.tunnels)
 	list := make([]Change, 0, n)
 	for _, part := range [][]Change{pl.creates, pl.updates, pl.binds, pl.ucastAdds, pl.ucastUpdates,
-		pl.mcastSets, pl.unbinds, pl.ucastDels, pl.mcastDels, pl.lsDels} {
+		pl.mcastSets, pl.tunnels, pl.unbinds, pl.ucastDels, pl.mcastDels, pl.lsDels} {
 		list = append(list, part...)
 	}
 	pl.out.List = list
@@ -355,5 +357,26 @@ func (pl *planner) staleSwitches() {
 			continue
 		}
 		pl.lsDels = append(pl.lsDels, Change{Op: LSDelete, UUID: uuid, VNI: ls.VNI(), Name: ls.Name})
+	}
+}
+
+// tunnelBFD sets torstitch's bfd_params keys (enable, min_rx, min_tx) on
+// every Tunnel row where one of them differs. The switch creates Tunnel rows;
+// torstitch never creates or deletes one and never touches their other
+// columns or other bfd_params keys. Steady state: nothing.
+func (pl *planner) tunnelBFD() {
+	if pl.d.BFD == nil {
+		return
+	}
+	want := pl.d.BFD.Map()
+	for _, uuid := range sortedUUIDs(pl.o.Tunnels) {
+		t := pl.o.Tunnels[uuid]
+		same := true
+		for k, v := range want {
+			same = same && t.BFDParams[k] == v
+		}
+		if !same {
+			pl.tunnels = append(pl.tunnels, Change{Op: TunnelBFD, UUID: uuid, BFD: want})
+		}
 	}
 }

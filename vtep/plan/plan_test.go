@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
@@ -98,6 +99,14 @@ func (s *sim) apply(t *testing.T, ch *Changes) {
 			}
 		case McastDelete:
 			delete(s.o.McastRemote, c.UUID)
+		case TunnelBFD:
+			tun := s.o.Tunnels[c.UUID]
+			if tun.BFDParams == nil {
+				tun.BFDParams = map[string]string{}
+			}
+			for k, v := range c.BFD {
+				tun.BFDParams[k] = v
+			}
 		case LSDelete:
 			for _, r := range s.o.UcastRemote {
 				if r.LS == c.UUID {
@@ -370,5 +379,55 @@ func BenchmarkPlanFromEmpty100k(b *testing.B) {
 		if err != nil || len(ch.List) != 100100 {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestTunnelBFDParams(t *testing.T) {
+	want := map[string]string{BFDEnable: "true", BFDMinRx: "300", BFDMinTx: "100"}
+	for _, tc := range []struct {
+		name    string
+		bfd     *BFDParams
+		params  map[string]string
+		changes int
+		after   map[string]string
+	}{
+		{"disabled: nothing touched", nil, map[string]string{BFDEnable: "false"}, 0, map[string]string{BFDEnable: "false"}},
+		{"new tunnel row", &BFDParams{300, 100}, nil, 1, want},
+		{"already configured: steady state", &BFDParams{300, 100}, want, 0, want},
+		{"other keys (a foreign setting) kept", &BFDParams{300, 100},
+			map[string]string{BFDEnable: "false", "cpath_down": "true", BFDMinRx: "1000"}, 1,
+			map[string]string{BFDEnable: "true", "cpath_down": "true", BFDMinRx: "300", BFDMinTx: "100"}},
+		{"timer changed", &BFDParams{500, 100}, want, 1, map[string]string{BFDEnable: "true", BFDMinRx: "500", BFDMinTx: "100"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSim("eth1", "eth2")
+			s.o.Tunnels = map[string]*Tunnel{"t1": {UUID: "t1", Local: "l1", Remote: "l2", BFDParams: maps.Clone(tc.params),
+				BFDStatus: map[string]string{"state": "up"}}}
+			d := base()
+			d.BFD = tc.bfd
+			s.converge(t, d, Options{})
+			d2 := base()
+			d2.BFD = tc.bfd
+			ch, err := Plan(d2, s.o, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ch.Empty() {
+				t.Fatalf("not steady: %v", ch.Count())
+			}
+			first := newSim("eth1", "eth2")
+			first.o.Tunnels = map[string]*Tunnel{"t1": {UUID: "t1", BFDParams: tc.params}}
+			ch, _ = Plan(&Desired{BFD: tc.bfd}, first.o, Options{})
+			if n := ch.Count()[TunnelBFD]; n != tc.changes {
+				t.Fatalf("tunnel-bfd changes = %d, want %d", n, tc.changes)
+			}
+			got := s.o.Tunnels["t1"]
+			if fmt.Sprint(got.BFDParams) != fmt.Sprint(tc.after) {
+				t.Fatalf("bfd_params = %v, want %v", got.BFDParams, tc.after)
+			}
+			if got.Local != "l1" || got.Remote != "l2" || got.BFDStatus["state"] != "up" {
+				t.Fatalf("other columns touched: %+v", got)
+			}
+		})
 	}
 }

@@ -58,7 +58,33 @@ type Desired struct {
 	Bindings        []PortBinding
 	RemoteMACs      []l2.RemoteMAC          // VNI, MAC, optional IP, remote VTEP
 	Flood           map[l2.VNI][]netip.Addr // unknown-dst locators per VNI
+	// BFD, when set, is written into bfd_params of every Tunnel row of the
+	// switch whose enable/min_rx/min_tx differ; nil leaves Tunnel rows alone.
+	BFD *BFDParams
 }
+
+// BFDParams is what torstitch sets in Tunnel.bfd_params: enable=true and the
+// two intervals in milliseconds. Other bfd_params keys are never touched.
+type BFDParams struct {
+	MinRxMs int
+	MinTxMs int
+}
+
+// Map returns the bfd_params entries torstitch owns.
+func (p BFDParams) Map() map[string]string {
+	return map[string]string{BFDEnable: "true", BFDMinRx: strconv.Itoa(p.MinRxMs), BFDMinTx: strconv.Itoa(p.MinTxMs)}
+}
+
+// Tunnel bfd_params keys torstitch writes, and bfd_status keys it reads.
+const (
+	BFDEnable = "enable"
+	BFDMinRx  = "min_rx"
+	BFDMinTx  = "min_tx"
+
+	BFDStatusEnabled     = "enabled"
+	BFDStatusState       = "state"
+	BFDStatusRemoteState = "remote_state"
+)
 
 // Observed is what the switch's database holds, as read from the client's
 // cache. Maps are keyed by row UUID unless noted.
@@ -137,6 +163,7 @@ type Tunnel struct {
 	UUID      string
 	Local     string
 	Remote    string
+	BFDParams map[string]string
 	BFDStatus map[string]string
 }
 
@@ -154,10 +181,11 @@ const (
 	UcastDelete
 	McastDelete
 	LSDelete
+	TunnelBFD // set torstitch's bfd_params keys on an existing Tunnel row
 )
 
 var opNames = [...]string{"", "ls-create", "ls-update", "binding-set", "ucast-add", "ucast-update",
-	"mcast-set", "binding-delete", "ucast-delete", "mcast-delete", "ls-delete"}
+	"mcast-set", "binding-delete", "ucast-delete", "mcast-delete", "ls-delete", "tunnel-bfd"}
 
 func (o Op) String() string {
 	if int(o) < len(opNames) {
@@ -179,8 +207,9 @@ type Change struct {
 	Rebind          bool // BindingSet replaces an existing binding of (port, VLAN)
 	MAC             l2.MAC
 	IP              netip.Addr
-	VTEP            netip.Addr   // UcastAdd, UcastUpdate
-	VTEPs           []netip.Addr // McastSet
+	VTEP            netip.Addr        // UcastAdd, UcastUpdate
+	VTEPs           []netip.Addr      // McastSet
+	BFD             map[string]string // TunnelBFD: the bfd_params entries to set
 }
 
 // Changes is a plan: an ordered list of changes plus the references the
