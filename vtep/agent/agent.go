@@ -127,6 +127,7 @@ type Agent struct {
 	sw      []*switchState
 	speaker *evpn.Speaker
 	vc      *vdsvlan.Watcher
+	pub     *publishing // published networks; nil without vcenter.publish_switch
 	met     *metrics
 	// listener accepts inbound switches (agent.ovsdb_listen); nil without.
 	listener *client.Listener
@@ -168,6 +169,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	}
 	a.seedOwners(owners)
 	return a, nil
+	if err := a.loadPublished(); err != nil {
+		return nil, err
+	}
 }
 
 // seedOwners makes the owners saved before a restart win the first
@@ -279,6 +283,9 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 			return nil, err
 		}
 	}
+		if err := a.buildPublisher(); err != nil {
+			return nil, err
+		}
 	return a, nil
 }
 
@@ -355,6 +362,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 		start(func() { a.forward(runCtx, a.vc.Changed()) })
 	}
+		a.startPublisher(runCtx, start)
 	a.runStart = time.Now()
 	if a.speaker != nil {
 		time.AfterFunc(time.Duration(a.cfg.BGP.StartupWait), a.Kick)
