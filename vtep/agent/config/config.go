@@ -112,7 +112,25 @@ type Switch struct {
 	// this long, the session is dropped when it is not answered within the
 	// same time (like ovsdb-server's inactivity_probe). Default 5s.
 	ProbeInterval Duration `yaml:"probe_interval"`
+	// BFD asks the switch to run BFD on its tunnels (Tunnel.bfd_params)
+	// and makes the agent act on the state it reports. Off by default.
+	BFD BFD `yaml:"bfd"`
 }
+
+// BFD configures BFD on one switch's tunnels.
+type BFD struct {
+	Enabled bool     `yaml:"enabled"`
+	MinRx   Duration `yaml:"min_rx"` // default 300ms; whole milliseconds
+	MinTx   Duration `yaml:"min_tx"` // default 100ms; whole milliseconds
+}
+
+// BFD defaults and bounds.
+const (
+	DefaultBFDMinRx = 300 * time.Millisecond
+	DefaultBFDMinTx = 100 * time.Millisecond
+	MinBFDInterval  = 10 * time.Millisecond
+	MaxBFDInterval  = 10 * time.Second
+)
 
 // Probe interval bounds.
 const (
@@ -363,6 +381,15 @@ func (c *Config) defaults() {
 	}
 	if c.Agent.Resync == 0 && !c.has("agent.resync") {
 		c.Agent.Resync = Duration(DefaultResync)
+	}
+	for i := range c.Switches {
+		b := &c.Switches[i].BFD
+		if b.MinRx == 0 && !c.has(fmt.Sprintf("switches[%d].bfd.min_rx", i)) {
+			b.MinRx = Duration(DefaultBFDMinRx)
+		}
+		if b.MinTx == 0 && !c.has(fmt.Sprintf("switches[%d].bfd.min_tx", i)) {
+			b.MinTx = Duration(DefaultBFDMinTx)
+		}
 	}
 	if c.EVPN.Replication == "" {
 		c.EVPN.Replication = plan.SourceNode

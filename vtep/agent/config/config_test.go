@@ -90,3 +90,28 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("empty config: %v", err)
 	}
 }
+
+func TestParseBFD(t *testing.T) {
+	for _, tc := range []struct {
+		name, tor1     string
+		enabled        bool
+		minRx, minTx   time.Duration
+		tor2Rx, tor2Tx time.Duration
+	}{
+		{"default: off, default timers", `{name: tor1, ovsdb: "tcp:10.0.0.11:6640"}`, false, 300 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond, 100 * time.Millisecond},
+		{"enabled, default timers", `{name: tor1, ovsdb: "tcp:10.0.0.11:6640", bfd: {enabled: true}}`, true, 300 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond, 100 * time.Millisecond},
+		{"timers set", `{name: tor1, ovsdb: "tcp:10.0.0.11:6640", bfd: {enabled: true, min_rx: 1s, min_tx: 50ms}}`, true, time.Second, 50 * time.Millisecond, 300 * time.Millisecond, 100 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(strings.Replace(good, `{name: tor1, ovsdb: "tcp:10.0.0.11:6640"}`, tc.tor1, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, b2 := c.Switches[0].BFD, c.Switches[1].BFD
+			if b.Enabled != tc.enabled || time.Duration(b.MinRx) != tc.minRx || time.Duration(b.MinTx) != tc.minTx ||
+				b2.Enabled || time.Duration(b2.MinRx) != tc.tor2Rx || time.Duration(b2.MinTx) != tc.tor2Tx {
+				t.Fatalf("tor1 bfd %+v, tor2 bfd %+v", b, b2)
+			}
+		})
+	}
+}

@@ -202,6 +202,7 @@ func (k *checker) switches() map[string]bool {
 			k.add(p+".tls", "set, but ovsdb %q does not use TLS", s.OVSDB)
 		}
 		k.checkDuration(p+".probe_interval", time.Duration(s.ProbeInterval), MinProbeInterval, MaxProbeInterval, true, "5s")
+		k.bfd(p+".bfd", s.BFD)
 		if s.OVSDB == client.Inbound {
 			inbound++
 			k.inbound(i, s)
@@ -209,6 +210,22 @@ func (k *checker) switches() map[string]bool {
 	}
 	k.listen(inbound)
 	return names
+}
+
+// bfd checks a switch's BFD timers: bounded, whole milliseconds (the
+// Tunnel table's bfd_params hold integers of milliseconds).
+func (k *checker) bfd(path string, b BFD) {
+	for _, x := range []struct {
+		key  string
+		d    time.Duration
+		dflt time.Duration
+	}{{"min_rx", time.Duration(b.MinRx), DefaultBFDMinRx}, {"min_tx", time.Duration(b.MinTx), DefaultBFDMinTx}} {
+		n := len(k.errs)
+		k.checkDuration(path+"."+x.key, x.d, MinBFDInterval, MaxBFDInterval, false, x.dflt.String())
+		if len(k.errs) == n && x.d%time.Millisecond != 0 {
+			k.add(path+"."+x.key, "%s: want whole milliseconds", x.d)
+		}
+	}
 }
 
 // inbound checks an inbound switch's settings against the listener.
