@@ -451,8 +451,10 @@ func (k *checker) vcenter() {
 	k.checkDuration("vcenter.resync_interval", v.ResyncInterval, MinVCenterSync, MaxVCenterSync, true, vdsvlan.DefaultResyncInterval.String())
 	// The discovery rules (vni_policy, host_ports) are vdsvlan's to check:
 	// validate a copy whose connection settings are known good.
+	k.vcenterPublish(v)
 	rules := *v
 	rules.URL, rules.CAFile, rules.Thumbprint, rules.Insecure, rules.ResyncInterval = "https://vcenter.invalid/sdk", "", "", false, 0
+	rules.PublishSwitch, rules.VLANPool, rules.Publish = "", "", nil // checked above, with their paths
 	if err := rules.Validate(); err != nil {
 		for _, e := range splitJoined(err) {
 			k.add("vcenter", "%s", strings.TrimPrefix(e, "vcenter: "))
