@@ -150,7 +150,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 	pf.StringVar(&g.keyFile, "key-file", "", "key (PEM) of --cert-file")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "bound on each API request")
 
-	root.AddCommand(bindCmd(g), unbindCmd(g), showCmd(g), versionCmd(g, stderr), completionCmd(root))
+	root.AddCommand(bindCmd(g), unbindCmd(g), showCmd(g), networkCmd(g), versionCmd(g, stderr), completionCmd(root))
 	cli.Setup(root, "1")
 	return root
 }

@@ -18,13 +18,13 @@ import (
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
-const showTargets = "bindings, macs, switches, peers or vcenter"
+const showTargets = "bindings, macs, switches, peers, vcenter or networks"
 
 func showCmd(g *globals) *cobra.Command {
 	var out output
 	cmd := &cobra.Command{
-		Use:   "show bindings|macs|switches|peers|vcenter",
-		Short: "Show the agent's bindings, MACs, switches, BGP peers or vCenter state",
+		Use:   "show bindings|macs|switches|peers|vcenter|networks",
+		Short: "Show the agent's bindings, MACs, switches, BGP peers, vCenter state or published networks",
 		Args:  cobra.ArbitraryArgs,
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -124,6 +124,7 @@ func showCmd(g *globals) *cobra.Command {
 				}
 				return vcenterTable(w, v)
 			}),
+		leaf("networks", "Show published networks: VNI, name, VLAN, port group, attached VMs, state", fixed(api.PathNetworks), showNetworks),
 	)
 	return cmd
 }

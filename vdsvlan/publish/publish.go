@@ -414,7 +414,7 @@ func Plan(in Input) ([]Action, []Status) {
 			switch {
 			case len(drift) > 0:
 				st.State = StatePending
-				st.Drift = "changed in vCenter: " + strings.Join(drift, ", ") + "; restoring"
+				st.Drift = "changed in vCenter: " + strings.Join(drift, ", ") + " (undone)"
 				acts = append(acts, Action{Kind: Restore, VNI: n.VNI, Name: n.Name, VLAN: vlan, Ref: pg.Ref, Mark: mark, Why: st.Drift})
 			default:
 				st.State = StateReady
@@ -449,7 +449,7 @@ func Plan(in Input) ([]Action, []Status) {
 		assigned[vlan] = n.VNI
 		st.VLAN, st.State = vlan, StatePending
 		if p, ok := in.Prev[n.VNI]; ok && p.Ref != "" {
-			st.Drift = fmt.Sprintf("port group %s deleted in vCenter; recreating", p.PortGroup)
+			st.Drift = fmt.Sprintf("port group %s deleted in vCenter (recreated)", p.PortGroup)
 		}
 		acts = append(acts, Action{Kind: Create, VNI: n.VNI, Name: n.Name, VLAN: vlan, Mark: mark, Why: "published"})
 		sts = append(sts, st)

@@ -51,7 +51,7 @@ func Sample() *Fake {
 				{VNI: 10300, Name: "web", VLAN: 3000, PortGroup: "dvportgroup-61", VMs: []string{"web-1", "web-2"}, State: api.NetworkReady,
 					Source: api.NetworkSourceConfig},
 				{VNI: 10301, Name: "app", VLAN: 3001, PortGroup: "dvportgroup-62", VMs: []string{}, State: api.NetworkReady,
-					Drift: `changed in vCenter: renamed to "app-old"; restoring`, Source: api.NetworkSourceTorctl},
+					Drift: `changed in vCenter: renamed to "app-old" (undone)`, Source: api.NetworkSourceTorctl},
 				{VNI: 10302, Name: "db", State: api.NetworkError, VMs: []string{},
 					Error: `name "db" is taken by port group dvportgroup-41 on switch DSwitch, which torstitch does not own`, Source: api.NetworkSourceTorctl},
 			}},
