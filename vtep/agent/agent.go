@@ -168,10 +168,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		a.log.Warn("ignoring saved MAC owners", "err", err)
 	}
 	a.seedOwners(owners)
-	return a, nil
 	if err := a.loadPublished(); err != nil {
 		return nil, err
 	}
+	return a, nil
 }
 
 // seedOwners makes the owners saved before a restart win the first
