@@ -259,7 +259,7 @@ func switchFaults(s api.Switch) string {
 }
 
 func switchesTable(w io.Writer, ss []api.Switch) error {
-	t := newTable(w, "NAME", "STATE", "ENDPOINT", "TUNNEL-IPS", "REPLICATION", "PORTS", "LS", "LOCAL", "REMOTE", "FAULTS", "LAST-RECONCILE", "LAST-ERROR")
+	t := newTable(w, "NAME", "STATE", "ENDPOINT", "TUNNEL-IPS", "REPLICATION", "PORTS", "LS", "LOCAL", "REMOTE", "FAULTS", "BFD-DOWN", "LAST-RECONCILE", "LAST-ERROR")
 	for _, s := range ss {
 		state := "down"
 		if s.Connected {
@@ -267,7 +267,7 @@ func switchesTable(w io.Writer, ss []api.Switch) error {
 		}
 		t.row(s.Name, state, orDash(s.Endpoint), orDash(strings.Join(s.TunnelIPs, ",")), orDash(s.Replication),
 			strconv.Itoa(s.Ports), strconv.Itoa(s.LogicalSws), strconv.Itoa(s.LocalMACs), strconv.Itoa(s.RemoteMACs),
-			switchFaults(s), timeString(s.LastReconcile), orDash(s.LastError))
+			switchFaults(s), orDash(strings.Join(s.BFDDown, ",")), timeString(s.LastReconcile), orDash(s.LastError))
 	}
 	return t.flush()
 }

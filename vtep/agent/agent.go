@@ -50,6 +50,10 @@ type switchState struct {
 	lostAt time.Time
 	hold   time.Duration // lostSwitchHold; shorter in tests
 
+	bfd     config.BFD            // switches[].bfd
+	bfdMemo map[string]TunnelMemo // Tunnel rows seen up (reconcile loop only)
+	bfdDown []netip.Addr          // remote VTEPs BFD reports down here (reconcile loop only)
+
 	mu            sync.Mutex
 	next          *switchJob // latest desired state not yet taken by the writer
 	busy          bool       // the writer is applying a job
@@ -57,6 +61,7 @@ type switchState struct {
 	lastErr       string
 	replication   string
 	remoteDesired int
+	bfdShown      []string // bfdDown for the API
 }
 
 // lostSwitchHold is how long the agent keeps a switch's last local MACs and
@@ -256,7 +261,7 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		if s.OVSDB == client.Inbound {
 			inbound = append(inbound, c)
 		}
-		a.sw = append(a.sw, &switchState{name: s.Name, client: c, kick: make(chan struct{}, 1), hold: lostSwitchHold})
+		a.sw = append(a.sw, &switchState{name: s.Name, client: c, kick: make(chan struct{}, 1), hold: lostSwitchHold, bfd: s.BFD})
 	}
 	if len(inbound) > 0 {
 		lc := client.ListenerConfig{Address: cfg.Agent.OVSDBListen,
@@ -464,6 +469,7 @@ func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
 		}
 		views = append(views, v)
 	}
+	a.trackBFD(views, obs)
 	if a.cfg.Agent.Mode != config.Anycast {
 		a.noteFirstSeen(views)
 		dropped := PreferNewest(views, a.firstSeen)
@@ -531,6 +537,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 		Bindings:     bindings,
 		Replication:  a.cfg.EVPN.Replication,
 		ServiceNodes: a.serviceNodes(),
+		BFDDown:      a.bfdDownInputs(),
 	}
 	synced := true
 	if a.speaker != nil {
@@ -548,6 +555,7 @@ func (a *Agent) reconcile(ctx context.Context) {
 		if _, ok := obs[s.name]; !ok {
 			continue
 		}
+		out.PerSwitch[s.name].BFD = s.bfdParams()
 		j := &switchJob{desired: out.PerSwitch[s.name], opt: opt, replication: out.Replication[s.name], done: make(chan struct{})}
 		if s.submit(j) {
 			waits = append(waits, j)

@@ -31,6 +31,7 @@ type metrics struct {
 	frozenMACs     prometheus.Gauge
 	bindingsByType *prometheus.GaugeVec
 	inboundRefused *prometheus.CounterVec
+	bfdDown        *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -67,7 +68,10 @@ func newMetrics() *metrics {
 		inboundRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "torstitch_ovsdb_inbound_refused_total",
 			Help: "Inbound OVSDB connections refused, by reason (tls_handshake, certificate, not_ovsdb, timeout, unknown, ambiguous, duplicate)."},
 			[]string{"reason"}),
+		bfdDown: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_bfd_down_tunnels",
+			Help: "Remote VTEPs whose tunnel BFD the switch reports down after having been up (withdrawn from that switch)."}, []string{"switch"}),
 	}
+	m.reg.MustRegister(m.bfdDown)
 	m.reg.MustRegister(m.reconciles, m.reconcileSecs, m.transactions, m.rows, m.localMACs, m.remoteMACs,
 		m.switchUp, m.switchFaults, m.vcenterUp, m.conflicts, m.bindingsByType, m.inboundRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

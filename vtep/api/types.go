@@ -70,6 +70,9 @@ type Switch struct {
 	Replication   string              `json:"replication"` // source_node or service_node (fallback)
 	LastReconcile time.Time           `json:"last_reconcile,omitzero"`
 	LastError     string              `json:"last_error,omitempty"`
+	// BFDDown lists the remote VTEPs whose tunnel BFD this switch reports
+	// down (after having been up): withdrawn from its flood lists and remote MACs.
+	BFDDown []string `json:"bfd_down,omitempty"`
 }
 
 // Peer is one BGP neighbor.
