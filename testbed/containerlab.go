@@ -272,6 +272,19 @@ func (l *ClabLab) Topo() *clab.Topology { return l.Topology }
 // NodeDir implements Runtime: LabDir/NODE, the source of __clabNodeDir__.
 func (l *ClabLab) NodeDir(node string) string { return filepath.Join(l.LabDir, node) }
 
+// Logs implements Runtime: docker logs of node's container (its cmd's
+// stdout and stderr).
+func (l *ClabLab) Logs(ctx context.Context, node string) ([]byte, error) {
+	if _, err := l.linuxNode(node); err != nil {
+		return nil, err
+	}
+	out, err := l.docker(ctx, "logs", l.Container(node)).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("docker logs %s: %w: %s", l.Container(node), err, out)
+	}
+	return out, nil
+}
+
 // NetnsRef implements Runtime: the container's pid.
 func (l *ClabLab) NetnsRef(node string) (string, error) {
 	pid, err := l.PID(context.Background(), node)

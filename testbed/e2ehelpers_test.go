@@ -45,8 +45,9 @@ func buildProduct(t *testing.T, extra ...string) string {
 	return dir
 }
 
-// pinger runs `ping -i INTERVAL` inside a node and records which echo
-// requests were answered, to measure outages while a scenario runs.
+// pinger runs `ping -D -O -i 0.1` inside a node and records which echo
+// requests were answered and when, to measure outages while a scenario
+// runs.
 type pinger struct {
 	name     string
 	interval time.Duration
@@ -54,15 +55,20 @@ type pinger struct {
 	done     chan struct{}
 
 	mu      sync.Mutex
-	sent    int // highest icmp_seq seen (answered or reported unanswered)
-	replies map[int]bool
+	sent    int               // highest icmp_seq seen (answered or reported unanswered)
+	replies map[int]time.Time // answered requests: when the reply came
+	missed  map[int]time.Time // requests ping reported unanswered: when
+	start   time.Time         // when ping started
 }
 
-// pingStats summarizes a pinger's run.
+// pingStats summarizes a pinger's requests over a window.
 type pingStats struct {
 	Sent, Received, Lost int
-	// Outage is the longest run of unanswered requests times the interval.
-	Outage time.Duration
+	// Outage is the longest run of unanswered requests times the interval;
+	// LastBefore and FirstAfter are the answers around that run (zero when
+	// nothing was lost).
+	Outage                 time.Duration
+	LastBefore, FirstAfter time.Time
 }
 
 func (s pingStats) String() string {
@@ -71,8 +77,9 @@ func (s pingStats) String() string {
 
 func startPinger(ctx context.Context, t *testing.T, lab testbed.Runtime, node, ip string) *pinger {
 	t.Helper()
-	p := &pinger{name: node + "->" + ip, interval: 100 * time.Millisecond, done: make(chan struct{}), replies: map[int]bool{}}
-	cmd, err := lab.Command(ctx, node, "ping", "-O", "-n", "-i", "0.1", "-W", "1", ip)
+	p := &pinger{name: node + "->" + ip, interval: 100 * time.Millisecond, done: make(chan struct{}),
+		replies: map[int]time.Time{}, missed: map[int]time.Time{}, start: time.Now()}
+	cmd, err := lab.Command(ctx, node, "ping", "-D", "-O", "-n", "-i", "0.1", "-W", "1", ip)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,10 +110,18 @@ func (p *pinger) read(r io.Reader) {
 		if err != nil {
 			continue
 		}
+		at := time.Now()
+		if ts, _, ok := strings.Cut(strings.TrimPrefix(line, "["), "]"); ok && strings.HasPrefix(line, "[") {
+			if f, err := strconv.ParseFloat(ts, 64); err == nil {
+				at = time.Unix(0, int64(f*1e9))
+			}
+		}
 		p.mu.Lock()
 		p.sent = max(p.sent, seq)
 		if strings.Contains(line, "bytes from") {
-			p.replies[seq] = true
+			p.replies[seq] = at
+		} else if _, ok := p.missed[seq]; !ok {
+			p.missed[seq] = at
 		}
 		p.mu.Unlock()
 	}
@@ -120,7 +135,7 @@ func (p *pinger) seq() int {
 }
 
 // answeredAfter reports whether the n requests after seq (all sent) were
-// all answered: traffic flows again.
+// all answered: traffic flows.
 func (p *pinger) answeredAfter(seq, n int) bool {
 	_, ok := p.runEnd(seq, n)
 	return ok
@@ -133,7 +148,7 @@ func (p *pinger) runEnd(seq, n int) (int, bool) {
 	defer p.mu.Unlock()
 	run := 0
 	for s := seq + 1; s <= p.sent; s++ {
-		if !p.replies[s] {
+		if _, ok := p.replies[s]; !ok {
 			run = 0
 			continue
 		}
@@ -144,24 +159,37 @@ func (p *pinger) runEnd(seq, n int) (int, bool) {
 	return p.sent, false
 }
 
-// stats counts from request `from` on (0: all).
-func (p *pinger) stats(from int) pingStats {
+// inFlight is how many of the newest requests may still be answered
+// (ping -W 1, plus one interval).
+func (p *pinger) inFlight() int { return int(time.Second/p.interval) + 1 }
+
+// stats counts the requests after from up to and including to (0: all
+// but those still in flight). The caller makes sure every request up to
+// to has had its second to be answered (settle does).
+func (p *pinger) stats(from, to int) pingStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if to <= 0 {
+		to = p.sent - p.inFlight()
+	}
 	var st pingStats
 	run := 0
-	// The last second of requests may still be in flight: ignore them.
-	last := p.sent - int(time.Second/p.interval)
-	for s := from + 1; s <= last; s++ {
+	var last time.Time // the latest answer before the current run
+	for s := from + 1; s <= to; s++ {
 		st.Sent++
-		if p.replies[s] {
+		if at, ok := p.replies[s]; ok {
 			st.Received++
-			run = 0
+			if run > 0 && time.Duration(run)*p.interval == st.Outage && st.FirstAfter.IsZero() {
+				st.FirstAfter = at
+			}
+			run, last = 0, at
 			continue
 		}
 		st.Lost++
 		run++
-		st.Outage = max(st.Outage, time.Duration(run)*p.interval)
+		if d := time.Duration(run) * p.interval; d > st.Outage {
+			st.Outage, st.LastBefore, st.FirstAfter = d, last, time.Time{}
+		}
 	}
 	return st
 }
@@ -178,34 +206,60 @@ func (p *pinger) stop() pingStats {
 		}
 		_ = p.cmd.Wait()
 	}
-	return p.stats(0)
+	return p.stats(0, 0)
 }
 
-// waitRecovered waits until requests after seq are answered again in a
-// row (traffic resumed) and returns the statistics since seq.
-func (p *pinger) waitRecovered(ctx context.Context, t *testing.T, seq int, timeout time.Duration) pingStats {
-	t.Helper()
-	waitFor(ctx, t, timeout, p.name+" answered again", func() error {
-		if !p.answeredAfter(seq, 10) {
-			return errString(fmt.Sprintf("not yet (%s)", p.stats(seq)))
+// settle measures a fault's outage: it waits until converged returns nil
+// (the scenario's end state is visible, e.g. in the fabric's FDB), then
+// for 10 requests in a row sent after that point all answered, then until
+// every request up to those has had its second to be answered (so that a
+// loss shorter than ping's wait is counted, and answers from before the
+// fault cannot end the measurement). It returns the statistics of the
+// requests after from up to there, or an error naming what did not happen
+// within timeout (with the statistics so far).
+func (p *pinger) settle(ctx context.Context, from int, timeout time.Duration, converged func() error) (pingStats, error) {
+	deadline := time.Now().Add(timeout)
+	wait := func(what string, cond func() error) error {
+		for {
+			err := cond()
+			if err == nil {
+				return nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("%s: not within %s: %w (%s: %s)", what, timeout, err, p.name, p.stats(from, 0))
+			}
+			// Polling the lab costs CPU the switches need: a slower poll
+			// only delays the end of the measurement, not its figures.
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	if converged == nil {
+		converged = func() error { return nil }
+	}
+	if err := wait("converged", converged); err != nil {
+		return p.stats(from, 0), err
+	}
+	at := p.seq()
+	end := 0
+	if err := wait(p.name+" answered 10 in a row after convergence", func() error {
+		s, ok := p.runEnd(at, 10)
+		if !ok {
+			return errString("not yet")
+		}
+		end = s
+		return nil
+	}); err != nil {
+		return p.stats(from, 0), err
+	}
+	if err := wait(p.name+" settles", func() error {
+		if p.seq() < end+p.inFlight() {
+			return errString("requests in flight")
 		}
 		return nil
-	})
-	// Let the in-flight second settle so stats count every request.
-	waitFor(ctx, t, 5*time.Second, p.name+" settles", func() error {
-		if p.seq() < p.seqAfter(seq)+int(time.Second/p.interval) {
-			return errString("settling")
-		}
-		return nil
-	})
-	return p.stats(seq)
-}
-
-// seqAfter returns the sequence number that completes the first run of 10
-// answers after seq (the last sent when there is none yet).
-func (p *pinger) seqAfter(seq int) int {
-	s, _ := p.runEnd(seq, 10)
-	return s
+	}); err != nil {
+		return p.stats(from, end), err
+	}
+	return p.stats(from, end), nil
 }
 
 // torctl runs `torctl ARGS -o json` in the agent's node and decodes it.

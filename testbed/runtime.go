@@ -2,9 +2,12 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +45,9 @@ type Runtime interface {
 	// NetnsRef names node's network namespace for `ip link set DEV netns
 	// REF` run on the host: a netns name or a pid.
 	NetnsRef(node string) (string, error)
+	// Logs returns the output of node's cmd so far (torlab: the node's
+	// cmd.log; containerlab: docker logs), for timelines and diagnostics.
+	Logs(ctx context.Context, node string) ([]byte, error)
 	// Signal sends sig to node's processes named comm.
 	Signal(ctx context.Context, node, comm string, sig syscall.Signal) error
 	// Destroy removes the lab.
@@ -68,6 +74,19 @@ func (l *Lab) NetnsRef(node string) (string, error) {
 		return "", fmt.Errorf("no node %q in lab %s", node, l.Name)
 	}
 	return l.Netns(node), nil
+}
+
+// Logs implements Runtime: the node's cmd.log (its cmd's stdout and stderr,
+// across restarts).
+func (l *Lab) Logs(_ context.Context, node string) ([]byte, error) {
+	if l.Topology.Node(node) == nil {
+		return nil, fmt.Errorf("no node %q in lab %s", node, l.Name)
+	}
+	b, err := os.ReadFile(filepath.Join(l.NodeDir(node), "cmd.log"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // a node without cmd
+	}
+	return b, err
 }
 
 // Signal implements Runtime: the processes of node's namespace whose

@@ -141,6 +141,7 @@ type Agent struct {
 
 	firstSeen map[SeenKey]time.Time // reconcile loop only
 	owners    map[l2.MACKey]string  // contested MACs' owners as saved (reconcile loop only)
+	locations macLocations          // switch each local MAC was last advertised from (reconcile loop only)
 	runStart  time.Time             // reconcile loop only
 	// lastCompute is how long the last pass worked before waiting for the
 	// switch writers (reconcile loop only).
@@ -249,7 +250,7 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var err error
-	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true}
+	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true, locations: macLocations{}}
 	a.met.reg.MustRegister(speakerCollector{a})
 	a.genCond = sync.NewCond(&a.mu)
 	var inbound []*client.Client
@@ -477,6 +478,7 @@ func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
 			a.log.Debug("MACs local on both switches: advertising the newest", "stale", len(dropped))
 		}
 		a.saveOwners(views, dropped)
+		logMoves(a.log, a.locations.update(views))
 	}
 	return views, obs
 }

@@ -12,12 +12,16 @@ import (
 
 // monitored lists the tables (and columns) the client watches: only what the
 // planner and the agent read.
+// monitorOptions lists the tables the agent reads. Not
+// Logical_Binding_Stats: nothing here reads its counters (Physical_Port's
+// vlan_stats carries the references), and ovs-vtep rewrites them with one
+// transaction per counter on every main-loop pass, so monitoring it woke
+// the agent for a reconcile pass many times a second per switch.
 func monitorOptions() []client.MonitorOption {
 	return []client.MonitorOption{
 		client.WithTable(&vtepdb.PhysicalSwitch{}),
 		client.WithTable(&vtepdb.PhysicalPort{}),
 		client.WithTable(&vtepdb.LogicalSwitch{}),
-		client.WithTable(&vtepdb.LogicalBindingStats{}),
 		client.WithTable(&vtepdb.PhysicalLocator{}),
 		client.WithTable(&vtepdb.PhysicalLocatorSet{}),
 		client.WithTable(&vtepdb.McastMacsRemote{}),

@@ -23,11 +23,13 @@ rarp() { # MAC -> a 60-byte RARP request frame in hex
 }
 
 notify() {
+	# The uplinks' OpenFlow port numbers, to skip MACs learned on them.
+	up=" "
+	for u in $UPLINKS; do up="$up$(ovs-vsctl get Interface "$u" ofport) "; done
 	ovs-appctl fdb/show "$VDS" | awk 'NR > 1 {print $1, $3}' | while read -r port mac; do
-		name=$(ovs-vsctl --bare --columns=name find Interface "ofport=$port")
-		case " $UPLINKS " in *" $name "*) continue ;; esac
+		case "$up" in *" $port "*) continue ;; esac
 		ovs-ofctl packet-out "$VDS" "in_port=$port packet=$(rarp "$mac") actions=NORMAL" &&
-			log "notified switches: $mac (port $name) via $1"
+			log "notified switches: $mac (ofport $port) via $1"
 	done
 }
 
@@ -36,10 +38,10 @@ ovsdb-client monitor "unix:$OVS_RUNDIR/db.sock" Open_vSwitch Interface link_stat
 	while read -r _; do
 		now=$last
 		i=0
-		while [ "$i" -lt 40 ]; do # the bond follows the carrier within milliseconds
+		while [ "$i" -lt 100 ]; do # the bond follows the carrier within milliseconds
 			now=$(active)
 			[ "$now" != "$last" ] && break
-			sleep 0.05
+			sleep 0.02
 			i=$((i + 1))
 		done
 		if [ -n "$now" ] && [ "$now" != "$last" ]; then

@@ -11,6 +11,7 @@ set -eu
 DIR=/var/run/openvswitch
 : "${UPLINKS:=eth1 eth2}" "${VM_PORTS:=}" "${VDS:=vds0}"
 
+own_cpu
 start_ovs "$DIR"
 ovs-vsctl --may-exist add-br "$VDS" -- set bridge "$VDS" datapath_type=netdev
 

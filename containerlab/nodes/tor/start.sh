@@ -12,6 +12,7 @@ PS=${PS_NAME:-${TORLAB_NODE:-$(hostname)}}
 DIR=/var/run/openvswitch
 : "${TUNNEL_IP:?}" "${UNDERLAY_IF:=eth3}" "${ACCESS_PORTS:=eth1 eth2}" "${OVSDB_PORT:=6640}"
 
+own_cpu
 wait_ifaces "$UNDERLAY_IF"
 [ -f "$DIR/vtep.db" ] || ovsdb-tool create "$DIR/vtep.db" /usr/share/openvswitch/vtep.ovsschema
 start_ovs "$DIR" --remote=db:hardware_vtep,Global,managers --remote="ptcp:$OVSDB_PORT" "$DIR/vtep.db"

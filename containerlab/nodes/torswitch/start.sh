@@ -11,6 +11,7 @@ set -eu
 . /lab/lib.sh
 PS=${PS_NAME:-${TORLAB_NODE:-$(hostname)}}
 : "${TUNNEL_IP:?}" "${UNDERLAY_IF:=eth3}" "${ACCESS_PORTS:=eth1 eth2}" "${OVSDB_PORT:=6640}"
+own_cpu
 wait_ifaces "$UNDERLAY_IF"
 ip addr replace "$TUNNEL_IP" dev "$UNDERLAY_IF"
 ip link set "$UNDERLAY_IF" mtu 1600 up

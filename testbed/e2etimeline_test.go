@@ -1,0 +1,266 @@
+package testbed_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/torstitch/torstitch/testbed"
+)
+
+// timeline merges what each party logged around a fault, relative to the
+// fault (t0): the test's own steps, the pingers' last and first answers,
+// the agent's log, the ToRs' logs (ovs-vtep's MAC learning, torswitch),
+// the ESXi hosts' team failover and RARP notifications, and the KVM
+// VTEP's kernel FDB changes. A scenario that misses its bound prints it.
+type timeline struct {
+	t0 time.Time
+
+	mu     sync.Mutex
+	events []tlEvent
+	stops  []func()
+}
+
+type tlEvent struct {
+	at        time.Time
+	src, text string
+}
+
+func newTimeline() *timeline { return &timeline{t0: time.Now()} }
+
+func (tl *timeline) add(at time.Time, src, format string, args ...any) {
+	tl.mu.Lock()
+	tl.events = append(tl.events, tlEvent{at, src, fmt.Sprintf(format, args...)})
+	tl.mu.Unlock()
+}
+
+// mark records a step of the test itself, now.
+func (tl *timeline) mark(format string, args ...any) { tl.add(time.Now(), "test", format, args...) }
+
+// String renders the events in time order, offsets from t0.
+func (tl *timeline) String() string {
+	tl.mu.Lock()
+	ev := slices.Clone(tl.events)
+	tl.mu.Unlock()
+	slices.SortStableFunc(ev, func(a, b tlEvent) int { return a.at.Compare(b.at) })
+	var b strings.Builder
+	for _, e := range ev {
+		fmt.Fprintf(&b, "  %+8.3fs  %-9s %s\n", e.at.Sub(tl.t0).Seconds(), e.src, e.text)
+	}
+	return b.String()
+}
+
+// watchFDB records the changes of node's kernel FDB that concern macs
+// (`bridge -timestamp monitor fdb`) until the timeline is closed.
+func (tl *timeline) watchFDB(ctx context.Context, t *testing.T, lab testbed.Runtime, node string, macs []string) {
+	t.Helper()
+	cmd, err := lab.Command(ctx, node, "bridge", "-timestamp", "monitor", "fdb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		var at time.Time
+		for sc.Scan() {
+			line := sc.Text()
+			// Timestamp: Thu Dec  3 22:14:16 2026 561044 usec
+			if rest, ok := strings.CutPrefix(line, "Timestamp: "); ok {
+				f := strings.Fields(rest)
+				if len(f) == 7 {
+					if ts, err := time.ParseInLocation("Mon Jan 2 15:04:05 2006", strings.Join(f[:5], " "), time.Local); err == nil {
+						var us int
+						fmt.Sscan(f[5], &us)
+						at = ts.Add(time.Duration(us) * time.Microsecond)
+					}
+				}
+				continue
+			}
+			if at.IsZero() || !strings.Contains(line, " dst ") {
+				continue
+			}
+			for _, m := range macs {
+				if strings.Contains(line, m) {
+					tl.add(at, node, "fdb %s", strings.TrimSpace(line))
+				}
+			}
+		}
+	}()
+	tl.stops = append(tl.stops, func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+		_ = cmd.Wait()
+	})
+}
+
+// pings records where p's longest outage among the requests after from
+// began and ended.
+func (tl *timeline) pings(p *pinger, st pingStats) {
+	if st.Lost == 0 {
+		tl.add(time.Now(), "ping", "%s: %s", p.name, st)
+		return
+	}
+	if !st.LastBefore.IsZero() {
+		tl.add(st.LastBefore, "ping", "%s: last answer before its longest outage (%s)", p.name, st)
+	}
+	if !st.FirstAfter.IsZero() {
+		tl.add(st.FirstAfter, "ping", "%s: answered again", p.name)
+	}
+}
+
+// collect stops the watchers and adds the logs of the lab's nodes from
+// one second before t0 until now.
+func (tl *timeline) collect(ctx context.Context, lab testbed.Runtime) {
+	for _, stop := range tl.stops {
+		stop()
+	}
+	tl.stops = nil
+	from, until := tl.t0.Add(-time.Second), time.Now()
+	in := func(at time.Time) bool { return !at.Before(from) && !at.After(until) }
+	for _, n := range lab.Topo().Nodes {
+		if n.Kind != "linux" {
+			continue
+		}
+		role := nodeRole(n.Name, n.Exec, n.Cmd)
+		switch role {
+		case "toragent", "torswitch":
+			b, err := lab.Logs(ctx, n.Name)
+			if err != nil {
+				tl.add(until, n.Name, "logs: %v", err)
+				continue
+			}
+			for _, l := range lines(b) {
+				if at, text, ok := slogLine(l); ok && in(at) {
+					tl.add(at, n.Name, "%s", clip(text, 220))
+				}
+			}
+		case "ovs-vtep":
+			b, _ := lab.Shell(ctx, n.Name, "cat /var/run/openvswitch/ovs-vtep.log 2>/dev/null")
+			for _, l := range lines(b) {
+				// 2026-12-03T22:14:16.497Z|00032|ovs-vtep|INFO|adding local ucast ...
+				f := strings.SplitN(l, "|", 5)
+				if len(f) < 5 || strings.Contains(f[4], "tunnel key") {
+					continue
+				}
+				if at, err := time.Parse("2006-01-02T15:04:05.000Z", strings.TrimSpace(f[0])); err == nil && in(at) {
+					tl.add(at, n.Name, "ovs-vtep: %s", clip(strings.TrimSpace(f[4]), 200))
+				}
+			}
+		case "esx":
+			b, _ := lab.Shell(ctx, n.Name, "cat /var/run/openvswitch/notify.log 2>/dev/null")
+			for _, l := range lines(b) {
+				// [22:14:13.123] esx1: team failover eth1 -> eth2
+				ts, text, ok := strings.Cut(strings.TrimPrefix(l, "["), "] ")
+				if !ok {
+					continue
+				}
+				c, err := time.Parse("15:04:05.000", ts)
+				if err != nil {
+					continue
+				}
+				d := tl.t0.UTC()
+				at := time.Date(d.Year(), d.Month(), d.Day(), c.Hour(), c.Minute(), c.Second(), c.Nanosecond(), time.UTC)
+				if in(at) {
+					tl.add(at, n.Name, "%s", clip(text, 200))
+				}
+			}
+		}
+	}
+}
+
+// nodeRole tells which logs a node of the stitch labs has.
+func nodeRole(name string, exec []string, cmd string) string {
+	all := cmd + " " + strings.Join(exec, " ")
+	switch {
+	case strings.Contains(all, "toragent"):
+		return "toragent"
+	case strings.Contains(all, "torswitch"):
+		return "torswitch"
+	case strings.Contains(all, "/lab/tor/"):
+		return "ovs-vtep"
+	case strings.Contains(all, "/lab/esx/"):
+		return "esx"
+	}
+	return name
+}
+
+func lines(b []byte) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
+
+// slogLine splits a log/slog text line: time=2026-...Z level=INFO msg=...
+func slogLine(l string) (time.Time, string, bool) {
+	rest, ok := strings.CutPrefix(l, "time=")
+	if !ok {
+		return time.Time{}, "", false
+	}
+	ts, text, _ := strings.Cut(rest, " ")
+	at, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return time.Time{}, "", false
+	}
+	return at, text, true
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+
+// span returns the longest time one of macs had no entry in node's FDB:
+// from a "Deleted MAC" change to the next change that adds it back (until
+// now when none did).
+func (tl *timeline) span(node, deleted string, macs []string) time.Duration {
+	tl.mu.Lock()
+	ev := slices.Clone(tl.events)
+	tl.mu.Unlock()
+	slices.SortStableFunc(ev, func(a, b tlEvent) int { return a.at.Compare(b.at) })
+	var longest time.Duration
+	for _, mac := range macs {
+		var gone time.Time
+		for _, e := range ev {
+			if e.src != node || !strings.Contains(e.text, mac) {
+				continue
+			}
+			if strings.Contains(e.text, deleted+mac) {
+				if gone.IsZero() {
+					gone = e.at
+				}
+				continue
+			}
+			if !gone.IsZero() {
+				longest = max(longest, e.at.Sub(gone))
+				gone = time.Time{}
+			}
+		}
+		if !gone.IsZero() {
+			longest = max(longest, time.Since(gone))
+		}
+	}
+	return longest
+}
