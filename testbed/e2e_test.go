@@ -118,7 +118,7 @@ func TestStitchE2E(t *testing.T) {
 
 // stitchScenarios are the ovs-vtep lab's scenarios, in order: flooding
 // needs a lab where no MAC is known yet.
-var stitchScenarios = []string{"cabling", "flooding", "bindings", "ping-matrix", "vlan-change", "vm-move", "tor-failover", "agent-restart", "rr-restart"}
+var stitchScenarios = []string{"cabling", "flooding", "bindings", "ping-matrix", "vlan-change", "vm-move", "tor-failover", "agent-restart", "rr-restart", "publish"}
 
 // torswitchScenarios are the torswitch lab's.
 var torswitchScenarios = []string{"cabling", "bindings", "ping-matrix", "tor-failover", "agent-restart"}
@@ -160,7 +160,7 @@ func runStitchE2E(t *testing.T, rt e2eRuntime, file string, scenarios []string) 
 	run := map[string]func(*testing.T){
 		"cabling": e.cabling, "flooding": e.flooding, "bindings": e.bindingsFromVCenter, "ping-matrix": e.pingMatrix,
 		"vlan-change": e.vlanChange, "vm-move": e.vmMove, "tor-failover": e.torFailover,
-		"agent-restart": e.agentRestart, "rr-restart": e.rrRestart,
+		"agent-restart": e.agentRestart, "rr-restart": e.rrRestart, "publish": e.publishNetwork,
 	}
 	for _, s := range scenarios {
 		if !t.Run(s, run[s]) {
