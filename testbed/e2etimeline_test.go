@@ -231,7 +231,6 @@ func clip(s string, n int) string {
 	return s[:n] + "…"
 }
 
-
 // span returns the longest time one of macs had no entry in node's FDB:
 // from a "Deleted MAC" change to the next change that adds it back (until
 // now when none did).
@@ -263,4 +262,40 @@ func (tl *timeline) span(node, deleted string, macs []string) time.Duration {
 		}
 	}
 	return longest
+}
+
+// first returns when the first event of src (a prefix of the source's
+// name: "esx" matches esx1 and esx2) containing text happened.
+func (tl *timeline) first(src, text string) (time.Time, bool) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var at time.Time
+	for _, e := range tl.events {
+		if strings.HasPrefix(e.src, src) && strings.Contains(e.text, text) && (at.IsZero() || e.at.Before(at)) {
+			at = e.at
+		}
+	}
+	return at, !at.IsZero()
+}
+
+// ovsVTEPReport is the part of a failover or failback that ovs-vtep's main
+// loop takes: from the first ESXi team failover towards tor until tor's
+// ovs-vtep has reported the last of macs in Ucast_Macs_Local (ovs-vtep
+// polls its learned flows once per pass of a loop that runs about a
+// hundred vtep-ctl/ovs-vsctl processes).
+func (tl *timeline) ovsVTEPReport(tor string, macs []string) (time.Duration, bool) {
+	failover, ok := tl.first("esx", "team failover ")
+	if !ok {
+		return 0, false
+	}
+	var last time.Time // MACs it reported before the window were local there already
+	for _, m := range macs {
+		if at, ok := tl.first(tor, "adding local ucast "+m); ok && at.After(last) {
+			last = at
+		}
+	}
+	if last.Before(failover) {
+		return 0, false
+	}
+	return last.Sub(failover), true
 }
