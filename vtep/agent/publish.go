@@ -182,7 +182,7 @@ func (a *Agent) Publish(ctx context.Context, req api.PublishRequest) (api.Networ
 			a.log.Error("undoing a refused publish", "vni", n.VNI, "err", err)
 		}
 		_ = a.pub.p.Sync(wctx) // best effort: the next pass retires anything left
-		return api.Network{}, fmt.Errorf("%w: publishing VNI %d as %q: %s", api.ErrConflict, n.VNI, n.Name, s.Error)
+		return api.Network{}, fmt.Errorf("%w: %s", api.ErrConflict, s.Error)
 	}
 	if s.VNI == 0 {
 		s = publish.Status{VNI: n.VNI, Name: n.Name, VLAN: n.VLAN, State: publish.StatePending, Source: publish.SourceTorctl,
@@ -222,9 +222,9 @@ func (a *Agent) Unpublish(ctx context.Context, req api.UnpublishRequest) error {
 	defer cancel()
 	if err := a.pub.p.CheckUnpublish(wctx, req.VNI); err != nil {
 		if errors.Is(err, vdsvlan.ErrAttached) {
-			return fmt.Errorf("%w: unpublishing VNI %d: %v", api.ErrConflict, req.VNI, err)
+			return fmt.Errorf("%w: %v", api.ErrConflict, err)
 		}
-		return fmt.Errorf("unpublishing VNI %d: %w", req.VNI, err)
+		return err
 	}
 	if err := a.setTorctlNetworks(slices.Delete(slices.Clone(a.pub.torctl), i, i+1)); err != nil {
 		return err
