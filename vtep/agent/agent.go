@@ -288,10 +288,10 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		if a.vc, err = vdsvlan.New(vcfg, log); err != nil {
 			return nil, err
 		}
-	}
 		if err := a.buildPublisher(); err != nil {
 			return nil, err
 		}
+	}
 	return a, nil
 }
 
@@ -367,8 +367,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		})
 		start(func() { a.forward(runCtx, a.vc.Changed()) })
-	}
 		a.startPublisher(runCtx, start)
+	}
 	a.runStart = time.Now()
 	if a.speaker != nil {
 		time.AfterFunc(time.Duration(a.cfg.BGP.StartupWait), a.Kick)
