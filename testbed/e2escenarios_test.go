@@ -452,7 +452,11 @@ func diagnose(ctx context.Context, lab testbed.Runtime) string {
 		{"esx1", "ovs-appctl bond/show uplink | grep -E 'active member|^member|may_enable'"},
 		{"esx2", "ovs-appctl bond/show uplink | grep -E 'active member|^member|may_enable'"},
 		{"tor1", "for l in $(vtep-ctl list-ls); do echo $l; vtep-ctl list-local-macs $l; vtep-ctl list-remote-macs $l; done"},
-		{"tor2", "for l in $(vtep-ctl list-ls); do echo $l; vtep-ctl list-local-macs $l; done"},
+		{"tor2", "for l in $(vtep-ctl list-ls); do echo $l; vtep-ctl list-local-macs $l; vtep-ctl list-remote-macs $l; done"},
+		// ovs-vtep ToRs: the logical switches' MAC tables (learned flows
+		// have cookie 0x5000); nothing on torswitch ToRs.
+		{"tor1", "for b in $(ovs-vsctl list-br 2>/dev/null | grep _vtep_ls); do echo $b; ovs-ofctl dump-flows $b table=1; done"},
+		{"tor2", "for b in $(ovs-vsctl list-br 2>/dev/null | grep _vtep_ls); do echo $b; ovs-ofctl dump-flows $b table=1; done"},
 		{"kvm1", "bridge fdb show | grep dst"},
 	} {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -478,6 +478,9 @@ func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
 			a.log.Debug("MACs local on both switches: advertising the newest", "stale", len(dropped))
 		}
 		a.saveOwners(views, dropped)
+		if n := forgetMoved(a.sw, views, dropped); n > 0 {
+			a.log.Info("lost switch's held MACs learned elsewhere since: no longer held", "macs", n)
+		}
 		logMoves(a.log, a.locations.update(views))
 	}
 	return views, obs

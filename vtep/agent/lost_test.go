@@ -65,3 +65,58 @@ func TestAgentKeepsLostSwitchState(t *testing.T) {
 		t.Fatalf("removed after %s, before the hold of %s", gone, hold)
 	}
 }
+
+// TestLostSwitchClaimDoesNotComeBack: tor1 is lost holding vm11's MAC; the
+// host fails over and tor2 learns it (the MAC moves to tor2); then tor2's
+// entry goes (ovs-vtep deletes its learned flow with the remote row the
+// agent removes, and reports the MAC gone until the host sends again). The
+// held claim of the lost tor1 must not win the MAC back: that pointed the
+// fabric and tor2 at the dead switch for good (seen in the lab: 20 s of
+// loss after a failover).
+func TestLostSwitchClaimDoesNotComeBack(t *testing.T) {
+	tor1, tor2, cfg := pairWithoutBGP(t, ", resync: 1s")
+	r := startAgent(t, cfg)
+	ctx := context.Background()
+	if err := r.a.Bind(ctx, api.BindRequest{VLAN: 100, VNI: 10100, Ports: []string{"tor1:eth1", "tor2:eth1"}}); err != nil {
+		t.Fatal(err)
+	}
+	const mac = "00:50:56:00:01:11"
+	tor1.VtepCtl("add-ucast-local", "vni10100", mac, "192.0.2.11")
+	remoteOnTor2 := func() bool {
+		return strings.Contains(tor2.VtepCtl("list-remote-macs", "vni10100"), mac+" -> vxlan_over_ipv4/192.0.2.11")
+	}
+	eventually(t, 10*time.Second, "tor1's MAC on tor2", func() error {
+		if !remoteOnTor2() {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	tor1.Stop()
+	eventually(t, 10*time.Second, "tor1 seen as down", func() error {
+		if r.a.sw[0].client.Connected() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	tor2.VtepCtl("add-ucast-local", "vni10100", mac, "192.0.2.12") // the team failed over
+	eventually(t, 10*time.Second, "the MAC local on tor2, no longer remote there", func() error {
+		if remoteOnTor2() {
+			return fmt.Errorf("still remote")
+		}
+		return nil
+	})
+	for range 2 {
+		if err := r.a.waitPass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tor2.VtepCtl("del-ucast-local", "vni10100", mac) // ovs-vtep lost its learned flow
+	for range 3 {
+		if err := r.a.waitPass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if remoteOnTor2() {
+		t.Fatalf("the lost tor1's held claim came back: %s points at 192.0.2.11 on tor2 again:\n%s", mac, tor2.VtepCtl("list-remote-macs", "vni10100"))
+	}
+}

@@ -62,3 +62,44 @@ func logMoves(log *slog.Logger, moves []macMove) {
 		log.Info("MAC moved between switches", "vni", mv.Key.VNI, "mac", mv.Key.MAC, "from", mv.From, "to", mv.To)
 	}
 }
+
+// forgetMoved removes from the held view of every switch that is not
+// connected (switchState.last, kept for lostSwitchHold) the MACs whose claim
+// PreferNewest dropped: another switch learned them after it. A held claim
+// is a snapshot of a switch that cannot be asked; once its MAC has moved it
+// must not win the MAC back when the new owner's entry goes (ovs-vtep
+// deletes a learned flow together with the remote MAC row the agent
+// removes, and reports the MAC gone until the host sends again: the dead
+// switch's claim came back and sent the fabric to it). A switch that is
+// really alive reports the MAC again when it reconnects, as new.
+func forgetMoved(sw []*switchState, views []SwitchView, dropped []SeenKey) int {
+	if len(dropped) == 0 {
+		return 0
+	}
+	held := map[string]map[l2.MACKey]bool{}
+	for _, v := range views {
+		if !v.Connected {
+			held[v.Name] = map[l2.MACKey]bool{}
+		}
+	}
+	n := 0
+	for _, d := range dropped {
+		if m, ok := held[d.Switch]; ok {
+			m[d.Key] = true
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	for _, s := range sw {
+		gone := held[s.name]
+		if len(gone) == 0 || s.last == nil {
+			continue
+		}
+		s.last.LocalMACs = slices.DeleteFunc(slices.Clone(s.last.LocalMACs), func(m l2.LocalMAC) bool {
+			return gone[l2.MACKey{VNI: m.VNI, MAC: m.MAC}]
+		})
+	}
+	return n
+}
