@@ -366,6 +366,13 @@ func (e *e2e) rrRestart(t *testing.T) {
 	var out []string
 	for _, rrs := range [][]string{{"rr"}, {"rr2"}, {"rr", "rr2"}} {
 		pv, pw := e.startFlows(t, "restart")
+		// Where kvm1 sends the VMs' MACs now (tor1, with both teams on
+		// it): the same place once the restart is over.
+		vtepBefore := "10.0.0.11"
+		if e.fdbAt("kvm1", vtepBefore, vmMACs)() != nil {
+			vtepBefore = "10.0.0.12"
+		}
+		waitFor(e.ctx, t, 10*time.Second, "kvm1's FDB sends both VMs to one ToR", e.fdbAt("kvm1", vtepBefore, vmMACs))
 		tl := newTimeline()
 		tl.watchFDB(e.ctx, t, e.lab, "kvm1", vmMACs)
 		sv, sw := pv.seq(), pw.seq()
@@ -408,7 +415,7 @@ func (e *e2e) rrRestart(t *testing.T) {
 			if err := sessions(); err != nil {
 				return err
 			}
-			return e.fdbAt("kvm1", "10.0.0.11", vmMACs)()
+			return e.fdbAt("kvm1", vtepBefore, vmMACs)()
 		}
 		s1, err1 := pv.settle(e.ctx, sv, 60*time.Second, conv)
 		s2, err2 := pw.settle(e.ctx, sw, 60*time.Second, conv)
