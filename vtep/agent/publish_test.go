@@ -126,6 +126,12 @@ func TestAgentPublishNetwork(t *testing.T) {
 		t.Fatalf("Publish: %+v, %v", n, err)
 	}
 	eventually(t, 10*time.Second, "VLAN 3000 bound to VNI 10300 on both switches", func() error { return boundOnBoth(r.a, 3000, 10300) })
+	if got := publishMetric(t, r.a, "torstitch_vcenter_published_networks", "ready"); got != 1 {
+		t.Errorf("torstitch_vcenter_published_networks{state=ready} = %v, want 1", got)
+	}
+	if got := publishMetric(t, r.a, "torstitch_vcenter_publish_actions_total", "create"); got != 1 {
+		t.Errorf("torstitch_vcenter_publish_actions_total{action=create} = %v, want 1", got)
+	}
 
 	if err := l.lab.AddVM(ctx, vcsimlab.VMSpec{Name: "pubvm", Host: "esx1",
 		NICs: []vcsimlab.VMNICSpec{{PortGroup: "web-pub", MAC: "00:50:56:00:30:09"}}}); err != nil {
@@ -194,6 +200,30 @@ func TestAgentPublishNetwork(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// publishMetric reads a published-network series by its one label value.
+func publishMetric(t *testing.T, a *Agent, name, label string) float64 {
+	t.Helper()
+	mfs, err := a.Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				if m.GetGauge() != nil {
+					return m.GetGauge().GetValue()
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s{%s}", name, label)
+	return 0
+}
 
 // TestPublishBenchmark measures publish → port group created and bound on
 // both switches, 20 times (figures in docs/benchmarks.md). Not a timed
