@@ -98,6 +98,8 @@ func (e *e2e) vmMove(t *testing.T) {
 	if err := editInventory(e.ctx, e.lab, "{name: vm11, host: esx1,", "{name: vm11, host: esx2,"); err != nil {
 		t.Fatal(err)
 	}
+	unplugged := time.Now()
+	tl.mark("vm11 unplugged from esx1")
 	e.sh(t, "esx1", "ovs-vsctl del-port vds0 vm11 && ip link del vm11")
 	if err := cable(e.ctx, e.lab, "esx2", "vm11", "vm11", "eth1", 1500); err != nil {
 		t.Fatal(err)
@@ -105,6 +107,11 @@ func (e *e2e) vmMove(t *testing.T) {
 	e.sh(t, "esx2", "ethtool -K vm11 tx off >/dev/null && ip link set vm11 up && ovs-vsctl add-port vds0 vm11 tag=100")
 	e.sh(t, "vm11", "/lab/vm/start.sh >/dev/null && ping -c 1 -W 1 192.168.100.31 >/dev/null || true")
 	tl.mark("vm11 up on esx2, announced")
+	// The emulated vMotion's switch-over: vm11 has no NIC while the test
+	// re-cables it (a real vMotion stuns the VM for well under a second;
+	// these shell steps take 1-2 s on a loaded machine). That time is not
+	// the network's: the bound applies to the outage beyond it.
+	offline := time.Since(unplugged)
 	// vCenter reports the VM on esx2; its MAC stays one of tor1's (both
 	// hosts' active uplinks are on tor1), now learned on tor1:eth2.
 	st, err := p.settle(e.ctx, seq, 30*time.Second, func() error {
@@ -127,11 +134,14 @@ func (e *e2e) vmMove(t *testing.T) {
 	if out := e.sh(t, "esx2", "ovs-vsctl list-ports vds0"); !strings.Contains(out, "vm11") {
 		t.Errorf("vm11 not on esx2: %s", out)
 	}
-	if st.Outage > boundVMMove {
-		e.result(t, "FAIL: vm11 esx1->esx2: kvm11->vm11 %s (bound %s)", st, boundVMMove)
-		t.Fatalf("vm11 move: longest outage %s, bound %s (%s)\ntimeline:\n%s", st.Outage, boundVMMove, st, tl)
+	beyond := max(0, st.Outage-offline)
+	if beyond > boundVMMove {
+		e.result(t, "FAIL: vm11 esx1->esx2: kvm11->vm11 %s, %s of it beyond the %s vm11 was unplugged (bound %s)", st, beyond, offline.Round(time.Millisecond), boundVMMove)
+		t.Fatalf("vm11 move: longest outage %s, %s beyond the %s vm11 had no NIC; bound %s (%s)\ntimeline:\n%s",
+			st.Outage, beyond, offline.Round(time.Millisecond), boundVMMove, st, tl)
 	}
-	e.result(t, "ok: vm11 esx1->esx2: kvm11->vm11 %s (bound %s)", st, boundVMMove)
+	e.result(t, "ok: vm11 esx1->esx2: kvm11->vm11 %s; vm11 unplugged for %s, outage beyond that %s (bound %s)",
+		st, offline.Round(time.Millisecond), beyond.Round(time.Millisecond), boundVMMove)
 }
 
 // Outage bounds of the lab's faults (issue 14), each enforced on every run
@@ -195,8 +205,8 @@ func (e *e2e) checkOutage(t *testing.T, what string, worst time.Duration, line s
 	}
 	if e.ovsVTEP {
 		if peer, ok := tl.ovsVTEPReport(tor, vmMACs); ok && worst-peer <= boundOurs {
-			return fmt.Sprintf(" [above the %s target: %s's ovs-vtep reported the VMs' MACs %s after the team failover; the rest, %s, is within %s]",
-				bound, tor, peer.Round(time.Millisecond), (worst - peer).Round(time.Millisecond), boundOurs)
+			return fmt.Sprintf(" [above the %s target: %s's ovs-vtep reported the VMs' MACs %s after the team failover; the outage beyond that, %s, is within %s]",
+				bound, tor, peer.Round(time.Millisecond), max(0, worst-peer).Round(time.Millisecond), boundOurs)
 		}
 	}
 	e.result(t, "FAIL: %s (bound %s)", line, bound)
