@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -219,6 +220,33 @@ switches:
 	pass = max(pass, longestPass(t, e1))
 	if back := 2*detect + 3*pass + time.Second; tBack.Sub(t1) > back {
 		t.Fatalf("restored %v after the underlay came back, over %v (2 × detect + 3 ovs-vtep passes of %v + 1 s)", tBack.Sub(t1), back, pass)
+	}
+
+	// tor2 dies for good: underlay down, then its ovsdb-server gone. The
+	// agent would hold tor2's last MACs and tunnel IP for 120 s for a lost
+	// OVSDB session alone; with tor1's BFD down on tor2 the hold ends at
+	// once and nothing on tor1 refers to 10.99.0.2 any more (anchor row
+	// included).
+	e2.NS.Run("ip", "link", "set", "u2", "down")
+	w.timeline(t, 2*bound, "down", func(m, f, a bool) bool { return !m && !f && a })
+	pid, err := os.ReadFile(filepath.Join(e2.Dir, "ovsdb-server.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2 := time.Now()
+	if out, err := exec.Command("kill", strings.TrimSpace(string(pid))).CombinedOutput(); err != nil {
+		t.Fatalf("kill tor2's ovsdb-server: %v: %s", err, out)
+	}
+	gone := w.until(t, 30*time.Second, "tor1 no longer refers to tor2 at all", func() bool {
+		m, f, a := w.pointsAt(mac2)
+		return !m && !f && !a
+	})
+	released := logs.first("peer switch data plane down (BFD)", "tor2", t2)
+	lost := logs.first("switch database connection lost", "tor2", t2)
+	t.Logf("timeline (tor2's ovsdb-server killed at t2, BFD already down): session lost at t2+%v, hold released at t2+%v, tor1's anchor row gone by t2+%v (hold %v)",
+		since(t2, lost), since(t2, released), since(t2, gone), lostSwitchHold)
+	if released.IsZero() {
+		t.Fatal("no \"peer switch data plane down (BFD)\" log for tor2")
 	}
 }
 
