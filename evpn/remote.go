@@ -1,8 +1,9 @@
 package evpn
 
 import (
-	"bytes"
 	"cmp"
+	"encoding/binary"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -11,6 +12,9 @@ import (
 
 // RemoteState is the best remote state: one entry per (VNI, MAC) that is not
 // won by a local MAC, and the flood list (remote VTEPs) of every VNI.
+//
+// MACs is sorted by (VNI, MAC) and shared with the speaker: read it, do not
+// modify it (the speaker never changes a slice it has handed out).
 type RemoteState struct {
 	MACs  []l2.RemoteMAC          `json:"macs"`
 	Flood map[l2.VNI][]netip.Addr `json:"flood"`
@@ -43,16 +47,45 @@ type rxRoute struct {
 	Sticky   bool
 }
 
+// macRoute is what the table keeps of a type-2 route: the MAC key is the
+// map key, the id is shared with byID's key.
+type macRoute struct {
+	id     string
+	IP     netip.Addr
+	VTEP   netip.Addr
+	Seq    uint32
+	Sticky bool
+}
+
+// routeRef locates a route by its id: the MAC key of a type-2, the VNI and
+// VTEP of a type-3.
+type routeRef struct {
+	kind routeKind
+	key  l2.MACKey
+	VTEP netip.Addr
+}
+
 // remoteTable aggregates received best paths into per-MAC and per-VNI state.
+//
+// Memory: one byID entry and one macRoute per route (a MAC has one route in
+// the common case: a slice of one, not a map). The last snapshot's MACs are
+// kept, sorted, with the keys changed since (dirty): the next snapshot
+// merges the few changed keys into it instead of sorting every MAC again.
 type remoteTable struct {
-	byID  map[string]rxRoute
-	macs  map[l2.MACKey]map[string]rxRoute
+	byID  map[string]routeRef
+	macs  map[l2.MACKey][]macRoute
 	flood map[l2.VNI]map[netip.Addr]int // VTEP -> number of type-3 routes
+
+	dirty    map[l2.MACKey]struct{}
+	last     []l2.RemoteMAC // sorted; never modified once handed out
+	lastOwn  map[netip.Addr]bool
+	lastWins map[l2.MACKey]bool
+	lastOK   bool
 }
 
 func newRemoteTable() *remoteTable {
-	return &remoteTable{byID: map[string]rxRoute{}, macs: map[l2.MACKey]map[string]rxRoute{},
-		flood: map[l2.VNI]map[netip.Addr]int{}}
+	return &remoteTable{byID: map[string]routeRef{}, macs: map[l2.MACKey][]macRoute{},
+		flood: map[l2.VNI]map[netip.Addr]int{}, dirty: map[l2.MACKey]struct{}{}}
 }
 
 // remove deletes the route with id; it returns the MAC key touched, if any.
@@ -64,21 +97,25 @@ func (t *remoteTable) remove(id string) (l2.MACKey, bool) {
 	delete(t.byID, id)
 	switch old.kind {
 	case kindMAC:
-		k := l2.MACKey{VNI: old.VNI, MAC: old.MAC}
-		if m := t.macs[k]; m != nil {
-			delete(m, id)
-			if len(m) == 0 {
-				delete(t.macs, k)
-			}
+		k := old.key
+		rs := t.macs[k]
+		if i := slices.IndexFunc(rs, func(r macRoute) bool { return r.id == id }); i >= 0 {
+			rs = slices.Delete(rs, i, i+1)
 		}
+		if len(rs) == 0 {
+			delete(t.macs, k)
+		} else {
+			t.macs[k] = rs
+		}
+		t.dirty[k] = struct{}{}
 		return k, true
 	case kindIMET:
-		if f := t.flood[old.VNI]; f != nil {
+		if f := t.flood[old.key.VNI]; f != nil {
 			if f[old.VTEP]--; f[old.VTEP] <= 0 {
 				delete(f, old.VTEP)
 			}
 			if len(f) == 0 {
-				delete(t.flood, old.VNI)
+				delete(t.flood, old.key.VNI)
 			}
 		}
 	}
@@ -91,18 +128,15 @@ func (t *remoteTable) apply(r rxRoute) (l2.MACKey, bool) {
 	if r.withdraw {
 		return k, touched
 	}
-	t.byID[r.id] = r
 	switch r.kind {
 	case kindMAC:
 		nk := l2.MACKey{VNI: r.VNI, MAC: r.MAC}
-		m := t.macs[nk]
-		if m == nil {
-			m = make(map[string]rxRoute, 1)
-			t.macs[nk] = m
-		}
-		m[r.id] = r
+		t.byID[r.id] = routeRef{kind: kindMAC, key: nk}
+		t.macs[nk] = append(t.macs[nk], macRoute{id: r.id, IP: r.IP, VTEP: r.VTEP, Seq: r.Seq, Sticky: r.Sticky})
+		t.dirty[nk] = struct{}{}
 		return nk, true
 	case kindIMET:
+		t.byID[r.id] = routeRef{kind: kindIMET, key: l2.MACKey{VNI: r.VNI}, VTEP: r.VTEP}
 		f := t.flood[r.VNI]
 		if f == nil {
 			f = map[netip.Addr]int{}
@@ -117,9 +151,10 @@ func (t *remoteTable) apply(r rxRoute) (l2.MACKey, bool) {
 // sticky first, then the highest sequence, then the lowest VTEP IP. The IP
 // comes from the lowest MAC+IP route of the same VTEP.
 func (t *remoteTable) best(k l2.MACKey, own map[netip.Addr]bool) (l2.RemoteMAC, bool) {
-	var b rxRoute
+	rs := t.macs[k]
+	var b macRoute
 	found := false
-	for _, r := range t.macs[k] {
+	for _, r := range rs {
 		if own[r.VTEP] {
 			continue
 		}
@@ -131,7 +166,7 @@ func (t *remoteTable) best(k l2.MACKey, own map[netip.Addr]bool) (l2.RemoteMAC, 
 		return l2.RemoteMAC{}, false
 	}
 	out := l2.RemoteMAC{VNI: k.VNI, MAC: k.MAC, VTEP: b.VTEP, Seq: b.Seq}
-	for _, r := range t.macs[k] {
+	for _, r := range rs {
 		if r.VTEP == b.VTEP && r.IP.IsValid() && (!out.IP.IsValid() || r.IP.Less(out.IP)) {
 			out.IP = r.IP
 		}
@@ -139,7 +174,7 @@ func (t *remoteTable) best(k l2.MACKey, own map[netip.Addr]bool) (l2.RemoteMAC, 
 	return out, true
 }
 
-func better(a, b rxRoute) bool {
+func better(a, b macRoute) bool {
 	if a.Sticky != b.Sticky {
 		return a.Sticky
 	}
@@ -152,17 +187,11 @@ func better(a, b rxRoute) bool {
 	return a.IP.IsValid() && !b.IP.IsValid()
 }
 
-// snapshot builds the RemoteState, leaving out MACs won locally.
+// snapshot builds the RemoteState, leaving out MACs won locally. When own
+// and localWins are those of the previous snapshot, only the MACs changed
+// since are recomputed and merged into the previous (sorted) list.
 func (t *remoteTable) snapshot(own map[netip.Addr]bool, localWins map[l2.MACKey]bool) RemoteState {
-	st := RemoteState{MACs: make([]l2.RemoteMAC, 0, len(t.macs)), Flood: make(map[l2.VNI][]netip.Addr, len(t.flood))}
-	for k := range t.macs {
-		if localWins[k] {
-			continue
-		}
-		if m, ok := t.best(k, own); ok {
-			st.MACs = append(st.MACs, m)
-		}
-	}
+	st := RemoteState{Flood: make(map[l2.VNI][]netip.Addr, len(t.flood))}
 	for vni, f := range t.flood {
 		var l []netip.Addr
 		for v := range f {
@@ -175,17 +204,76 @@ func (t *remoteTable) snapshot(own map[netip.Addr]bool, localWins map[l2.MACKey]
 			st.Flood[vni] = l
 		}
 	}
-	sortRemoteMACs(st.MACs)
+	switch {
+	case !t.lastOK || !maps.Equal(own, t.lastOwn) || !maps.Equal(localWins, t.lastWins):
+		macs := make([]l2.RemoteMAC, 0, len(t.macs))
+		for k := range t.macs {
+			if localWins[k] {
+				continue
+			}
+			if m, ok := t.best(k, own); ok {
+				macs = append(macs, m)
+			}
+		}
+		sortRemoteMACs(macs)
+		t.last, t.lastOwn, t.lastWins, t.lastOK = macs, maps.Clone(own), maps.Clone(localWins), true
+	case len(t.dirty) > 0:
+		t.last = t.merge(own, localWins)
+	}
+	clear(t.dirty)
+	st.MACs = t.last
 	return st
 }
 
+// merge returns a new sorted list: the previous one with every dirty key
+// recomputed (kept, replaced, dropped or inserted).
+func (t *remoteTable) merge(own map[netip.Addr]bool, localWins map[l2.MACKey]bool) []l2.RemoteMAC {
+	keys := make([]l2.MACKey, 0, len(t.dirty))
+	for k := range t.dirty {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compareKeys)
+	out := make([]l2.RemoteMAC, 0, len(t.last)+len(keys))
+	old := t.last
+	for _, k := range keys {
+		// copy the unchanged entries before k, skip k's old entry
+		i, _ := slices.BinarySearchFunc(old, k, func(m l2.RemoteMAC, k l2.MACKey) int {
+			return compareKeys(l2.MACKey{VNI: m.VNI, MAC: m.MAC}, k)
+		})
+		out = append(out, old[:i]...)
+		old = old[i:]
+		if len(old) > 0 && old[0].VNI == k.VNI && old[0].MAC == k.MAC {
+			old = old[1:]
+		}
+		if localWins[k] {
+			continue
+		}
+		if m, ok := t.best(k, own); ok {
+			out = append(out, m)
+		}
+	}
+	return append(out, old...)
+}
+
 func sortAddrs(l []netip.Addr) { slices.SortFunc(l, netip.Addr.Compare) }
+
+// macUint is a MAC as a number, for fast comparisons.
+func macUint(m l2.MAC) uint64 {
+	return uint64(binary.BigEndian.Uint16(m[0:2]))<<32 | uint64(binary.BigEndian.Uint32(m[2:6]))
+}
+
+func compareKeys(a, b l2.MACKey) int {
+	if c := cmp.Compare(a.VNI, b.VNI); c != 0 {
+		return c
+	}
+	return cmp.Compare(macUint(a.MAC), macUint(b.MAC))
+}
 
 func sortRemoteMACs(l []l2.RemoteMAC) {
 	slices.SortFunc(l, func(a, b l2.RemoteMAC) int {
 		if c := cmp.Compare(a.VNI, b.VNI); c != 0 {
 			return c
 		}
-		return bytes.Compare(a.MAC[:], b.MAC[:])
+		return cmp.Compare(macUint(a.MAC), macUint(b.MAC))
 	})
 }
