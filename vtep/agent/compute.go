@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -176,14 +175,7 @@ func remoteFor(in Inputs, s *SwitchView, own map[netip.Addr]bool, vniSet map[l2.
 	for _, m := range s.LocalMACs {
 		localHere[l2.MACKey{VNI: m.VNI, MAC: m.MAC}] = true
 	}
-	macs := make(map[l2.MACKey]l2.RemoteMAC, len(in.RemoteMACs))
-	for _, m := range in.RemoteMACs {
-		k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
-		if !vniSet[m.VNI] || own[m.VTEP] || localHere[k] {
-			continue
-		}
-		macs[k] = m
-	}
+	peerMACs := map[l2.MACKey]l2.RemoteMAC{} // the pair switch's local MACs (independent mode)
 	flood := map[l2.VNI][]netip.Addr{}
 	if mode == plan.ServiceNode {
 		for v := range vniSet {
@@ -210,7 +202,7 @@ func remoteFor(in Inputs, s *SwitchView, own map[netip.Addr]bool, vniSet map[l2.
 			for _, m := range peer.LocalMACs {
 				k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
 				if vniSet[m.VNI] && !localHere[k] {
-					macs[k] = l2.RemoteMAC{VNI: m.VNI, MAC: m.MAC, IP: m.IP, VTEP: m.VTEP}
+					peerMACs[k] = l2.RemoteMAC{VNI: m.VNI, MAC: m.MAC, IP: m.IP, VTEP: m.VTEP}
 				}
 			}
 			if mode != plan.ServiceNode {
@@ -220,10 +212,9 @@ func remoteFor(in Inputs, s *SwitchView, own map[netip.Addr]bool, vniSet map[l2.
 			}
 		}
 	}
-	list := make([]l2.RemoteMAC, 0, len(macs))
-	for _, m := range macs {
-		list = append(list, m)
-	}
+	list := remoteList(in.RemoteMACs, peerMACs, func(m *l2.RemoteMAC) bool {
+		return vniSet[m.VNI] && !own[m.VTEP] && !localHere[l2.MACKey{VNI: m.VNI, MAC: m.MAC}]
+	})
 	if down := in.BFDDown[s.Name]; len(down) > 0 {
 		set := make(map[netip.Addr]bool, len(down))
 		for _, ip := range down {
@@ -231,12 +222,7 @@ func remoteFor(in Inputs, s *SwitchView, own map[netip.Addr]bool, vniSet map[l2.
 		}
 		list, flood = withoutDown(list, flood, set, boundOn[s.Name])
 	}
-	slices.SortFunc(list, func(a, b l2.RemoteMAC) int {
-		if c := cmp.Compare(a.VNI, b.VNI); c != 0 {
-			return c
-		}
-		return slices.Compare(a.MAC[:], b.MAC[:])
-	})
+	sortRemote(list)
 	return list, flood
 }
 
