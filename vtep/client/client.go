@@ -455,7 +455,7 @@ func (c *Client) Reconcile(ctx context.Context, d *plan.Desired, opt plan.Option
 		return ApplyResult{}, ErrNotConnected
 	}
 	o := observe(conn.Cache(), c.cfg.Name)
-	o.UcastRemote = c.remote.live()
+	o.UcastRemote, o.UcastRemoteIndex = c.remote.live()
 	ch, err := plan.Plan(d, o, opt)
 	if err != nil {
 		c.applyMu.Unlock()

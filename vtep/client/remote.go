@@ -7,6 +7,7 @@ import (
 
 	"github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
 	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
@@ -20,9 +21,35 @@ import (
 // (re)connection and at every resync interval, and the client applies the
 // outcome of its own transactions to this copy. Changes made behind
 // torstitch's back by another writer are seen at the next resync.
+//
+// idx holds the same rows by (logical switch, parsed MAC), kept with rows,
+// so that the planner need not build it on every plan (100k rows and more).
 type remoteTable struct {
 	mu   sync.RWMutex
 	rows map[string]*plan.MACRow
+	idx  map[plan.UcastKey]*plan.MACRow
+}
+
+// indexRows builds the index of rows; rows sharing a key or with an
+// unparsable MAC are left out (the planner then reads the rows instead).
+func indexRows(rows map[string]*plan.MACRow) map[plan.UcastKey]*plan.MACRow {
+	idx := make(map[plan.UcastKey]*plan.MACRow, len(rows))
+	for _, r := range rows {
+		if m, err := l2.ParseMAC(r.MAC); err == nil {
+			idx[plan.UcastKey{LS: r.LS, MAC: m}] = r
+		}
+	}
+	return idx
+}
+
+// unindex removes r from the index if the index points at it.
+func (t *remoteTable) unindex(r *plan.MACRow) {
+	if m, err := l2.ParseMAC(r.MAC); err == nil {
+		k := plan.UcastKey{LS: r.LS, MAC: m}
+		if t.idx[k] == r {
+			delete(t.idx, k)
+		}
+	}
 }
 
 func uuidOf(v any) string {
@@ -54,8 +81,9 @@ func loadRemote(ctx context.Context, tx transactor) (map[string]*plan.MACRow, er
 }
 
 func (t *remoteTable) replace(rows map[string]*plan.MACRow) {
+	idx := indexRows(rows)
 	t.mu.Lock()
-	t.rows = rows
+	t.rows, t.idx = rows, idx
 	t.mu.Unlock()
 }
 
@@ -71,11 +99,12 @@ func (t *remoteTable) snapshot() map[string]*plan.MACRow {
 	return out
 }
 
-// live returns the table itself; the caller must hold the client's apply lock.
-func (t *remoteTable) live() map[string]*plan.MACRow {
+// live returns the table itself and its index; the caller must hold the
+// client's apply lock.
+func (t *remoteTable) live() (map[string]*plan.MACRow, map[plan.UcastKey]*plan.MACRow) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.rows
+	return t.rows, t.idx
 }
 
 func (t *remoteTable) len() int {
@@ -96,17 +125,29 @@ func (t *remoteTable) record(b *batcher, bt *batch, results []ovsdb.OperationRes
 		switch c.Op {
 		case plan.UcastAdd:
 			uuid := results[u.op].UUID.GoUUID
-			t.rows[uuid] = &plan.MACRow{UUID: uuid, LS: b.ls[c.VNI], MAC: c.MAC.String(), IP: ipCol(c.IP), Locator: b.loc[c.VTEP]}
+			r := &plan.MACRow{UUID: uuid, LS: b.ls[c.VNI], MAC: c.MAC.String(), IP: ipCol(c.IP), Locator: b.loc[c.VTEP]}
+			t.rows[uuid] = r
+			if t.idx != nil {
+				t.idx[plan.UcastKey{LS: r.LS, MAC: c.MAC}] = r
+			}
 		case plan.UcastUpdate:
-			if r, ok := t.rows[c.UUID]; ok && results[u.op].Count > 0 {
+			r, ok := t.rows[c.UUID]
+			if ok && results[u.op].Count > 0 {
 				nr := *r
 				nr.IP, nr.Locator = ipCol(c.IP), b.loc[c.VTEP]
 				t.rows[c.UUID] = &nr
-			} else {
+				if m, err := l2.ParseMAC(r.MAC); err == nil && t.idx[plan.UcastKey{LS: r.LS, MAC: m}] == r {
+					t.idx[plan.UcastKey{LS: r.LS, MAC: m}] = &nr
+				}
+			} else if ok {
 				delete(t.rows, c.UUID)
+				t.unindex(r)
 			}
 		case plan.UcastDelete:
-			delete(t.rows, c.UUID)
+			if r, ok := t.rows[c.UUID]; ok {
+				delete(t.rows, c.UUID)
+				t.unindex(r)
+			}
 		}
 	}
 }

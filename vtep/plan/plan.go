@@ -230,42 +230,66 @@ func sameIP(col string, a netip.Addr) bool {
 	return err == nil && b == a
 }
 
+// ucastRemote compares the desired remote MACs with the owned rows. It
+// runs over the whole table (100k rows and more) on every plan: one map of
+// the observed rows by key, then one pass over the desired list.
 func (pl *planner) ucastRemote() {
-	want := make(map[l2.MACKey]*l2.RemoteMAC, len(pl.d.RemoteMACs))
-	for i := range pl.d.RemoteMACs {
-		m := &pl.d.RemoteMACs[i]
-		want[l2.MACKey{VNI: m.VNI, MAC: m.MAC}] = m
+	if pl.ucastRemoteIndexed() {
+		return
 	}
-	done := make(map[l2.MACKey]bool, len(pl.o.UcastRemote))
+	type obsRow struct {
+		uuid string
+		row  *MACRow
+	}
+	have := make(map[l2.MACKey]obsRow, len(pl.o.UcastRemote))
+	del := func(uuid string, v l2.VNI, mac l2.MAC) {
+		if !pl.opt.KeepStale {
+			pl.ucastDels = append(pl.ucastDels, Change{Op: UcastDelete, UUID: uuid, VNI: v, MAC: mac})
+		}
+	}
 	for uuid, row := range pl.o.UcastRemote {
 		if !pl.owned(row.LS) {
 			continue
 		}
 		v, canonical := pl.canonical[row.LS]
 		mac, okMAC := normMAC(row.MAC)
+		if !canonical || !okMAC {
+			del(uuid, v, mac)
+			continue
+		}
 		k := l2.MACKey{VNI: v, MAC: mac}
-		w := want[k]
-		if !canonical || !okMAC || w == nil || done[k] {
-			if !pl.opt.KeepStale {
-				pl.ucastDels = append(pl.ucastDels, Change{Op: UcastDelete, UUID: uuid, VNI: v, MAC: mac})
+		if prev, dup := have[k]; dup { // two rows for one MAC: keep the lower UUID
+			if prev.uuid < uuid {
+				del(uuid, v, mac)
+				continue
 			}
-			continue
+			del(prev.uuid, v, mac)
 		}
-		done[k] = true
-		if loc, ok := pl.locIP[row.Locator]; ok && loc == w.VTEP && sameIP(row.IP, w.IP) {
-			continue
-		}
-		pl.ucastUpdates = append(pl.ucastUpdates, Change{Op: UcastUpdate, UUID: uuid, VNI: v, MAC: mac, IP: w.IP, VTEP: w.VTEP})
+		have[k] = obsRow{uuid, row}
 	}
-	pl.ucastAdds = make([]Change, 0, max(0, len(want)-len(done)))
+	pl.ucastAdds = make([]Change, 0, max(0, len(pl.d.RemoteMACs)-len(have)))
 	for i := range pl.d.RemoteMACs {
-		m := &pl.d.RemoteMACs[i]
-		k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
-		if done[k] {
+		w := &pl.d.RemoteMACs[i]
+		k := l2.MACKey{VNI: w.VNI, MAC: w.MAC}
+		o, ok := have[k]
+		switch {
+		case !ok:
+			pl.ucastAdds = append(pl.ucastAdds, Change{Op: UcastAdd, VNI: w.VNI, MAC: w.MAC, IP: w.IP, VTEP: w.VTEP})
+			have[k] = obsRow{} // done: a repeated entry adds nothing
+			continue
+		case o.row == nil:
+			continue // listed twice
+		}
+		have[k] = obsRow{}
+		if loc, ok := pl.locIP[o.row.Locator]; ok && loc == w.VTEP && sameIP(o.row.IP, w.IP) {
 			continue
 		}
-		done[k] = true
-		pl.ucastAdds = append(pl.ucastAdds, Change{Op: UcastAdd, VNI: m.VNI, MAC: m.MAC, IP: m.IP, VTEP: m.VTEP})
+		pl.ucastUpdates = append(pl.ucastUpdates, Change{Op: UcastUpdate, UUID: o.uuid, VNI: k.VNI, MAC: k.MAC, IP: w.IP, VTEP: w.VTEP})
+	}
+	for k, o := range have {
+		if o.row != nil { // owned, not desired
+			del(o.uuid, k.VNI, k.MAC)
+		}
 	}
 	slices.SortFunc(pl.ucastUpdates, func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
 	slices.SortFunc(pl.ucastDels, func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })

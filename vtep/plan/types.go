@@ -97,10 +97,16 @@ type Observed struct {
 	Locators     map[string]Locator
 	LocatorSets  map[string][]string
 	UcastRemote  map[string]*MACRow
-	McastRemote  map[string]*McastRow
-	UcastLocal   map[string]*MACRow
-	McastLocal   map[string]*McastRow
-	Tunnels      map[string]*Tunnel
+	// UcastRemoteIndex, when set, holds UcastRemote's rows (the same
+	// pointers) by logical switch UUID and parsed MAC (the client keeps it
+	// with its copy of the table). The planner then checks the desired remote MACs against the
+	// table without building a map of it on every plan; it falls back to
+	// reading UcastRemote whenever the index does not cover every row once.
+	UcastRemoteIndex map[UcastKey]*MACRow
+	McastRemote      map[string]*McastRow
+	UcastLocal       map[string]*MACRow
+	McastLocal       map[string]*McastRow
+	Tunnels          map[string]*Tunnel
 }
 
 // Port is an observed Physical_Port.
@@ -138,6 +144,12 @@ type Locator struct {
 	Encap     string
 	DstIP     string
 	TunnelKey *int
+}
+
+// UcastKey identifies a Ucast_Macs_Remote row: logical switch UUID and MAC.
+type UcastKey struct {
+	LS  string
+	MAC l2.MAC
 }
 
 // MACRow is an observed Ucast_Macs_Remote or Ucast_Macs_Local row.

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -102,7 +103,12 @@ func Validate(d *Desired, o *Observed) error {
 		bound[k] = b.VNI
 	}
 
-	seen := make(map[l2.MACKey]netip.Addr, len(d.RemoteMACs))
+	// A list sorted by (VNI, MAC) without repeats (what the agent hands in)
+	// cannot list a MAC twice: no map of 100k keys is needed to check.
+	var seen map[l2.MACKey]netip.Addr
+	if !strictlySortedMACs(d.RemoteMACs) {
+		seen = make(map[l2.MACKey]netip.Addr, len(d.RemoteMACs))
+	}
 	for i := range d.RemoteMACs {
 		m := &d.RemoteMACs[i]
 		if err := m.MAC.ValidateUnicast(); err != nil {
@@ -119,6 +125,9 @@ func Validate(d *Desired, o *Observed) error {
 		}
 		if m.IP.IsValid() && (m.IP.IsUnspecified() || m.IP.IsMulticast()) {
 			p.add("remote MAC %s VNI %d: IP %s is not a host address", m.MAC, m.VNI, m.IP)
+			continue
+		}
+		if seen == nil {
 			continue
 		}
 		k := l2.MACKey{VNI: m.VNI, MAC: m.MAC}
@@ -159,4 +168,16 @@ func addrString(a netip.Addr) string {
 func normMAC(s string) (l2.MAC, bool) {
 	m, err := l2.ParseMAC(strings.TrimSpace(s))
 	return m, err == nil
+}
+
+// strictlySortedMACs reports whether l is sorted by (VNI, MAC) with no key
+// listed twice.
+func strictlySortedMACs(l []l2.RemoteMAC) bool {
+	for i := 1; i < len(l); i++ {
+		a, b := &l[i-1], &l[i]
+		if a.VNI > b.VNI || (a.VNI == b.VNI && bytes.Compare(a.MAC[:], b.MAC[:]) >= 0) {
+			return false
+		}
+	}
+	return true
 }
