@@ -46,7 +46,7 @@ func sortRemote(l []l2.RemoteMAC) {
 
 // remoteList returns the remote MACs that keep passes, with the pair
 // switch's MACs (over) replacing a remote entry of the same key, sorted by
-// (VNI, MAC). A remote list that is not strictly sorted (duplicate keys:
+// (VNI, MAC). The result may be remote itself: callers must not modify it. A remote list that is not strictly sorted (duplicate keys:
 // the last one wins) goes through a map as before.
 func remoteList(remote []l2.RemoteMAC, over map[l2.MACKey]l2.RemoteMAC, keep func(*l2.RemoteMAC) bool) []l2.RemoteMAC {
 	extra := slices.Collect(maps.Values(over))
@@ -62,6 +62,18 @@ func remoteList(remote []l2.RemoteMAC, over map[l2.MACKey]l2.RemoteMAC, keep fun
 		list := slices.Collect(maps.Values(macs))
 		sortRemote(list)
 		return list
+	}
+	if len(extra) == 0 {
+		// The common case (one switch, or anycast, or no local MACs on the
+		// pair switch): the speaker's list itself when nothing is left out.
+		// It is shared and read only, like the speaker's.
+		i := 0
+		for i < len(remote) && keep(&remote[i]) {
+			i++
+		}
+		if i == len(remote) {
+			return remote
+		}
 	}
 	list := make([]l2.RemoteMAC, 0, len(remote)+len(extra))
 	j := 0
