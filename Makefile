@@ -15,7 +15,7 @@ APT_PKGS := openvswitch-switch openvswitch-common openvswitch-vtep ovn-central o
 BIN := bin
 CMDS := $(filter-out internal dist,$(notdir $(wildcard cmd/*)))
 
-.PHONY: all build deps test test-unit generate generate-check lint bench demo demo-destroy clean images clab-env docs install deb
+.PHONY: all build deps test test-unit generate generate-check lint bench bench-evpn demo demo-destroy clean images clab-env docs install deb
 
 # The version stamped into every binary (vtep/buildinfo, --version, the API,
 # torstitch_build_info): git describe, v0.0.0-gCOMMIT before the first v* tag.
@@ -123,6 +123,13 @@ bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m $(BENCHPKGS)
 
 BENCHPKGS ?= ./...
+
+# EVPN route intake against FRR 8.4, same run, median of EVPN_BENCH_RUNS per size
+# (issue 18; the instrument is ../shared/bench/perf-evpn-install.sh; root). Not part of make test.
+EVPN_BENCH_RUNS ?= 3
+EVPN_BENCH_SIZES ?= 1000 10000 100000
+bench-evpn:
+	evpn/bench/bench-evpn.sh -r $(EVPN_BENCH_RUNS) $(EVPN_BENCH_SIZES)
 
 # The lab on containerlab + Docker (containerlab/setup/clab-env.sh: nothing is
 # installed where both already work; else Debian's docker.io in its own
