@@ -475,6 +475,11 @@ func diagnose(ctx context.Context, lab testbed.Runtime) string {
 		{"tor1", "for b in $(ovs-vsctl list-br 2>/dev/null | grep _vtep_ls); do echo $b; ovs-ofctl dump-flows $b table=1; done"},
 		{"tor2", "for b in $(ovs-vsctl list-br 2>/dev/null | grep _vtep_ls); do echo $b; ovs-ofctl dump-flows $b table=1; done"},
 		{"kvm1", "bridge fdb show | grep dst"},
+		// The fabric's view of the VMs' MACs: kvm1's and rr's (FRR) EVPN
+		// tables, rr2's (gobgpd) RIB.
+		{"kvm1", "vtysh -c 'show bgp l2vpn evpn route type macip' 2>&1 | grep -B1 -A3 '00:50:56' | head -60; vtysh -c 'show evpn mac vni all' 2>&1 | head -30"},
+		{"rr", "vtysh -c 'show bgp l2vpn evpn route type macip' 2>&1 | grep -B1 -A3 '00:50:56' | head -60"},
+		{"rr2", "gobgp -u 127.0.0.1 -p 50051 global rib -a evpn 2>&1 | grep -i '00:50:56' | head -20"},
 	} {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if ctx.Err() == nil {

@@ -290,7 +290,15 @@ func (tl *timeline) ovsVTEPReport(tor string, macs []string) (time.Duration, boo
 	}
 	var last time.Time // MACs it reported before the window were local there already
 	for _, m := range macs {
-		if at, ok := tl.first(tor, "adding local ucast "+m); ok && at.After(last) {
+		// ovs-vtep's log line, or (when ovs-vtep's log lacks it) the agent's
+		// move to tor, which follows the row within one pass.
+		at, ok := tl.first(tor, "adding local ucast "+m)
+		if moved, ok2 := tl.first("toragent", "mac="+m+" from="); ok2 && (!ok || moved.Before(at)) {
+			if tl.has(moved, "toragent", "to="+tor) {
+				at, ok = moved, true
+			}
+		}
+		if ok && at.After(last) {
 			last = at
 		}
 	}
@@ -298,4 +306,16 @@ func (tl *timeline) ovsVTEPReport(tor string, macs []string) (time.Duration, boo
 		return 0, false
 	}
 	return last.Sub(failover), true
+}
+
+// has reports whether src logged an event at exactly at containing text.
+func (tl *timeline) has(at time.Time, src, text string) bool {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for _, e := range tl.events {
+		if e.at.Equal(at) && strings.HasPrefix(e.src, src) && strings.Contains(e.text, text) {
+			return true
+		}
+	}
+	return false
 }

@@ -139,10 +139,11 @@ type Agent struct {
 
 	wake chan struct{}
 
-	firstSeen map[SeenKey]time.Time // reconcile loop only
-	owners    map[l2.MACKey]string  // contested MACs' owners as saved (reconcile loop only)
-	locations macLocations          // switch each local MAC was last advertised from (reconcile loop only)
-	runStart  time.Time             // reconcile loop only
+	firstSeen  map[SeenKey]time.Time // reconcile loop only
+	owners     map[l2.MACKey]string  // contested MACs' owners as saved (reconcile loop only)
+	locations  macLocations          // switch each local MAC was last advertised from (reconcile loop only)
+	superseded supersededClaims      // claims dropped for a newer owner, while the same entry (reconcile loop only)
+	runStart   time.Time             // reconcile loop only
 	// lastCompute is how long the last pass worked before waiting for the
 	// switch writers (reconcile loop only).
 	lastCompute time.Duration
@@ -250,7 +251,7 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var err error
-	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true, locations: macLocations{}}
+	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true, locations: macLocations{}, superseded: supersededClaims{}}
 	a.met.reg.MustRegister(speakerCollector{a})
 	a.genCond = sync.NewCond(&a.mu)
 	var inbound []*client.Client
@@ -473,7 +474,11 @@ func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
 	a.trackBFD(views, obs)
 	if a.cfg.Agent.Mode != config.Anycast {
 		a.noteFirstSeen(views)
+		now := time.Now()
+		stale := a.superseded.filter(now, views, a.firstSeen)
 		dropped := PreferNewest(views, a.firstSeen)
+		a.superseded.note(now, dropped, a.firstSeen)
+		dropped = append(dropped, stale...)
 		if len(dropped) > 0 {
 			a.log.Debug("MACs local on both switches: advertising the newest", "stale", len(dropped))
 		}

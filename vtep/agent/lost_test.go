@@ -120,3 +120,59 @@ func TestLostSwitchClaimDoesNotComeBack(t *testing.T) {
 		t.Fatalf("the lost tor1's held claim came back: %s points at 192.0.2.11 on tor2 again:\n%s", mac, tor2.VtepCtl("list-remote-macs", "vni10100"))
 	}
 }
+
+// TestSupersededClaimStaysDropped: tor1 keeps reporting a MAC that tor2
+// learned after it (tor1 dead but its session not yet seen as lost, or a
+// stale entry); when tor2's entry goes, tor1's old entry must not win the
+// MAC back: the MAC is advertised nowhere (the fabric floods to it) rather
+// than at tor1 (seen in the lab: 15 s of loss after a failover, ovs-vtep on
+// tor2 dropping its learned flow before the agent noticed tor1 was dead).
+func TestSupersededClaimStaysDropped(t *testing.T) {
+	tor1, tor2, cfg := pairWithoutBGP(t, ", resync: 1s")
+	r := startAgent(t, cfg)
+	ctx := context.Background()
+	if err := r.a.Bind(ctx, api.BindRequest{VLAN: 100, VNI: 10100, Ports: []string{"tor1:eth1", "tor2:eth1"}}); err != nil {
+		t.Fatal(err)
+	}
+	const mac = "00:50:56:00:01:11"
+	tor1.VtepCtl("add-ucast-local", "vni10100", mac, "192.0.2.11")
+	remoteOn := func(sw interface{ VtepCtl(...string) string }, vtep string) bool {
+		return strings.Contains(sw.VtepCtl("list-remote-macs", "vni10100"), mac+" -> vxlan_over_ipv4/"+vtep)
+	}
+	eventually(t, 10*time.Second, "tor1's MAC on tor2", func() error {
+		if !remoteOn(tor2, "192.0.2.11") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	tor2.VtepCtl("add-ucast-local", "vni10100", mac, "192.0.2.12") // learned later on tor2
+	eventually(t, 10*time.Second, "the MAC advertised from tor2 (remote at tor2 on tor1)", func() error {
+		if !remoteOn(tor1, "192.0.2.12") || remoteOn(tor2, "192.0.2.11") {
+			return fmt.Errorf("not yet:\ntor1: %s\ntor2: %s", tor1.VtepCtl("list-remote-macs", "vni10100"), tor2.VtepCtl("list-remote-macs", "vni10100"))
+		}
+		return nil
+	})
+	tor2.VtepCtl("del-ucast-local", "vni10100", mac) // tor2's entry goes; tor1's stale one stays
+	for range 3 {
+		if err := r.a.waitPass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if remoteOn(tor2, "192.0.2.11") {
+		t.Fatalf("tor1's superseded entry won the MAC back: tor2 sends it to tor1 again:\n%s", tor2.VtepCtl("list-remote-macs", "vni10100"))
+	}
+	// tor1 learning it again (a new entry) is a claim like any other.
+	tor1.VtepCtl("del-ucast-local", "vni10100", mac)
+	for range 2 {
+		if err := r.a.waitPass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tor1.VtepCtl("add-ucast-local", "vni10100", mac, "192.0.2.11")
+	eventually(t, 10*time.Second, "tor1's new entry advertised again", func() error {
+		if !remoteOn(tor2, "192.0.2.11") {
+			return fmt.Errorf("not yet:\n%s", tor2.VtepCtl("list-remote-macs", "vni10100"))
+		}
+		return nil
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/torstitch/torstitch/vtep/l2"
 )
@@ -102,4 +103,70 @@ func forgetMoved(sw []*switchState, views []SwitchView, dropped []SeenKey) int {
 		})
 	}
 	return n
+}
+
+// supersededClaims remembers the claims PreferNewest dropped: a switch's
+// entry for a MAC that another switch learned after it. The entry is
+// identified by when the agent first saw it (firstSeen): as long as the
+// switch reports that same entry (never lost and learned again), the claim
+// stays dropped for supersededHold, even when the newer owner's entry goes.
+// Otherwise a stale entry wins the MAC back and sends the fabric to where
+// the host is not: a dead switch whose session is not yet seen as lost (its
+// last table stays in the agent's view until the echo probe fails), or
+// ovs-vtep on the new switch dropping its learned flow with the remote row
+// the agent removed and reporting the MAC gone until the host sends again.
+// With no claim left the MAC is not advertised: the fabric floods to it,
+// the host answers, and the switch it is behind learns it again. The hold
+// bounds the harm of a switch that keeps reporting an entry it relearned
+// in place (a host back on it while its old entry never went).
+type supersededClaims map[SeenKey]superseded
+
+type superseded struct {
+	entry time.Time // the claim's firstSeen
+	at    time.Time // when it was dropped
+}
+
+// supersededHold is how long a superseded claim stays dropped while its
+// switch keeps reporting the same entry; as long as a lost switch's hold.
+const supersededHold = lostSwitchHold
+
+// filter drops from views the claims that were superseded and are still
+// the same entry, and forgets those whose entry changed or went or whose
+// hold is over. It returns the claims it dropped.
+func (s supersededClaims) filter(now time.Time, views []SwitchView, firstSeen map[SeenKey]time.Time) []SeenKey {
+	for k, c := range s {
+		if fs, ok := firstSeen[k]; !ok || !fs.Equal(c.entry) || now.Sub(c.at) >= supersededHold {
+			delete(s, k)
+		}
+	}
+	if len(s) == 0 {
+		return nil
+	}
+	var dropped []SeenKey
+	for i := range views {
+		kept := views[i].LocalMACs[:0:0]
+		for _, m := range views[i].LocalMACs {
+			k := SeenKey{views[i].Name, l2.MACKey{VNI: m.VNI, MAC: m.MAC}}
+			if _, gone := s[k]; gone {
+				dropped = append(dropped, k)
+				continue
+			}
+			kept = append(kept, m)
+		}
+		if len(kept) != len(views[i].LocalMACs) {
+			views[i].LocalMACs = kept // a new slice: the old one may be a switch's kept view
+		}
+	}
+	return dropped
+}
+
+// note records the claims PreferNewest dropped at now.
+func (s supersededClaims) note(now time.Time, dropped []SeenKey, firstSeen map[SeenKey]time.Time) {
+	for _, k := range dropped {
+		if at, ok := firstSeen[k]; ok {
+			if c, ok := s[k]; !ok || !c.entry.Equal(at) {
+				s[k] = superseded{entry: at, at: now}
+			}
+		}
+	}
 }
