@@ -51,6 +51,9 @@ type Speaker struct {
 	held      bool                // neighbors not added yet (DeferNeighbors, before the first SetLocal)
 	added     map[netip.Addr]bool // neighbors added to GoBGP
 	localSet  bool                // SetLocal was called
+	// remoteUnread: Changed was notified for received routes and neither
+	// Remote nor Stats has been called since.
+	remoteUnread bool
 }
 
 // New validates cfg (errors name the offending field) and returns a speaker

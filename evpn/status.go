@@ -50,7 +50,7 @@ func (s *Speaker) onEvent(resp *api.WatchEventResponse) {
 	if len(rs) == 0 && len(eors) == 0 {
 		return
 	}
-	changed, kick := false, false
+	changed, kick, wake := false, false, false
 	s.mu.Lock()
 	for _, a := range eors {
 		s.eor[a]++
@@ -71,11 +71,16 @@ func (s *Speaker) onEvent(resp *api.WatchEventResponse) {
 			kick = true
 		}
 	}
+	if changed && !s.remoteUnread {
+		// One notification until the remote state is read: during a burst
+		// (one event per route) the consumer is not woken for every route.
+		s.remoteUnread, wake = true, true
+	}
 	s.mu.Unlock()
 	if kick {
 		s.kickExport()
 	}
-	if changed {
+	if wake {
 		s.notify()
 	}
 }
@@ -85,10 +90,13 @@ func (s *Speaker) onEvent(resp *api.WatchEventResponse) {
 func (s *Speaker) Remote() RemoteState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.remoteUnread = false
 	return s.remote.snapshot(s.own, s.localWins)
 }
 
 // Changed delivers a coalesced notification whenever Remote may have changed.
+// After a notification for received routes the next one comes once the
+// remote state has been read (Remote or Stats) and changes again.
 func (s *Speaker) Changed() <-chan struct{} { return s.changed }
 
 // Synced reports whether every configured neighbor has sent End-of-RIB for
@@ -198,6 +206,7 @@ type Stats struct {
 // Stats returns counters.
 func (s *Speaker) Stats() Stats {
 	s.mu.Lock()
+	s.remoteUnread = false
 	st := Stats{
 		Dropped: maps.Clone(s.dropped), Frozen: s.mob.frozenKeys(s.cfg.Now()),
 		RemoteMACs: len(s.remote.macs), RemoteRoutes: len(s.remote.byID), LocalWins: len(s.localWins),
