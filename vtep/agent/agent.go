@@ -475,7 +475,11 @@ func (a *Agent) views() ([]SwitchView, map[string]*plan.Observed) {
 	if a.cfg.Agent.Mode != config.Anycast {
 		a.noteFirstSeen(views)
 		now := time.Now()
-		stale := a.superseded.filter(now, views, a.firstSeen)
+		alive := make(map[string]time.Time, len(a.sw))
+		for _, s := range a.sw {
+			alive[s.name] = s.client.Alive()
+		}
+		stale := a.superseded.filter(now, views, a.firstSeen, alive)
 		dropped := PreferNewest(views, a.firstSeen)
 		a.superseded.note(now, dropped, a.firstSeen)
 		dropped = append(dropped, stale...)

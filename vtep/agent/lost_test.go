@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/vtep/agent/config"
 	"github.com/torstitch/torstitch/vtep/api"
 )
 
@@ -121,14 +123,16 @@ func TestLostSwitchClaimDoesNotComeBack(t *testing.T) {
 	}
 }
 
-// TestSupersededClaimStaysDropped: tor1 keeps reporting a MAC that tor2
-// learned after it (tor1 dead but its session not yet seen as lost, or a
-// stale entry); when tor2's entry goes, tor1's old entry must not win the
-// MAC back: the MAC is advertised nowhere (the fabric floods to it) rather
-// than at tor1 (seen in the lab: 15 s of loss after a failover, ovs-vtep on
-// tor2 dropping its learned flow before the agent noticed tor1 was dead).
+// TestSupersededClaimStaysDropped: tor1 freezes (dead, its session not yet
+// seen as lost) still reporting a MAC that tor2 then learns (the host
+// failed over). When tor2's entry goes (ovs-vtep drops its learned flow),
+// tor1's old entry must not win the MAC back: the MAC is advertised nowhere
+// (the fabric floods to it) rather than at the dead tor1 (seen in the lab:
+// 15 s of loss after a failover), also once tor1 is seen as lost. When tor1
+// thaws it is alive and its table counts again.
 func TestSupersededClaimStaysDropped(t *testing.T) {
 	tor1, tor2, cfg := pairWithoutBGP(t, ", resync: 1s")
+	cfg.Switches[0].ProbeInterval = config.Duration(2 * time.Second)
 	r := startAgent(t, cfg)
 	ctx := context.Background()
 	if err := r.a.Bind(ctx, api.BindRequest{VLAN: 100, VNI: 10100, Ports: []string{"tor1:eth1", "tor2:eth1"}}); err != nil {
@@ -145,33 +149,112 @@ func TestSupersededClaimStaysDropped(t *testing.T) {
 		}
 		return nil
 	})
+	thaw := func() { _ = syscall.Kill(tor1.PID(), syscall.SIGCONT) }
+	t.Cleanup(thaw)
+	if err := syscall.Kill(tor1.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
 	tor2.VtepCtl("add-ucast-local", "vni10100", mac, "192.0.2.12") // learned later on tor2
-	eventually(t, 10*time.Second, "the MAC advertised from tor2 (remote at tor2 on tor1)", func() error {
-		if !remoteOn(tor1, "192.0.2.12") || remoteOn(tor2, "192.0.2.11") {
-			return fmt.Errorf("not yet:\ntor1: %s\ntor2: %s", tor1.VtepCtl("list-remote-macs", "vni10100"), tor2.VtepCtl("list-remote-macs", "vni10100"))
+	eventually(t, 10*time.Second, "the MAC advertised from tor2 (no longer remote at tor1 on tor2)", func() error {
+		if remoteOn(tor2, "192.0.2.11") {
+			return fmt.Errorf("not yet:\ntor2: %s", tor2.VtepCtl("list-remote-macs", "vni10100"))
 		}
 		return nil
 	})
-	tor2.VtepCtl("del-ucast-local", "vni10100", mac) // tor2's entry goes; tor1's stale one stays
+	if !r.a.sw[0].client.Connected() {
+		t.Fatal("tor1 already seen as lost: nothing is checked while its session is up")
+	}
+	tor2.VtepCtl("del-ucast-local", "vni10100", mac) // tor2's entry goes; frozen tor1's stays
 	for range 3 {
 		if err := r.a.waitPass(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if remoteOn(tor2, "192.0.2.11") {
+			t.Fatalf("frozen tor1's superseded entry won the MAC back: tor2 sends it to tor1 again:\n%s", tor2.VtepCtl("list-remote-macs", "vni10100"))
+		}
 	}
-	if remoteOn(tor2, "192.0.2.11") {
-		t.Fatalf("tor1's superseded entry won the MAC back: tor2 sends it to tor1 again:\n%s", tor2.VtepCtl("list-remote-macs", "vni10100"))
-	}
-	// tor1 learning it again (a new entry) is a claim like any other.
-	tor1.VtepCtl("del-ucast-local", "vni10100", mac)
+	eventually(t, 10*time.Second, "tor1 seen as lost", func() error {
+		if r.a.sw[0].client.Connected() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
 	for range 2 {
 		if err := r.a.waitPass(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	tor1.VtepCtl("add-ucast-local", "vni10100", mac, "192.0.2.11")
-	eventually(t, 10*time.Second, "tor1's new entry advertised again", func() error {
+	if remoteOn(tor2, "192.0.2.11") {
+		t.Fatalf("lost tor1's held claim won the MAC back:\n%s", tor2.VtepCtl("list-remote-macs", "vni10100"))
+	}
+	thaw() // alive again: its entry is a claim like any other
+	eventually(t, 20*time.Second, "thawed tor1's entry advertised again", func() error {
 		if !remoteOn(tor2, "192.0.2.11") {
 			return fmt.Errorf("not yet:\n%s", tor2.VtepCtl("list-remote-macs", "vni10100"))
+		}
+		return nil
+	})
+}
+
+// TestSupersededClaimLiveAfterReconnect: tor1's entry lost the MAC to a
+// newer one on tor2, then tor1 was away and came back reporting the MAC
+// (the host failing back to it). When tor2's entry ages out, tor1's entry
+// is the MAC's owner again at once, not after the superseded hold: seen in
+// the lab as a failback that never converged (the MAC advertised nowhere).
+func TestSupersededClaimLiveAfterReconnect(t *testing.T) {
+	tor1, tor2, cfg := pairWithoutBGP(t, ", resync: 1s")
+	cfg.Switches[0].ProbeInterval = config.Duration(time.Second)
+	r := startAgent(t, cfg)
+	ctx := context.Background()
+	if err := r.a.Bind(ctx, api.BindRequest{VLAN: 100, VNI: 10100, Ports: []string{"tor1:eth1", "tor2:eth1"}}); err != nil {
+		t.Fatal(err)
+	}
+	const mac = "00:50:56:00:01:11"
+	remoteOn := func(sw interface{ VtepCtl(...string) string }, vtep string) bool {
+		return strings.Contains(sw.VtepCtl("list-remote-macs", "vni10100"), mac+" -> vxlan_over_ipv4/"+vtep)
+	}
+	tor1.VtepCtl("add-ucast-local", "vni10100", mac, "192.0.2.11")
+	eventually(t, 10*time.Second, "tor1's MAC on tor2", func() error {
+		if !remoteOn(tor2, "192.0.2.11") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	tor2.VtepCtl("add-ucast-local", "vni10100", mac, "192.0.2.12") // the host failed over
+	eventually(t, 10*time.Second, "the MAC advertised from tor2", func() error {
+		if !remoteOn(tor1, "192.0.2.12") || remoteOn(tor2, "192.0.2.11") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	tor1.Stop()
+	eventually(t, 10*time.Second, "tor1 seen as down", func() error {
+		if r.a.sw[0].client.Connected() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	for range 2 {
+		if err := r.a.waitPass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tor1.Start() // back, its table still holding the MAC
+	eventually(t, 20*time.Second, "tor1 back", func() error {
+		if !r.a.sw[0].client.Connected() {
+			return fmt.Errorf("not connected")
+		}
+		return nil
+	})
+	for range 2 {
+		if err := r.a.waitPass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tor2.VtepCtl("del-ucast-local", "vni10100", mac) // tor2's entry ages out
+	eventually(t, 10*time.Second, "tor1 the MAC's owner again", func() error {
+		if !remoteOn(tor2, "192.0.2.11") {
+			return fmt.Errorf("tor2 does not send %s to tor1:\n%s", mac, tor2.VtepCtl("list-remote-macs", "vni10100"))
 		}
 		return nil
 	})

@@ -107,18 +107,19 @@ func forgetMoved(sw []*switchState, views []SwitchView, dropped []SeenKey) int {
 
 // supersededClaims remembers the claims PreferNewest dropped: a switch's
 // entry for a MAC that another switch learned after it. The entry is
-// identified by when the agent first saw it (firstSeen): as long as the
-// switch reports that same entry (never lost and learned again), the claim
-// stays dropped for supersededHold, even when the newer owner's entry goes.
-// Otherwise a stale entry wins the MAC back and sends the fabric to where
-// the host is not: a dead switch whose session is not yet seen as lost (its
-// last table stays in the agent's view until the echo probe fails), or
-// ovs-vtep on the new switch dropping its learned flow with the remote row
-// the agent removed and reporting the MAC gone until the host sends again.
-// With no claim left the MAC is not advertised: the fabric floods to it,
-// the host answers, and the switch it is behind learns it again. The hold
-// bounds the harm of a switch that keeps reporting an entry it relearned
-// in place (a host back on it while its old entry never went).
+// identified by when the agent first saw it (firstSeen). A dropped claim
+// stays dropped, even when the newer owner's entry goes, until the switch
+// proves it is alive after the drop (an echo answered or a new session) or
+// its entry changes or goes: a dead switch whose session is not yet seen as
+// lost keeps reporting its last table until the echo probe fails, and its
+// entry must not win the MAC back when ovs-vtep on the new switch drops its
+// learned flow with the remote row the agent removed (and reports the MAC
+// gone until the host sends again). With no claim left the MAC is not
+// advertised: the fabric floods to it and the host answers. A switch that
+// is alive reports its table as it is: its entry (the host back on it, or
+// stale and ageing out) is a claim again within one probe interval. Once
+// the dead switch is seen as lost, forgetMoved removes the claim from its
+// held view for good. supersededHold bounds all of it.
 type supersededClaims map[SeenKey]superseded
 
 type superseded struct {
@@ -126,16 +127,17 @@ type superseded struct {
 	at    time.Time // when it was dropped
 }
 
-// supersededHold is how long a superseded claim stays dropped while its
-// switch keeps reporting the same entry; as long as a lost switch's hold.
+// supersededHold is the longest a superseded claim stays dropped; as long
+// as a lost switch's hold.
 const supersededHold = lostSwitchHold
 
 // filter drops from views the claims that were superseded and are still
-// the same entry, and forgets those whose entry changed or went or whose
-// hold is over. It returns the claims it dropped.
-func (s supersededClaims) filter(now time.Time, views []SwitchView, firstSeen map[SeenKey]time.Time) []SeenKey {
+// the same entry of a switch not seen alive since, and forgets the others
+// (entry changed or gone, switch alive after the drop, hold over). alive
+// holds each switch's Client.Alive. It returns the claims it dropped.
+func (s supersededClaims) filter(now time.Time, views []SwitchView, firstSeen map[SeenKey]time.Time, alive map[string]time.Time) []SeenKey {
 	for k, c := range s {
-		if fs, ok := firstSeen[k]; !ok || !fs.Equal(c.entry) || now.Sub(c.at) >= supersededHold {
+		if fs, ok := firstSeen[k]; !ok || !fs.Equal(c.entry) || alive[k.Switch].After(c.at) || now.Sub(c.at) >= supersededHold {
 			delete(s, k)
 		}
 	}

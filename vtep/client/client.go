@@ -59,6 +59,10 @@ type Status struct {
 	Since       time.Time `json:"since,omitzero"`
 	Connections int       `json:"connections"` // successful (re)connections so far
 	LastError   string    `json:"last_error,omitempty"`
+	// Alive is the latest time the switch is known to have been alive: the
+	// sending of the last echo it answered, or the current connection's
+	// sync.
+	Alive time.Time `json:"alive,omitzero"`
 }
 
 // Client is one switch's database connection. Run drives it.
@@ -151,6 +155,14 @@ func (c *Client) Status() Status {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.status
+}
+
+// Alive returns the latest time the switch is known to have been alive (see
+// Status.Alive); zero before the first connection.
+func (c *Client) Alive() time.Time {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.status.Alive
 }
 
 // Connected reports whether the client holds a synced connection.
@@ -330,6 +342,7 @@ func (c *Client) serve(ctx context.Context, conn client.Client) {
 	c.status.Since = time.Now()
 	c.status.Connections++
 	c.status.LastError = ""
+	c.status.Alive = c.status.Since
 	n := c.status.Connections
 	c.mu.Unlock()
 	c.log.Info("switch database synced", "connection", n)
@@ -373,12 +386,18 @@ func (c *Client) serve(ctx context.Context, conn client.Client) {
 			return
 		case <-probe.C:
 			pctx, cancel := context.WithTimeout(ctx, c.cfg.Probe)
+			sent := time.Now()
 			err := conn.Echo(pctx)
 			cancel()
 			if err != nil && ctx.Err() == nil {
 				c.log.Warn("switch database not answering", "err", err)
 				c.setErr(fmt.Errorf("echo: %w", err))
 				return
+			}
+			if err == nil {
+				c.mu.Lock()
+				c.status.Alive = sent
+				c.mu.Unlock()
 			}
 		}
 	}
