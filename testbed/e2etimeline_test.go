@@ -109,6 +109,56 @@ func (tl *timeline) watchFDB(ctx context.Context, t *testing.T, lab testbed.Runt
 	})
 }
 
+// watchFlows records, on an ovs-vtep ToR, the changes of the logical
+// switches' MAC tables (OpenFlow table 1: remote MACs to a tunnel, learned
+// MACs to a port, cookie 0x5000) that concern macs, stamped when read: where
+// the switch sends a VM's frames, and when ovs-vtep's learned entry goes.
+func (tl *timeline) watchFlows(ctx context.Context, t *testing.T, lab testbed.Runtime, node string, macs []string) {
+	t.Helper()
+	// timeout: the monitors end by themselves (killing the local end of a
+	// docker exec leaves the command running in the container).
+	script := `for b in $(ovs-vsctl list-br | grep _vtep_ls); do timeout 120 ovs-ofctl monitor "$b" watch:table=1 | sed -u "s/^/$b /" & done; wait`
+	cmd, err := lab.Command(ctx, node, "sh", "-c", script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	lines := 0
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			line := sc.Text()
+			lines++
+			for _, m := range macs {
+				if strings.Contains(line, m) {
+					tl.add(time.Now(), node, "flow %s", strings.Join(strings.Fields(line), " "))
+				}
+			}
+		}
+	}()
+	tl.stops = append(tl.stops, func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+		_ = cmd.Wait()
+		if lines == 0 {
+			tl.add(time.Now(), node, "flow watch read nothing: %s", strings.TrimSpace(stderr.String()))
+		}
+	})
+}
+
 // pings records where p's longest outage among the requests after from
 // began and ended.
 func (tl *timeline) pings(p *pinger, st pingStats) {
