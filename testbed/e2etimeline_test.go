@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,53 +60,28 @@ func (tl *timeline) String() string {
 // (`bridge -timestamp monitor fdb`) until the timeline is closed.
 func (tl *timeline) watchFDB(ctx context.Context, t *testing.T, lab testbed.Runtime, node string, macs []string) {
 	t.Helper()
-	cmd, err := lab.Command(ctx, node, "bridge", "-timestamp", "monitor", "fdb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		var at time.Time
-		for sc.Scan() {
-			line := sc.Text()
-			// Timestamp: Thu Dec  3 22:14:16 2026 561044 usec
-			if rest, ok := strings.CutPrefix(line, "Timestamp: "); ok {
-				f := strings.Fields(rest)
-				if len(f) == 7 {
-					if ts, err := time.ParseInLocation("Mon Jan 2 15:04:05 2006", strings.Join(f[:5], " "), time.Local); err == nil {
-						var us int
-						fmt.Sscan(f[5], &us)
-						at = ts.Add(time.Duration(us) * time.Microsecond)
-					}
-				}
-				continue
-			}
-			if at.IsZero() || !strings.Contains(line, " dst ") {
-				continue
-			}
-			for _, m := range macs {
-				if strings.Contains(line, m) {
-					tl.add(at, node, "fdb %s", strings.TrimSpace(line))
+	var at time.Time
+	tl.watch(ctx, t, lab, node, []string{"bridge", "-timestamp", "monitor", "fdb"}, func(line string) {
+		// Timestamp: Thu Dec  3 22:14:16 2026 561044 usec
+		if rest, ok := strings.CutPrefix(line, "Timestamp: "); ok {
+			f := strings.Fields(rest)
+			if len(f) == 7 {
+				if ts, err := time.ParseInLocation("Mon Jan 2 15:04:05 2006", strings.Join(f[:5], " "), time.Local); err == nil {
+					var us int
+					fmt.Sscan(f[5], &us)
+					at = ts.Add(time.Duration(us) * time.Microsecond)
 				}
 			}
+			return
 		}
-	}()
-	tl.stops = append(tl.stops, func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-done:
-		case <-time.After(2 * time.Second):
+		if at.IsZero() || !strings.Contains(line, " dst ") {
+			return
 		}
-		_ = cmd.Wait()
+		for _, m := range macs {
+			if strings.Contains(line, m) {
+				tl.add(at, node, "fdb %s", strings.TrimSpace(line))
+			}
+		}
 	})
 }
 
@@ -118,7 +94,21 @@ func (tl *timeline) watchFlows(ctx context.Context, t *testing.T, lab testbed.Ru
 	// timeout: the monitors end by themselves (killing the local end of a
 	// docker exec leaves the command running in the container).
 	script := `for b in $(ovs-vsctl list-br | grep _vtep_ls); do timeout 120 ovs-ofctl monitor "$b" watch:table=1 | sed -u "s/^/$b /" & done; wait`
-	cmd, err := lab.Command(ctx, node, "sh", "-c", script)
+	tl.watch(ctx, t, lab, node, []string{"sh", "-c", script}, func(line string) {
+		for _, m := range macs {
+			if strings.Contains(line, m) {
+				tl.add(time.Now(), node, "flow %s", strings.Join(strings.Fields(line), " "))
+			}
+		}
+	})
+}
+
+// watch runs argv in node and hands each line of its output to onLine
+// (one goroutine) until the timeline is closed; a watcher that printed
+// nothing but errors leaves them in the timeline.
+func (tl *timeline) watch(ctx context.Context, t *testing.T, lab testbed.Runtime, node string, argv []string, onLine func(string)) {
+	t.Helper()
+	cmd, err := lab.Command(ctx, node, argv...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,18 +122,13 @@ func (tl *timeline) watchFlows(ctx context.Context, t *testing.T, lab testbed.Ru
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	lines := 0
+	var lines atomic.Int64
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			line := sc.Text()
-			lines++
-			for _, m := range macs {
-				if strings.Contains(line, m) {
-					tl.add(time.Now(), node, "flow %s", strings.Join(strings.Fields(line), " "))
-				}
-			}
+			lines.Add(1)
+			onLine(sc.Text())
 		}
 	}()
 	tl.stops = append(tl.stops, func() {
@@ -153,8 +138,8 @@ func (tl *timeline) watchFlows(ctx context.Context, t *testing.T, lab testbed.Ru
 		case <-time.After(2 * time.Second):
 		}
 		_ = cmd.Wait()
-		if lines == 0 {
-			tl.add(time.Now(), node, "flow watch read nothing: %s", strings.TrimSpace(stderr.String()))
+		if msg := strings.TrimSpace(stderr.String()); lines.Load() == 0 && msg != "" {
+			tl.add(time.Now(), node, "%s printed nothing but: %s", argv[0], msg)
 		}
 	})
 }

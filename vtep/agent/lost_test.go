@@ -40,12 +40,7 @@ func TestAgentKeepsLostSwitchState(t *testing.T) {
 
 	tor1.Stop()
 	lost := time.Now()
-	eventually(t, 10*time.Second, "tor1 seen as down", func() error {
-		if r.a.sw[0].client.Connected() {
-			return fmt.Errorf("still connected")
-		}
-		return nil
-	})
+	r.waitConnected(t, 0, false, 10*time.Second)
 	for range 2 { // passes after the loss
 		if err := r.a.waitPass(ctx); err != nil {
 			t.Fatal(err)
@@ -94,12 +89,7 @@ func TestLostSwitchClaimDoesNotComeBack(t *testing.T) {
 		return nil
 	})
 	tor1.Stop()
-	eventually(t, 10*time.Second, "tor1 seen as down", func() error {
-		if r.a.sw[0].client.Connected() {
-			return fmt.Errorf("still connected")
-		}
-		return nil
-	})
+	r.waitConnected(t, 0, false, 10*time.Second)
 	tor2.VtepCtl("add-ucast-local", "vni10100", mac, "192.0.2.12") // the team failed over
 	eventually(t, 10*time.Second, "the MAC local on tor2, no longer remote there", func() error {
 		if remoteOnTor2() {
@@ -173,12 +163,7 @@ func TestSupersededClaimStaysDropped(t *testing.T) {
 			t.Fatalf("frozen tor1's superseded entry won the MAC back: tor2 sends it to tor1 again:\n%s", tor2.VtepCtl("list-remote-macs", "vni10100"))
 		}
 	}
-	eventually(t, 10*time.Second, "tor1 seen as lost", func() error {
-		if r.a.sw[0].client.Connected() {
-			return fmt.Errorf("still connected")
-		}
-		return nil
-	})
+	r.waitConnected(t, 0, false, 10*time.Second)
 	for range 2 {
 		if err := r.a.waitPass(ctx); err != nil {
 			t.Fatal(err)
@@ -228,24 +213,14 @@ func TestSupersededClaimLiveAfterReconnect(t *testing.T) {
 		return nil
 	})
 	tor1.Stop()
-	eventually(t, 10*time.Second, "tor1 seen as down", func() error {
-		if r.a.sw[0].client.Connected() {
-			return fmt.Errorf("still connected")
-		}
-		return nil
-	})
+	r.waitConnected(t, 0, false, 10*time.Second)
 	for range 2 {
 		if err := r.a.waitPass(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	tor1.Start() // back, its table still holding the MAC
-	eventually(t, 20*time.Second, "tor1 back", func() error {
-		if !r.a.sw[0].client.Connected() {
-			return fmt.Errorf("not connected")
-		}
-		return nil
-	})
+	r.waitConnected(t, 0, true, 20*time.Second)
 	for range 2 {
 		if err := r.a.waitPass(ctx); err != nil {
 			t.Fatal(err)
@@ -255,6 +230,17 @@ func TestSupersededClaimLiveAfterReconnect(t *testing.T) {
 	eventually(t, 10*time.Second, "tor1 the MAC's owner again", func() error {
 		if !remoteOn(tor2, "192.0.2.11") {
 			return fmt.Errorf("tor2 does not send %s to tor1:\n%s", mac, tor2.VtepCtl("list-remote-macs", "vni10100"))
+		}
+		return nil
+	})
+}
+
+// waitConnected waits until the agent sees its switch i connected (or not).
+func (r *running) waitConnected(t *testing.T, i int, want bool, within time.Duration) {
+	t.Helper()
+	eventually(t, within, fmt.Sprintf("%s connected=%v", r.a.sw[i].name, want), func() error {
+		if got := r.a.sw[i].client.Connected(); got != want {
+			return fmt.Errorf("connected=%v", got)
 		}
 		return nil
 	})

@@ -408,3 +408,29 @@ func BenchmarkBind(b *testing.B) {
 		})
 	}
 }
+
+// TestUnixSocketErrorsNameThePath: a socket the kernel cannot bind is
+// refused with the configured path in the message (not the temporary name
+// it is bound under first), and nothing is left behind.
+func TestUnixSocketErrorsNameThePath(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(dir, strings.Repeat("s", 98-len(dir))+".sock") // 104 bytes: fits, but not with .PID.tmp
+	noDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(noDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{long, "path too long"},
+		{filepath.Join(noDir, "api.sock"), "api socket directory"},
+	} {
+		err := api.Serve(context.Background(), "unix://"+tc.path, api.NewHandler(apitest.Sample(), nil, ""), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), ".tmp:") {
+			t.Errorf("%s: got %v, want an error with %q naming the path, not the temporary file", tc.path, err, tc.want)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+			t.Errorf("%s: left behind: %v", tc.path, ents)
+		}
+	}
+}

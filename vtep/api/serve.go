@@ -139,6 +139,10 @@ func ServeListenerTimeouts(ctx context.Context, ln net.Listener, h http.Handler,
 	return err
 }
 
+// maxSocketPath is the longest unix socket path Linux binds (sun_path is
+// 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
 func listenUnix(ctx context.Context, path string) (net.Listener, error) {
 	if path == "" || !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("api socket %q: want an absolute path", path)
@@ -153,13 +157,21 @@ func listenUnix(ctx context.Context, path string) (net.Listener, error) {
 	// Bind under a temporary name, restrict it, then move it into place: the
 	// socket is never reachable at PATH with a looser mode.
 	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	if len(tmp) > maxSocketPath {
+		return nil, fmt.Errorf("api socket %s: path too long: %d bytes, at most %d (a unix socket path holds %d, and the socket is bound under PATH.PID.tmp first)",
+			path, len(path), maxSocketPath-(len(tmp)-len(path)), maxSocketPath)
+	}
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("api socket: %w", err)
+		return nil, fmt.Errorf("api socket %s: %w", path, err)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "unix", tmp)
 	if err != nil {
-		return nil, fmt.Errorf("api socket: %w", err)
+		var op *net.OpError
+		if errors.As(err, &op) {
+			err = op.Err // names the temporary file, not the configured path
+		}
+		return nil, fmt.Errorf("api socket %s: %w", path, err)
 	}
 	ul := ln.(*net.UnixListener)
 	ul.SetUnlinkOnClose(false)
