@@ -132,6 +132,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Both commands found before anything is written to the directory.
+	for _, c := range []*string{&opts.Server, &opts.Tool} {
+		p, err := exec.LookPath(*c)
+		if err != nil {
+			return nil, fmt.Errorf("%w (both come with the Debian package openvswitch-common)", err)
+		}
+		*c = p
+	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("database directory %s: %w", opts.Dir, err)

@@ -156,3 +156,19 @@ func TestStartRefusesBadOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestStartMissingCommand: a missing ovsdb-tool or ovsdb-server is refused
+// with the command's name before anything is written to the directory.
+func TestStartMissingCommand(t *testing.T) {
+	for _, opts := range []Options{{Tool: "no-such-ovsdb-tool"}, {Server: "no-such-ovsdb-server"}} {
+		opts.Dir = t.TempDir()
+		_, err := Start(context.Background(), opts)
+		name := opts.Tool + opts.Server
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: got %v, want an error naming it", name, err)
+		}
+		if ents, _ := os.ReadDir(opts.Dir); len(ents) != 0 {
+			t.Errorf("%s: wrote %v before failing", name, ents)
+		}
+	}
+}
