@@ -273,8 +273,8 @@ func TestDebInstallsAndStarts(t *testing.T) {
 		}
 	}
 	got, err := runBounded(sw, 30*time.Second)
-	if code := exitCode(err); code != 1 || !strings.Contains(got, "ovsdb-tool") || strings.Contains(got, "panic") {
-		t.Errorf("torswitch.service ExecStart %q without openvswitch-common: exit %d, want 1 naming ovsdb-tool\n%s", argv, code, got)
+	if code := exitCode(err); code != 1 || !strings.Contains(got, "ovsdb-server") || !strings.Contains(got, "openvswitch-common") || strings.Contains(got, "panic") {
+		t.Errorf("torswitch.service ExecStart %q without openvswitch-common: exit %d, want 1 naming ovsdb-server and openvswitch-common\n%s", argv, code, got)
 	} else {
 		t.Logf("torswitch without openvswitch-common: %s", strings.TrimSpace(got))
 	}

@@ -27,6 +27,22 @@ wait_ifaces() {
 	done
 }
 
+# await_ifaces SECONDS IFACE...: waits up to SECONDS for the interfaces to
+# appear and returns either way (a lab may deploy only some hosts): the
+# caller skips the absent ones. containerlab creates a node's links after
+# its cmd has started, one link after the other.
+await_ifaces() {
+	limit=$(($1 * 10))
+	shift
+	n=0
+	for i in "$@"; do
+		while [ ! -e "/sys/class/net/$i" ] && [ "$n" -lt "$limit" ]; do
+			n=$((n + 1))
+			sleep 0.1
+		done
+	done
+}
+
 # tx_off IFACE...: veths whose own end is the kernel stack and whose peer is
 # an OVS userspace (netdev) port need TX checksum offload off, or OVS drops
 # the frames (torlab and containerlab already do this; repeated for safety).

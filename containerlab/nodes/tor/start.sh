@@ -30,6 +30,7 @@ ovs-vsctl --may-exist add-br "$PS" -- set bridge "$PS" datapath_type=netdev
 vtep-ctl --may-exist add-ps "$PS"
 vtep-ctl set Physical_Switch "$PS" tunnel_ips="${TUNNEL_IP%/*}" \
 	description="torstitch-lab-$PS"
+await_ifaces 10 $ACCESS_PORTS
 for p in $ACCESS_PORTS; do
 	# A lab may deploy only some hosts: skip ports that are not cabled.
 	[ -e "/sys/class/net/$p" ] || { log "access port $p absent, skipped"; continue; }

@@ -16,6 +16,7 @@ wait_ifaces "$UNDERLAY_IF"
 ip addr replace "$TUNNEL_IP" dev "$UNDERLAY_IF"
 ip link set "$UNDERLAY_IF" mtu 1600 up
 ports=""
+await_ifaces 10 $ACCESS_PORTS
 for p in $ACCESS_PORTS; do
 	[ -e "/sys/class/net/$p" ] || { log "access port $p absent, skipped"; continue; }
 	# The ESXi VDS at the other end is an OVS userspace port.
