@@ -259,7 +259,7 @@ func switchFaults(s api.Switch) string {
 }
 
 func switchesTable(w io.Writer, ss []api.Switch) error {
-	t := newTable(w, "NAME", "STATE", "ENDPOINT", "TUNNEL-IPS", "REPLICATION", "PORTS", "LS", "LOCAL", "REMOTE", "FAULTS", "BFD-DOWN", "LAST-RECONCILE", "LAST-ERROR")
+	t := newTable(w, "NAME", "STATE", "ENDPOINT", "TUNNEL-IPS", "REPLICATION", "PORTS", "LS", "LOCAL", "REMOTE", "FAULTS", "BFD-DOWN", "CONFLICTS", "LAST-RECONCILE", "LAST-ERROR")
 	for _, s := range ss {
 		state := "down"
 		if s.Connected {
@@ -267,9 +267,20 @@ func switchesTable(w io.Writer, ss []api.Switch) error {
 		}
 		t.row(s.Name, state, orDash(s.Endpoint), orDash(strings.Join(s.TunnelIPs, ",")), orDash(s.Replication),
 			strconv.Itoa(s.Ports), strconv.Itoa(s.LogicalSws), strconv.Itoa(s.LocalMACs), strconv.Itoa(s.RemoteMACs),
-			switchFaults(s), orDash(strings.Join(s.BFDDown, ",")), timeString(s.LastReconcile), orDash(s.LastError))
+			switchFaults(s), orDash(strings.Join(s.BFDDown, ",")), strconv.Itoa(len(s.Conflicts)), timeString(s.LastReconcile), orDash(s.LastError))
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	// Conflicts are sentences: listed under the table, one per line.
+	for _, s := range ss {
+		for _, c := range s.Conflicts {
+			if _, err := fmt.Fprintf(w, "conflict on %s: %s\n", s.Name, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func peersTable(w io.Writer, ps []api.Peer) error {

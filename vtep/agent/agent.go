@@ -58,6 +58,7 @@ type switchState struct {
 	busy          bool       // the writer is applying a job
 	lastReconcile time.Time
 	lastErr       string
+	conflicts     []string // desired state the switch's last plan held back (plan.Conflict)
 	replication   string
 	remoteDesired int
 	bfdShown      []string // bfdDown for the API
@@ -563,8 +564,12 @@ func (a *Agent) switchWriter(ctx context.Context, s *switchState) {
 		res, err := s.client.Reconcile(ctx, j.desired, j.opt)
 		a.met.transactions.WithLabelValues(s.name).Add(float64(res.Transactions))
 		a.met.rows.WithLabelValues(s.name).Add(float64(res.Rows))
+		planned := err == nil || res.Conflicts != nil // a plan ran: its conflicts are current
 		if errors.Is(err, client.ErrNotConnected) {
 			err = nil
+		}
+		if planned {
+			a.noteConflicts(s, res.Conflicts)
 		}
 		s.mu.Lock()
 		s.busy = false
@@ -585,4 +590,28 @@ func (a *Agent) switchWriter(ctx context.Context, s *switchState) {
 		j.err = err
 		close(j.done)
 	}
+}
+
+// noteConflicts records what the switch's last plan held back, logs each
+// conflict when it appears and when it clears, and sets the metric.
+func (a *Agent) noteConflicts(s *switchState, cs []plan.Conflict) {
+	now := make([]string, len(cs))
+	for i, c := range cs {
+		now[i] = c.String()
+	}
+	s.mu.Lock()
+	before := s.conflicts
+	s.conflicts = now
+	s.mu.Unlock()
+	for _, c := range now {
+		if !slices.Contains(before, c) {
+			a.log.Warn("switch conflict: held back, the rest of the switch converges", "switch", s.name, "conflict", c)
+		}
+	}
+	for _, c := range before {
+		if !slices.Contains(now, c) {
+			a.log.Info("switch conflict cleared", "switch", s.name, "conflict", c)
+		}
+	}
+	a.met.switchConflicts.WithLabelValues(s.name).Set(float64(len(now)))
 }

@@ -190,6 +190,7 @@ func (a *Agent) Switches(context.Context) ([]api.Switch, error) {
 		s.mu.Lock()
 		v.LastReconcile, v.LastError, v.Replication = s.lastReconcile, s.lastErr, s.replication
 		v.BFDDown = s.bfdShown
+		v.Conflicts = slices.Clone(s.conflicts)
 		s.mu.Unlock()
 		if v.LastError == "" && !st.Connected {
 			v.LastError = st.LastError

@@ -15,23 +15,24 @@ import (
 
 // metrics are the agent's Prometheus series, registered on their own registry.
 type metrics struct {
-	reg            *prometheus.Registry
-	reconciles     *prometheus.CounterVec
-	reconcileSecs  prometheus.Histogram
-	transactions   *prometheus.CounterVec
-	rows           *prometheus.CounterVec
-	localMACs      *prometheus.GaugeVec
-	remoteMACs     *prometheus.GaugeVec
-	switchUp       *prometheus.GaugeVec
-	switchFaults   *prometheus.GaugeVec
-	peerUp         *prometheus.GaugeVec
-	vcenterUp      prometheus.Gauge
-	droppedRoutes  *prometheus.Desc // a counter kept by the speaker
-	conflicts      prometheus.Gauge
-	frozenMACs     prometheus.Gauge
-	bindingsByType *prometheus.GaugeVec
-	inboundRefused *prometheus.CounterVec
-	bfdDown        *prometheus.GaugeVec
+	reg             *prometheus.Registry
+	reconciles      *prometheus.CounterVec
+	reconcileSecs   prometheus.Histogram
+	transactions    *prometheus.CounterVec
+	rows            *prometheus.CounterVec
+	localMACs       *prometheus.GaugeVec
+	remoteMACs      *prometheus.GaugeVec
+	switchUp        *prometheus.GaugeVec
+	switchFaults    *prometheus.GaugeVec
+	peerUp          *prometheus.GaugeVec
+	vcenterUp       prometheus.Gauge
+	droppedRoutes   *prometheus.Desc // a counter kept by the speaker
+	conflicts       prometheus.Gauge
+	switchConflicts *prometheus.GaugeVec
+	frozenMACs      prometheus.Gauge
+	bindingsByType  *prometheus.GaugeVec
+	inboundRefused  *prometheus.CounterVec
+	bfdDown         *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -61,6 +62,9 @@ func newMetrics() *metrics {
 			"Received EVPN routes dropped, by reason.", []string{"reason"}, nil),
 		conflicts: prometheus.NewGauge(prometheus.GaugeOpts{Name: "torstitch_binding_conflicts",
 			Help: "Bindings reported as conflicts and not applied."}),
+		switchConflicts: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_switch_conflicts",
+			Help: "VNIs and bindings a switch's last plan held back: they collide with rows torstitch does not manage or with the switch's ports."},
+			[]string{"switch"}),
 		frozenMACs: prometheus.NewGauge(prometheus.GaugeOpts{Name: "torstitch_evpn_frozen_macs",
 			Help: "MACs frozen by duplicate detection."}),
 		bindingsByType: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "torstitch_bindings",
@@ -73,7 +77,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.bfdDown)
 	m.reg.MustRegister(m.reconciles, m.reconcileSecs, m.transactions, m.rows, m.localMACs, m.remoteMACs,
-		m.switchUp, m.switchFaults, m.vcenterUp, m.conflicts, m.bindingsByType, m.inboundRefused,
+		m.switchUp, m.switchFaults, m.vcenterUp, m.conflicts, m.switchConflicts, m.bindingsByType, m.inboundRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(buildInfoGauge(buildinfo.Get()))
 	return m

@@ -73,6 +73,10 @@ type Switch struct {
 	// BFDDown lists the remote VTEPs whose tunnel BFD this switch reports
 	// down (after having been up): withdrawn from its flood lists and remote MACs.
 	BFDDown []string `json:"bfd_down,omitempty"`
+	// Conflicts lists the VNIs and bindings this switch's last plan held
+	// back: they collide with rows torstitch does not manage (or name a
+	// port the switch lacks). Everything else on the switch converges.
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // Peer is one BGP neighbor.

@@ -28,6 +28,9 @@ type ApplyResult struct {
 	Rows         int // operations sent (inserts, updates, mutates, deletes)
 	Changes      int
 	Duration     time.Duration
+	// Conflicts is the desired state Reconcile skipped because it collides
+	// with the switch (plan.Conflict): reported, not an error.
+	Conflicts []plan.Conflict
 }
 
 // transactor sends one transaction; the libovsdb client satisfies it.

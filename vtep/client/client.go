@@ -465,6 +465,8 @@ func (c *Client) Apply(ctx context.Context, ch *plan.Changes) (ApplyResult, erro
 
 // Reconcile plans desired against the observed state and applies the
 // difference. A switch already in the desired state costs no transaction.
+// Desired state that collides with the switch is skipped and returned in
+// ApplyResult.Conflicts; the rest is applied.
 func (c *Client) Reconcile(ctx context.Context, d *plan.Desired, opt plan.Options) (ApplyResult, error) {
 	c.applyMu.Lock()
 	conn, ctx, release := c.currentBound(ctx)
@@ -482,6 +484,7 @@ func (c *Client) Reconcile(ctx context.Context, d *plan.Desired, opt plan.Option
 	}
 	res, err := apply(ctx, conn, ch, c.cfg.BatchRows, c.cfg.Window, &c.remote)
 	c.applyMu.Unlock()
+	res.Conflicts = ch.Conflicts
 	if err != nil {
 		return res, fmt.Errorf("switch %s: %w", c.cfg.Name, err)
 	}

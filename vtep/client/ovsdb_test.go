@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -155,13 +157,10 @@ func TestRealOVSDBBadInputChangesNothing(t *testing.T) {
 		name   string
 		mutate func(d *plan.Desired)
 	}{
-		{"unknown port", func(d *plan.Desired) {
-			d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth9", VLAN: 5, VNI: 10100})
-		}},
 		{"VLAN 4096", func(d *plan.Desired) { d.Bindings[0].VLAN = 4096 }},
-		{"VNI held by foreign switch", func(d *plan.Desired) { d.LogicalSwitches = append(d.LogicalSwitches, plan.LogicalSwitch{VNI: 7000}) }},
-		{"foreign binding", func(d *plan.Desired) {
-			d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth3", VLAN: 300, VNI: 10100})
+		{"VNI 0", func(d *plan.Desired) { d.LogicalSwitches = append(d.LogicalSwitches, plan.LogicalSwitch{VNI: 0}) }},
+		{"remote MAC in an undeclared VNI", func(d *plan.Desired) {
+			d.RemoteMACs = append(d.RemoteMACs, l2.RemoteMAC{VNI: 999, MAC: l2.MustMAC("02:00:00:00:09:09"), VTEP: ip("192.0.2.9")})
 		}},
 	}
 	for _, tc := range tests {
@@ -182,6 +181,54 @@ func TestRealOVSDBBadInputChangesNothing(t *testing.T) {
 			checkDump(t, s, baseDump)
 		})
 	}
+}
+
+// TestRealOVSDBConflictsIsolated: desired state colliding with the rows of
+// another controller (or a port the switch lacks) is returned as a conflict
+// and skipped alone; a new remote MAC of an unaffected VNI is written in the
+// same reconcile (vtep-ctl shows it). Before plan.Conflict one collision
+// failed the switch's whole plan and stopped all its remote MACs.
+func TestRealOVSDBConflictsIsolated(t *testing.T) {
+	s := vteptest.StartOVSDB(t)
+	withForeign(s)
+	c := startClient(t, "tor1", s.Endpoint(), 0)
+	reconcile(t, c, desiredBase())
+	tests := []struct {
+		name   string
+		mutate func(d *plan.Desired)
+		want   string
+	}{
+		{"port the switch lacks", func(d *plan.Desired) {
+			d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth9", VLAN: 5, VNI: 10100})
+		}, `port eth9 VLAN 5: switch "tor1" has no port "eth9"; binding not applied`},
+		{"VNI held by a foreign logical switch", func(d *plan.Desired) {
+			d.LogicalSwitches = append(d.LogicalSwitches, plan.LogicalSwitch{VNI: 7000})
+			d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth2", VLAN: 700, VNI: 7000})
+			d.RemoteMACs = append(d.RemoteMACs, l2.RemoteMAC{VNI: 7000, MAC: l2.MustMAC("02:00:00:00:70:00"), VTEP: ip("192.0.2.7")})
+			d.Flood[7000] = []netip.Addr{ip("192.0.2.7")}
+		}, `VNI 7000: logical switch "theirs", which torstitch does not manage, uses this VNI; VNI not applied on this switch`},
+		{"port VLAN bound to a foreign logical switch", func(d *plan.Desired) {
+			d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth3", VLAN: 300, VNI: 10100})
+		}, `port eth3 VLAN 300: bound to logical switch "theirs", which torstitch does not manage; binding not applied`},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := desiredBase()
+			mac := l2.MustMAC(fmt.Sprintf("02:00:00:00:0a:%02x", i))
+			d.RemoteMACs = append(d.RemoteMACs, l2.RemoteMAC{VNI: 10200, MAC: mac, VTEP: ip("192.0.2.1")})
+			tc.mutate(d)
+			res := reconcile(t, c, d)
+			if len(res.Conflicts) != 1 || res.Conflicts[0].String() != tc.want {
+				t.Fatalf("conflicts = %q, want [%q]", res.Conflicts, tc.want)
+			}
+			checkDump(t, s, baseDump+"\nucast vni10200 "+mac.String()+" -> vxlan_over_ipv4/192.0.2.1")
+			if again := reconcile(t, c, d); again.Transactions != 0 || len(again.Conflicts) != 1 {
+				t.Fatalf("second reconcile: %d transactions, conflicts %q", again.Transactions, again.Conflicts)
+			}
+		})
+	}
+	reconcile(t, c, desiredBase())
+	checkDump(t, s, baseDump)
 }
 
 func TestRealOVSDBRestartAndOutage(t *testing.T) {

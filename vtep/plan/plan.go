@@ -31,6 +31,9 @@ type planner struct {
 	locIP     map[string]netip.Addr // vxlan locator UUID -> destination IP
 	desiredLS map[l2.VNI]LogicalSwitch
 	canonical map[string]l2.VNI // owned LS UUID -> VNI, for the one LS kept per desired VNI
+	// frozen: owned logical switches of a VNI held back by a conflict; they
+	// and their rows stay as they are.
+	frozen map[string]bool
 
 	creates, updates, binds, ucastAdds, ucastUpdates, mcastSets []Change
 	unbinds, ucastDels, mcastDels, lsDels                       []Change
@@ -39,16 +42,20 @@ type planner struct {
 
 // Plan computes the changes that bring the observed switch to the desired
 // state. It validates first: on any error nothing is planned and the error
-// names every offending item. A switch already in the desired state yields an
-// empty plan.
+// names every offending item. Desired state that collides with the switch
+// (a foreign logical switch holding a VNI or its name, a foreign binding, a
+// port the switch lacks) is no error: Changes.Conflicts names it, the plan
+// skips it, and everything else converges. A switch already in the desired
+// state yields an empty plan.
 func Plan(d *Desired, o *Observed, opt Options) (*Changes, error) {
-	if err := Validate(d, o); err != nil {
+	if err := Validate(d); err != nil {
 		return nil, err
 	}
 	pl := &planner{d: d, o: o, opt: opt, out: &Changes{
 		LSByVNI:  map[l2.VNI]string{},
 		Locators: map[netip.Addr]string{},
 	}}
+	pl.conflicts()
 	pl.locators()
 	pl.logicalSwitches()
 	pl.bindings()
@@ -110,16 +117,8 @@ func (pl *planner) logicalSwitches() {
 	ownedByName := map[string]*ObservedLS{}
 	for _, uuid := range sortedUUIDs(pl.o.Switches) {
 		ls := pl.o.Switches[uuid]
-		if !ls.Owned() {
-			if v := ls.VNI(); v != 0 {
-				if _, ok := pl.desiredLS[v]; ok {
-					pl.p.add("VNI %d is already used by logical switch %q, which torstitch does not manage", v, ls.Name)
-				}
-			}
-			if v, ok := wantName[ls.Name]; ok {
-				pl.p.add("logical switch name %q (VNI %d) is taken by a logical switch torstitch does not manage", ls.Name, v)
-			}
-			continue
+		if !ls.Owned() || pl.frozen[uuid] {
+			continue // foreign collisions are conflicts (conflicts.go)
 		}
 		owned[ls.VNI()] = append(owned[ls.VNI()], ls)
 		ownedByName[ls.Name] = ls
@@ -190,13 +189,7 @@ func (pl *planner) bindings() {
 			k := portVLAN{name, vlan}
 			vni, desired := want[k]
 			switch {
-			case desired && !pl.owned(lsUUID):
-				lsName := lsUUID
-				if ls := pl.o.Switches[lsUUID]; ls != nil {
-					lsName = ls.Name
-				}
-				pl.p.add("port %s VLAN %d is bound to logical switch %q, which torstitch does not manage", name, vlan, lsName)
-				present[k] = true
+			case pl.frozen[lsUUID]:
 			case desired:
 				present[k] = true
 				if pl.out.LSByVNI[vni] != lsUUID || lsUUID == "" {
@@ -248,7 +241,7 @@ func (pl *planner) ucastRemote() {
 		}
 	}
 	for uuid, row := range pl.o.UcastRemote {
-		if !pl.owned(row.LS) {
+		if !pl.owned(row.LS) || pl.frozen[row.LS] {
 			continue
 		}
 		v, canonical := pl.canonical[row.LS]
@@ -305,7 +298,7 @@ func (pl *planner) mcastRemote() {
 	done := map[l2.VNI]bool{}
 	for _, uuid := range sortedUUIDs(pl.o.McastRemote) {
 		row := pl.o.McastRemote[uuid]
-		if !pl.owned(row.LS) {
+		if !pl.owned(row.LS) || pl.frozen[row.LS] {
 			continue
 		}
 		v, canonical := pl.canonical[row.LS]
@@ -377,7 +370,7 @@ func (pl *planner) staleSwitches() {
 		if !ls.Owned() {
 			continue
 		}
-		if _, keep := pl.canonical[uuid]; keep || referenced[uuid] {
+		if _, keep := pl.canonical[uuid]; keep || referenced[uuid] || pl.frozen[uuid] {
 			continue
 		}
 		pl.lsDels = append(pl.lsDels, Change{Op: LSDelete, UUID: uuid, VNI: ls.VNI(), Name: ls.Name})

@@ -305,21 +305,12 @@ func TestPlanRejectsBadInput(t *testing.T) {
 		{"multicast MAC", func(d *Desired, o *Observed) { d.RemoteMACs[0].MAC = l2.MustMAC("01:00:5e:00:00:01") }, "MAC 01:00:5e:00:00:01 is not a unicast"},
 		{"VTEP not IPv4", func(d *Desired, o *Observed) { d.RemoteMACs[0].VTEP = ip("2001:db8::1") }, `remote VTEP "2001:db8::1"`},
 		{"VTEP missing", func(d *Desired, o *Observed) { d.RemoteMACs[0].VTEP = netip.Addr{} }, `remote VTEP ""`},
-		{"unknown port", func(d *Desired, o *Observed) { d.Bindings[0].Port = "eth9" }, `switch "tor1" has no port "eth9"`},
 		{"two VNIs for one port VLAN", func(d *Desired, o *Observed) {
 			d.Bindings = append(d.Bindings, PortBinding{"eth1", 100, 10200})
 		}, "port eth1 VLAN 100 bound to two VNIs: 10100 and 10200"},
 		{"one VNI on two logical switches", func(d *Desired, o *Observed) {
 			d.LogicalSwitches = append(d.LogicalSwitches, LogicalSwitch{VNI: 10100, Name: "other"})
 		}, `VNI 10100 on two logical switches: "vni10100" and "other"`},
-		{"VNI held by a foreign logical switch", func(d *Desired, o *Observed) {
-			k := 10100
-			o.Switches["f"] = &ObservedLS{UUID: "f", Name: "theirs", TunnelKey: &k}
-		}, `VNI 10100 is already used by logical switch "theirs"`},
-		{"port VLAN bound to a foreign logical switch", func(d *Desired, o *Observed) {
-			o.Switches["f"] = &ObservedLS{UUID: "f", Name: "theirs"}
-			o.Ports["eth1"].Bindings[100] = "f"
-		}, `port eth1 VLAN 100 is bound to logical switch "theirs"`},
 		{"bad replication mode", func(d *Desired, o *Observed) { d.LogicalSwitches[0].ReplicationMode = "flood" }, `replication mode "flood"`},
 		{"MAC in undeclared VNI", func(d *Desired, o *Observed) { d.RemoteMACs[0].VNI = 999 }, "VNI 999 has no logical switch"},
 	}

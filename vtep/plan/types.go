@@ -7,7 +7,7 @@
 // remote MAC rows inside such a logical switch and the vlan_bindings entries
 // that point at one. Everything else in the database is foreign: the planner
 // never emits a change that modifies or deletes it, and desired state that
-// would collide with it is an error.
+// would collide with it is a Conflict: skipped for that VNI or binding alone.
 package plan
 
 import (
@@ -227,9 +227,10 @@ type Change struct {
 // Changes is a plan: an ordered list of changes plus the references the
 // applier needs to resolve logical switches and locators to row UUIDs.
 type Changes struct {
-	List     []Change
-	LSByVNI  map[l2.VNI]string     // existing logical switches torstitch uses, by VNI
-	Locators map[netip.Addr]string // existing vxlan locators, by destination IP
+	List      []Change
+	Conflicts []Conflict            // desired state skipped for this switch, sorted
+	LSByVNI   map[l2.VNI]string     // existing logical switches torstitch uses, by VNI
+	Locators  map[netip.Addr]string // existing vxlan locators, by destination IP
 }
 
 // Empty reports whether the plan changes nothing.

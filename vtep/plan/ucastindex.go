@@ -40,7 +40,7 @@ func (pl *planner) ucastRemoteIndexed() bool {
 	var dels []Change
 	if matched < len(idx) && !pl.opt.KeepStale {
 		for k, row := range idx {
-			if !pl.owned(k.LS) {
+			if !pl.owned(k.LS) || pl.frozen[k.LS] {
 				continue
 			}
 			v, canonical := pl.canonical[k.LS]

@@ -37,11 +37,12 @@ func (p *problems) err() error {
 	return errors.Join(p.errs...)
 }
 
-// Validate checks desired state on its own and against the observed switch:
-// ranges, address syntax, ports the switch has, one VNI per (port, VLAN), one
-// logical switch per VNI, and references to declared logical switches. The
-// error names every offending item (up to a limit).
-func Validate(d *Desired, o *Observed) error {
+// Validate checks desired state on its own: ranges, address syntax, one VNI
+// per (port, VLAN), one logical switch per VNI, and references to declared
+// logical switches. The error names every offending item (up to a limit).
+// What depends on the switch (its ports, foreign rows) is a Conflict, not an
+// error.
+func Validate(d *Desired) error {
 	var p problems
 	byVNI := make(map[l2.VNI]string, len(d.LogicalSwitches))
 	byName := make(map[string]l2.VNI, len(d.LogicalSwitches))
@@ -88,12 +89,6 @@ func Validate(d *Desired, o *Observed) error {
 		}
 		if _, ok := byVNI[b.VNI]; !ok {
 			p.add("%s: VNI %d has no logical switch in the desired state", where, b.VNI)
-		}
-		if o != nil {
-			if _, ok := o.Ports[b.Port]; !ok {
-				p.add("%s: switch %q has no port %q", where, o.SwitchName, b.Port)
-				continue
-			}
 		}
 		k := pv{b.Port, b.VLAN}
 		if prev, ok := bound[k]; ok && prev != b.VNI {

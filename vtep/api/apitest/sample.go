@@ -34,7 +34,8 @@ func Sample() *Fake {
 		SwitchList: []api.Switch{
 			{Name: "tor1", Endpoint: "tcp:10.0.0.11:6640", Connected: true, Since: at, TunnelIPs: []string{"10.0.0.11"},
 				Ports: 48, LogicalSws: 2, LocalMACs: 1, RemoteMACs: 2, Replication: "source_node", LastReconcile: at,
-				BFDDown: []string{"10.0.0.21"}},
+				BFDDown:   []string{"10.0.0.21"},
+				Conflicts: []string{`VNI 10300: logical switch "theirs", which torstitch does not manage, uses this VNI; VNI not applied on this switch`}},
 			{Name: "tor2", Endpoint: "tcp:10.0.0.12:6640", Connected: false, TunnelIPs: []string{"10.0.0.12"},
 				Faults:     []string{"unsupported_source_node_replication"},
 				PortFaults: map[string][]string{"eth3": {"link_down"}},

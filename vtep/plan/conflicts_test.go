@@ -1,0 +1,141 @@
+package plan
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/torstitch/torstitch/vtep/l2"
+)
+
+// TestPlanConflictsIsolated: desired state that collides with the switch is
+// reported and skipped for its VNI or binding alone; the rest of the switch
+// converges, and torstitch's own rows of a held-back VNI are left as they
+// are. Once the collision is gone, the held-back part converges too.
+func TestPlanConflictsIsolated(t *testing.T) {
+	foreign := func(vni int, name string) func(*sim) {
+		return func(s *sim) {
+			k := vni
+			s.o.Switches["f"] = &ObservedLS{UUID: "f", Name: name, TunnelKey: &k}
+		}
+	}
+	tests := []struct {
+		name     string
+		before   bool // converge base() first, so torstitch's own rows exist
+		collide  func(s *sim)
+		mutate   func(d *Desired)
+		want     string
+		heldVNI  l2.VNI       // a VNI that must not be touched at all
+		heldBind *PortBinding // a binding that must not be written
+	}{
+		{name: "foreign logical switch holds VNI 10100", collide: foreign(10100, "theirs"),
+			want: `VNI 10100: logical switch "theirs", which torstitch does not manage, uses this VNI; VNI not applied on this switch`, heldVNI: 10100},
+		{name: "foreign logical switch holds VNI 10100, ours already there", before: true, collide: foreign(10100, "theirs"),
+			want: `VNI 10100: logical switch "theirs"`, heldVNI: 10100},
+		{name: "foreign logical switch holds the name vni10200", collide: foreign(7, "vni10200"),
+			want: `VNI 10200: its name "vni10200" is taken by a logical switch torstitch does not manage`, heldVNI: 10200},
+		{name: "port VLAN bound to a foreign logical switch", collide: func(s *sim) {
+			foreign(7000, "theirs")(s)
+			s.o.Ports["eth2"].Bindings[100] = "f"
+		}, want: `port eth2 VLAN 100: bound to logical switch "theirs", which torstitch does not manage; binding not applied`,
+			heldBind: &PortBinding{"eth2", 100, 10100}},
+		{name: "port the switch lacks", mutate: func(d *Desired) { d.Bindings = append(d.Bindings, PortBinding{"eth9", 300, 10100}) },
+			want: `port eth9 VLAN 300: switch "tor1" has no port "eth9"`, heldBind: &PortBinding{"eth9", 300, 10100}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSim("eth1", "eth2")
+			d := base()
+			if tc.mutate != nil {
+				tc.mutate(d)
+			}
+			if tc.before {
+				good := base()
+				s.converge(t, good, Options{})
+			}
+			if tc.collide != nil {
+				tc.collide(s)
+			}
+			held := map[string]bool{}
+			for u, ls := range s.o.Switches {
+				if tc.heldVNI != 0 && ls.VNI() == tc.heldVNI && ls.Owned() {
+					held[u] = true
+				}
+			}
+			heldRows := 0
+			for _, r := range s.o.UcastRemote {
+				if held[r.LS] {
+					heldRows++
+				}
+			}
+			ch, err := Plan(d, s.o, Options{})
+			if err != nil {
+				t.Fatalf("a conflict failed the whole plan: %v", err)
+			}
+			if len(ch.Conflicts) != 1 || !strings.HasPrefix(ch.Conflicts[0].String(), tc.want) {
+				t.Fatalf("conflicts = %q, want one starting %q", ch.Conflicts, tc.want)
+			}
+			for _, c := range ch.List {
+				if tc.heldVNI != 0 && (c.VNI == tc.heldVNI || held[c.UUID]) {
+					t.Fatalf("plan touches held-back VNI %d: %+v", tc.heldVNI, c)
+				}
+				if b := tc.heldBind; b != nil && c.Op == BindingSet && c.Port == b.Port && c.VLAN == b.VLAN {
+					t.Fatalf("plan writes held-back binding: %+v", c)
+				}
+				if c.UUID == "f" {
+					t.Fatalf("plan touches the foreign logical switch: %+v", c)
+				}
+			}
+			s.apply(t, ch)
+			// Everything else converged: planning again gives nothing but
+			// the same conflict.
+			again, err := Plan(d, s.o, Options{})
+			if err != nil || !again.Empty() || !slices.Equal(again.Conflicts, ch.Conflicts) {
+				t.Fatalf("not converged around the conflict: %v, %v, %q", err, again.Count(), again.Conflicts)
+			}
+			n := 0
+			for _, r := range s.o.UcastRemote {
+				if held[r.LS] {
+					n++
+				}
+			}
+			if n != heldRows {
+				t.Fatalf("torstitch's rows of the held-back VNI: %d, were %d", n, heldRows)
+			}
+			for _, m := range d.RemoteMACs { // the other VNIs' remote MACs are in place
+				if m.VNI == tc.heldVNI {
+					continue
+				}
+				if !hasRemote(s.o, m) {
+					t.Fatalf("remote MAC %s VNI %d missing around the conflict", m.MAC, m.VNI)
+				}
+			}
+			// The collision goes: the held-back part converges.
+			delete(s.o.Switches, "f")
+			for _, p := range s.o.Ports {
+				for v, u := range p.Bindings {
+					if u == "f" {
+						delete(p.Bindings, v)
+					}
+				}
+			}
+			if tc.heldBind != nil && tc.heldBind.Port == "eth9" {
+				return
+			}
+			s.converge(t, d, Options{})
+			if ch, _ := Plan(d, s.o, Options{}); len(ch.Conflicts) != 0 {
+				t.Fatalf("conflicts after the collision went: %q", ch.Conflicts)
+			}
+		})
+	}
+}
+
+func hasRemote(o *Observed, m l2.RemoteMAC) bool {
+	for _, r := range o.UcastRemote {
+		ls := o.Switches[r.LS]
+		if ls != nil && ls.VNI() == m.VNI && strings.EqualFold(r.MAC, m.MAC.String()) {
+			return true
+		}
+	}
+	return false
+}
