@@ -42,13 +42,6 @@ type switchState struct {
 	client *client.Client
 	kick   chan struct{} // wakes the switch's writer (cap 1)
 
-	// last is the view of the switch's last connection (reconcile loop
-	// only): while the switch is away for less than lostSwitchHold its
-	// local MACs and tunnel IP stay in the picture.
-	last   *SwitchView
-	lostAt time.Time
-	hold   time.Duration // lostSwitchHold; shorter in tests
-
 	bfd     config.BFD            // switches[].bfd
 	bfdMemo map[string]TunnelMemo // Tunnel rows seen up (reconcile loop only)
 	bfdDown []netip.Addr          // remote VTEPs BFD reports down here (reconcile loop only)
@@ -73,22 +66,6 @@ type switchState struct {
 // the switch that learned it last anyway (PreferNewest). The hold matches
 // the default graceful-restart time that BGP peers give the agent.
 const lostSwitchHold = 120 * time.Second
-
-// retained returns the switch's last view, marked not connected, while the
-// switch has been away for less than its hold (lostSwitchHold).
-func (s *switchState) retained(now time.Time) (SwitchView, bool) {
-	if s.last == nil {
-		return SwitchView{}, false
-	}
-	if s.lostAt.IsZero() {
-		s.lostAt = now
-	}
-	if now.Sub(s.lostAt) >= s.hold {
-		s.last = nil
-		return SwitchView{}, false
-	}
-	return SwitchView{Name: s.name, TunnelIP: s.last.TunnelIP, LocalMACs: slices.Clone(s.last.LocalMACs)}, true
-}
 
 // switchJob is one pass's desired state for one switch. done is closed when
 // the writer has applied it (err set) or a newer job replaced it.
@@ -139,11 +116,9 @@ type Agent struct {
 
 	wake chan struct{}
 
-	firstSeen  map[SeenKey]time.Time // reconcile loop only
-	owners     map[l2.MACKey]string  // contested MACs' owners as saved (reconcile loop only)
-	locations  macLocations          // switch each local MAC was last advertised from (reconcile loop only)
-	superseded supersededClaims      // claims dropped for a newer owner, while the same entry (reconcile loop only)
-	runStart   time.Time             // reconcile loop only
+	own      *macOwnership    // which switch each local MAC is advertised from (reconcile loop only)
+	now      func() time.Time // the clock (time.Now; tests may set another)
+	runStart time.Time        // reconcile loop only
 	// lastCompute is how long the last pass worked before waiting for the
 	// switch writers (reconcile loop only).
 	lastCompute time.Duration
@@ -174,7 +149,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		// MAC that both switches report from the wrong one.
 		a.log.Warn("ignoring saved MAC owners", "err", err)
 	}
-	a.seedOwners(owners)
+	names := make([]string, len(a.sw))
+	for i, s := range a.sw {
+		names[i] = s.name
+	}
+	a.own = newMACOwnership(lostSwitchHold, names, owners)
 	if err := a.loadPublished(); err != nil {
 		return nil, err
 	}
@@ -194,7 +173,7 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var err error
-	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true, locations: macLocations{}, superseded: supersededClaims{}}
+	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true, now: time.Now}
 	a.met.reg.MustRegister(speakerCollector{a})
 	a.genCond = sync.NewCond(&a.mu)
 	var inbound []*client.Client
@@ -206,7 +185,7 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		if s.OVSDB == client.Inbound {
 			inbound = append(inbound, c)
 		}
-		a.sw = append(a.sw, &switchState{name: s.Name, client: c, kick: make(chan struct{}, 1), hold: lostSwitchHold, bfd: s.BFD})
+		a.sw = append(a.sw, &switchState{name: s.Name, client: c, kick: make(chan struct{}, 1), bfd: s.BFD})
 	}
 	if len(inbound) > 0 {
 		lc := client.ListenerConfig{Address: cfg.Agent.OVSDBListen,

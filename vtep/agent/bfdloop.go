@@ -62,11 +62,7 @@ func (a *Agent) trackBFD(views []SwitchView, obs map[string]*plan.Observed) {
 			if s.name == v.Name || !slices.Contains(s.bfdDown, v.TunnelIP) {
 				continue
 			}
-			for _, peer := range a.sw {
-				if peer.name == v.Name {
-					peer.last = nil
-				}
-			}
+			a.own.release(v.Name)
 			a.log.Info("peer switch data plane down (BFD): lost-switch hold released", "switch", v.Name,
 				"tunnel_ip", v.TunnelIP, "reported_by", s.name, "held_macs", len(v.LocalMACs))
 			*v = SwitchView{Name: v.Name}

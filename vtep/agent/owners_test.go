@@ -34,13 +34,12 @@ func TestSavedOwnerWinsAfterRestart(t *testing.T) {
 		{"saved owner wins", []store.Owner{{VNI: 10100, MAC: mac, Switch: "tor2"}}, "tor2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &Agent{sw: []*switchState{{name: "tor1"}, {name: "tor2"}}}
-			a.seedOwners(tc.saved)
+			o := newMACOwnership(lostSwitchHold, []string{"tor1", "tor2"}, tc.saved)
 			// tor2 is read one pass before tor1.
-			a.noteFirstSeen([]SwitchView{view("tor1", false), view("tor2", true)})
+			t0 := time.Unix(1000, 0)
+			o.resolve(t0, []SwitchView{view("tor1", false), view("tor2", true)}, nil)
 			views := []SwitchView{view("tor1", true), view("tor2", true)}
-			a.noteFirstSeen(views)
-			PreferNewest(views, a.firstSeen)
+			o.resolve(t0.Add(time.Second), views, nil)
 			for _, v := range views {
 				if got := len(v.LocalMACs) == 1; got != (v.Name == tc.winner) {
 					t.Fatalf("%s keeps the MAC: %v; want the winner to be %s", v.Name, got, tc.winner)
