@@ -42,9 +42,7 @@ type switchState struct {
 	client *client.Client
 	kick   chan struct{} // wakes the switch's writer (cap 1)
 
-	bfd     config.BFD            // switches[].bfd
-	bfdMemo map[string]TunnelMemo // Tunnel rows seen up (reconcile loop only)
-	bfdDown []netip.Addr          // remote VTEPs BFD reports down here (reconcile loop only)
+	bfd config.BFD // switches[].bfd
 
 	mu            sync.Mutex
 	next          *switchJob // latest desired state not yet taken by the writer
@@ -54,7 +52,7 @@ type switchState struct {
 	conflicts     []string // desired state the switch's last plan held back (plan.Conflict)
 	replication   string
 	remoteDesired int
-	bfdShown      []string // bfdDown for the API
+	bfdShown      []string // remote VTEPs BFD reports down here, for the API
 }
 
 // lostSwitchHold is how long the agent keeps a switch's last local MACs and
@@ -116,13 +114,12 @@ type Agent struct {
 
 	wake chan struct{}
 
-	own      *macOwnership    // which switch each local MAC is advertised from (reconcile loop only)
+	core     *core            // the pure core's state between passes (reconcile loop only)
 	now      func() time.Time // the clock (time.Now; tests may set another)
 	runStart time.Time        // reconcile loop only
 	// lastCompute is how long the last pass worked before waiting for the
 	// switch writers (reconcile loop only).
 	lastCompute time.Duration
-	adv         advertiseGate // reconcile loop only
 
 	mu        sync.Mutex
 	started   uint64 // reconcile passes started
@@ -153,7 +150,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	for i, s := range a.sw {
 		names[i] = s.name
 	}
-	a.own = newMACOwnership(lostSwitchHold, names, owners)
+	cc := coreConfig{Anycast: cfg.Agent.Mode == config.Anycast, Replication: cfg.EVPN.Replication, ServiceNodes: a.serviceNodes()}
+	if cfg.BGP != nil {
+		cc.StartupWait = time.Duration(cfg.BGP.StartupWait)
+	}
+	a.core = newCore(cc, newMACOwnership(lostSwitchHold, names, owners))
 	if err := a.loadPublished(); err != nil {
 		return nil, err
 	}
@@ -375,50 +376,69 @@ func (a *Agent) serviceNodes() []netip.Addr {
 	return out
 }
 
-// reconcile is one level-triggered pass over every source and switch.
+// reconcile is one level-triggered pass over every source and switch:
+// gather, step (core.go), apply.
 func (a *Agent) reconcile(ctx context.Context) {
 	start := time.Now()
 	a.mu.Lock()
 	a.started++
 	a.mu.Unlock()
-	bindings, vcValid := a.allBindings()
-	views, obs := a.views()
-	in := Inputs{
-		Anycast:      a.cfg.Agent.Mode == config.Anycast,
-		Switches:     views,
-		Bindings:     bindings,
-		Replication:  a.cfg.EVPN.Replication,
-		ServiceNodes: a.serviceNodes(),
-		BFDDown:      a.bfdDownInputs(),
-	}
-	synced := true
-	if a.speaker != nil {
-		rs := a.speaker.Remote()
-		in.RemoteMACs, in.RemoteFlood = rs.MACs, rs.Flood
-		synced = a.speaker.Synced()
-	}
-	out := Compute(in)
-	keepStale := !synced || !vcValid
-	opt := plan.Options{KeepStale: keepStale}
+	in := a.gather()
+	fx := a.core.step(in)
+	a.apply(ctx, start, in, fx)
+}
 
+// gather reads every source for a pass.
+func (a *Agent) gather() passInput {
+	in := passInput{Now: a.now(), SinceStart: time.Since(a.runStart), Speaker: a.speaker != nil}
+	in.Bindings, in.VCValid = a.allBindings()
+	for _, s := range a.sw {
+		si := switchInput{Name: s.name, Alive: s.client.Alive(), BFD: s.bfd}
+		if o, err := s.client.ObservedWithoutRemote(); err == nil {
+			si.Observed = o
+		}
+		in.Switches = append(in.Switches, si)
+	}
+	if a.speaker != nil {
+		in.Remote = a.speaker.Remote()
+		in.Synced = a.speaker.Synced()
+	}
+	return in
+}
+
+// apply carries out what step decided: the log lines, the owners saved,
+// the switch writers' jobs, the speaker's local state; then it waits a
+// little for the writers and updates the API's and the metrics' picture.
+func (a *Agent) apply(ctx context.Context, start time.Time, in passInput, fx passEffects) {
+	for _, e := range fx.Events {
+		a.log.Log(ctx, e.Level, e.Msg, e.Attrs...)
+	}
+	if fx.Owners != nil {
+		a.saveOwners(fx.Owners)
+	}
+	for _, s := range a.sw {
+		if down, ok := fx.BFDDown[s.name]; ok {
+			shown := make([]string, len(down))
+			for i, ip := range down {
+				shown[i] = ip.String()
+			}
+			s.mu.Lock()
+			s.bfdShown = shown
+			s.mu.Unlock()
+			a.met.bfdDown.WithLabelValues(s.name).Set(float64(len(down)))
+		}
+	}
 	var failed bool
 	var waits []*switchJob
-	for _, s := range a.sw {
-		if _, ok := obs[s.name]; !ok {
-			continue
-		}
-		out.PerSwitch[s.name].BFD = s.bfdParams()
-		j := &switchJob{desired: out.PerSwitch[s.name], opt: opt, replication: out.Replication[s.name], done: make(chan struct{})}
+	for _, spec := range fx.Jobs {
+		s := a.switchNamed(spec.Switch)
+		j := &switchJob{desired: spec.Desired, opt: spec.Opt, replication: spec.Replication, done: make(chan struct{})}
 		if s.submit(j) {
 			waits = append(waits, j)
 		}
 	}
-	if a.speaker != nil && a.adv.ready(a.log, obs, len(a.sw), vcValid, time.Since(a.runStart), time.Duration(a.cfg.BGP.StartupWait)) {
-		ls := evpn.LocalState{MACs: out.LocalMACs}
-		for _, r := range out.IMET {
-			ls.IMET = append(ls.IMET, evpn.IMET{VNI: r.VNI, VTEP: r.VTEP})
-		}
-		if err := a.speaker.SetLocal(ctx, ls); err != nil && ctx.Err() == nil {
+	if fx.Advertise != nil {
+		if err := a.speaker.SetLocal(ctx, *fx.Advertise); err != nil && ctx.Err() == nil {
 			failed = true
 			a.log.Error("advertising local state", "err", err)
 		}
@@ -439,17 +459,7 @@ wait:
 	}
 
 	a.mu.Lock()
-	if !slices.Equal(a.conflicts, out.Conflicts) {
-		for _, c := range out.Conflicts {
-			if !slices.Contains(a.conflicts, c) {
-				a.log.Warn("binding conflict", "conflict", c)
-			}
-		}
-	}
-	if a.keepStale && !keepStale {
-		a.log.Info("picture complete: stale state may now be removed")
-	}
-	a.conflicts, a.keepStale = out.Conflicts, keepStale
+	a.conflicts, a.keepStale = fx.Out.Conflicts, fx.KeepStale
 	a.gen++
 	a.genCond.Broadcast()
 	a.mu.Unlock()
@@ -460,7 +470,36 @@ wait:
 	}
 	a.met.reconciles.WithLabelValues(result).Inc()
 	a.met.reconcileSecs.Observe(time.Since(start).Seconds())
-	a.updateGauges(views, obs, out, bindings)
+	obs := map[string]*plan.Observed{}
+	for _, s := range in.Switches {
+		if s.Observed != nil {
+			obs[s.Name] = s.Observed
+		}
+	}
+	a.updateGauges(fx.Views, obs, fx.Out, in.Bindings)
+}
+
+// saveOwners persists which switch each contested MAC is advertised from.
+func (a *Agent) saveOwners(w map[l2.MACKey]string) {
+	out := make([]store.Owner, 0, len(w))
+	for k, sw := range w {
+		out = append(out, store.Owner{VNI: k.VNI, MAC: k.MAC, Switch: sw})
+	}
+	if err := store.SaveOwners(a.cfg.Agent.StateDir, out); err != nil {
+		a.log.Warn("saving MAC owners", "err", err)
+		return
+	}
+	a.core.own.ownersSaved(w)
+}
+
+// switchNamed returns the switch of that name (one of a.sw).
+func (a *Agent) switchNamed(name string) *switchState {
+	for _, s := range a.sw {
+		if s.name == name {
+			return s
+		}
+	}
+	panic("agent: no switch " + name) // step plans only the switches gather read
 }
 
 // waitPass blocks until a reconcile pass that started after the call has
@@ -488,39 +527,6 @@ func (a *Agent) waitPass(ctx context.Context) error {
 		a.mu.Unlock()
 		return ctx.Err()
 	}
-}
-
-// advertiseGate holds the first advertisement (and with it the BGP sessions,
-// evpn.Config.DeferNeighbors) until the local state is complete: every
-// switch read and vCenter's first inventory in, or startup_wait passed. A
-// restarted agent thus sends its whole table before End-of-RIB, and a
-// graceful restart helper keeps every route it held.
-type advertiseGate struct {
-	open   bool
-	logged bool
-}
-
-func (g *advertiseGate) ready(log *slog.Logger, obs map[string]*plan.Observed, switches int, vcValid bool, since, wait time.Duration) bool {
-	if g.open {
-		return true
-	}
-	complete := len(obs) == switches && vcValid
-	if !complete && since < wait {
-		if !g.logged {
-			g.logged = true
-			log.Info("BGP held until the local state is read", "switches_read", len(obs), "switches", switches,
-				"vcenter_valid", vcValid, "at_most", wait)
-		}
-		return false
-	}
-	g.open = true
-	if complete {
-		log.Info("local state read: advertising and opening BGP sessions", "after", since.Round(time.Millisecond))
-	} else {
-		log.Warn("startup_wait passed with the local state incomplete: advertising what is known",
-			"switches_read", len(obs), "switches", switches, "vcenter_valid", vcValid, "after", since.Round(time.Millisecond))
-	}
-	return true
 }
 
 // switchWriter applies the newest desired state to one switch, one job at

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
@@ -31,7 +30,7 @@ func TestAdvertiseGate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var g advertiseGate
 			for i, s := range tc.steps {
-				if got := g.ready(slog.New(slog.DiscardHandler), s.obs, 2, s.vcValid, s.since, wait); got != s.want {
+				if got := g.ready(&passEffects{}, len(s.obs), 2, s.vcValid, s.since, wait); got != s.want {
 					t.Fatalf("step %d: ready = %v, want %v", i, got, s.want)
 				}
 			}

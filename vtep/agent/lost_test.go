@@ -19,7 +19,7 @@ func TestAgentKeepsLostSwitchState(t *testing.T) {
 	tor1, tor2, cfg := pairWithoutBGP(t, ", resync: 1s")
 	r := startAgent(t, cfg)
 	const hold = 3 * time.Second
-	r.a.own.hold = hold // read by the reconcile loop only while a switch is away; set before the first loss
+	r.a.core.own.hold = hold // read by the reconcile loop only while a switch is away; set before the first loss
 	ctx := context.Background()
 	if err := r.a.Bind(ctx, api.BindRequest{VLAN: 100, VNI: 10100, Ports: []string{"tor1:eth1", "tor2:eth1"}}); err != nil {
 		t.Fatal(err)
