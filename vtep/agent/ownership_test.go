@@ -44,21 +44,7 @@ func TestOwnershipScenarios(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := runOwnership(t, string(in))
-			golden := strings.TrimSuffix(f, ".scn") + ".golden"
-			if *updateGolden {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestOwnershipScenarios -update)", err)
-			}
-			if got != string(want) {
-				t.Fatalf("%s:\n%s\nwant:\n%s", f, got, want)
-			}
+			compareGolden(t, strings.TrimSuffix(f, ".scn")+".golden", runOwnership(t, string(in)))
 		})
 	}
 }
