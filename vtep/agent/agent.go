@@ -28,7 +28,6 @@ import (
 	"github.com/torstitch/torstitch/vdsvlan"
 	"github.com/torstitch/torstitch/vtep/agent/config"
 	"github.com/torstitch/torstitch/vtep/agent/store"
-	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/client"
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
@@ -337,30 +336,30 @@ func (a *Agent) shutdown() {
 }
 
 // staticBindings returns config and torctl bindings, in precedence order.
-func (a *Agent) staticBindings() []api.Binding {
-	var out []api.Binding
+func (a *Agent) staticBindings() []l2.Binding {
+	var out []l2.Binding
 	for _, b := range a.cfg.Bindings {
 		ports := make([]l2.PortRef, 0, len(b.Ports))
 		for _, p := range b.Ports {
 			ref, _ := l2.ParsePortRef(p) // validated with the config
 			ports = append(ports, ref)
 		}
-		out = append(out, api.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: ports, Source: api.SourceConfig})
+		out = append(out, l2.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: ports, Source: l2.SourceConfig})
 	}
 	for _, b := range a.store.Bindings() {
-		out = append(out, api.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: b.Ports, Source: api.SourceTorctl})
+		out = append(out, l2.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: b.Ports, Source: l2.SourceTorctl})
 	}
 	return out
 }
 
-func (a *Agent) allBindings() (bs []api.Binding, vcValid bool) {
+func (a *Agent) allBindings() (bs []l2.Binding, vcValid bool) {
 	bs = a.staticBindings()
 	vcValid = true
 	if a.vc != nil {
 		snap := a.vc.Snapshot()
 		vcValid = snap.Valid
 		for _, b := range snap.Bindings {
-			bs = append(bs, api.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: b.Ports, Source: api.SourceVCenter})
+			bs = append(bs, l2.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: b.Ports, Source: l2.SourceVCenter})
 		}
 	}
 	return bs, vcValid

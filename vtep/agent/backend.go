@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/torstitch/torstitch/vtep/agent/store"
 	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/buildinfo"
 	"github.com/torstitch/torstitch/vtep/l2"
@@ -84,9 +83,9 @@ func (a *Agent) Bind(ctx context.Context, req api.BindRequest) error {
 			}
 		}
 	}
-	err = a.store.Update(func(m map[store.PortVLAN]l2.VNI) error {
+	err = a.store.Update(func(m map[l2.PortVLAN]l2.VNI) error {
 		for _, p := range ports {
-			k := store.PortVLAN{Port: p, VLAN: req.VLAN}
+			k := l2.PortVLAN{Port: p, VLAN: req.VLAN}
 			if v, ok := m[k]; ok && v != req.VNI {
 				return fmt.Errorf("%w: %s VLAN %d is already bound to VNI %d (torctl unbind it first)", api.ErrConflict, p, req.VLAN, v)
 			}
@@ -111,9 +110,9 @@ func (a *Agent) Unbind(ctx context.Context, req api.UnbindRequest) error {
 		return err
 	}
 	current, _ := a.allBindings()
-	err = a.store.Update(func(m map[store.PortVLAN]l2.VNI) error {
+	err = a.store.Update(func(m map[l2.PortVLAN]l2.VNI) error {
 		for _, p := range ports {
-			k := store.PortVLAN{Port: p, VLAN: req.VLAN}
+			k := l2.PortVLAN{Port: p, VLAN: req.VLAN}
 			if _, ok := m[k]; ok {
 				delete(m, k)
 				continue

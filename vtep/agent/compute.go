@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
 )
@@ -29,7 +28,7 @@ type SwitchView struct {
 type Inputs struct {
 	Anycast      bool
 	Switches     []SwitchView
-	Bindings     []api.Binding // config, torctl and vCenter, in that order of precedence
+	Bindings     []l2.Binding // config, torctl and vCenter, in that order of precedence (Source set)
 	RemoteMACs   []l2.RemoteMAC
 	RemoteFlood  map[l2.VNI][]netip.Addr
 	Replication  string // source_node or service_node
@@ -56,11 +55,6 @@ type IMETRoute struct {
 	VTEP netip.Addr
 }
 
-type pv struct {
-	port l2.PortRef
-	vlan l2.VLAN
-}
-
 // Compute merges the binding sources and the EVPN and switch state into one
 // desired state per switch. It is pure: no I/O, no clock.
 //
@@ -82,11 +76,11 @@ func Compute(in Inputs) Outputs {
 	}
 
 	// Merge bindings: the first source to bind (port, VLAN) wins.
-	chosen := map[pv]l2.VNI{}
-	var order []pv
+	chosen := map[l2.PortVLAN]l2.VNI{}
+	var order []l2.PortVLAN
 	for _, b := range in.Bindings {
 		for _, p := range b.Ports {
-			k := pv{p, b.VLAN}
+			k := l2.PortVLAN{Port: p, VLAN: b.VLAN}
 			if prev, ok := chosen[k]; ok {
 				if prev != b.VNI {
 					out.Conflicts = append(out.Conflicts, fmt.Sprintf("%s VLAN %d: %s wants VNI %d but it is bound to VNI %d; not applied", p, b.VLAN, b.Source, b.VNI, prev))
@@ -111,10 +105,10 @@ func Compute(in Inputs) Outputs {
 	for _, k := range order {
 		v := chosen[k]
 		vniSet[v] = true
-		if boundOn[k.port.Switch] == nil {
-			boundOn[k.port.Switch] = map[l2.VNI]bool{}
+		if boundOn[k.Port.Switch] == nil {
+			boundOn[k.Port.Switch] = map[l2.VNI]bool{}
 		}
-		boundOn[k.port.Switch][v] = true
+		boundOn[k.Port.Switch][v] = true
 	}
 	vnis := make([]l2.VNI, 0, len(vniSet))
 	for v := range vniSet {
@@ -137,8 +131,8 @@ func Compute(in Inputs) Outputs {
 			d.LogicalSwitches = append(d.LogicalSwitches, plan.LogicalSwitch{VNI: v, ReplicationMode: mode})
 		}
 		for _, k := range order {
-			if k.port.Switch == s.Name {
-				d.Bindings = append(d.Bindings, plan.PortBinding{Port: k.port.Port, VLAN: k.vlan, VNI: chosen[k]})
+			if k.Port.Switch == s.Name {
+				d.Bindings = append(d.Bindings, plan.PortBinding{Port: k.Port.Port, VLAN: k.VLAN, VNI: chosen[k]})
 			}
 		}
 		d.RemoteMACs, d.Flood = remoteFor(in, s, own, vniSet, boundOn, mode)

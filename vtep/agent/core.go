@@ -8,7 +8,6 @@ import (
 
 	"github.com/torstitch/torstitch/evpn"
 	"github.com/torstitch/torstitch/vtep/agent/config"
-	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
 )
@@ -26,7 +25,7 @@ type passInput struct {
 	Now        time.Time
 	SinceStart time.Duration // since the agent's sources started (the startup gate)
 	Switches   []switchInput // in configuration order
-	Bindings   []api.Binding // config, torctl and vCenter, in that order of precedence
+	Bindings   []l2.Binding  // config, torctl and vCenter, in that order of precedence (Source set)
 	VCValid    bool          // vCenter's inventory is complete (or there is no vCenter)
 	Speaker    bool          // a BGP speaker runs
 	Remote     evpn.RemoteState

@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/torstitch/torstitch/vdsvlan"
-	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/buildinfo"
+	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
 )
 
@@ -99,7 +99,7 @@ func boolGauge(b bool) float64 {
 	return 0
 }
 
-func (a *Agent) updateGauges(views []SwitchView, obs map[string]*plan.Observed, out Outputs, bindings []api.Binding) {
+func (a *Agent) updateGauges(views []SwitchView, obs map[string]*plan.Observed, out Outputs, bindings []l2.Binding) {
 	m := a.met
 	m.switchFaults.Reset()
 	for _, v := range views {
@@ -124,7 +124,7 @@ func (a *Agent) updateGauges(views []SwitchView, obs map[string]*plan.Observed, 
 	for _, b := range bindings {
 		bySource[b.Source] += len(b.Ports)
 	}
-	for _, src := range []string{api.SourceConfig, api.SourceTorctl, api.SourceVCenter} {
+	for _, src := range []string{l2.SourceConfig, l2.SourceTorctl, l2.SourceVCenter} {
 		m.bindingsByType.WithLabelValues(src).Set(float64(bySource[src]))
 	}
 	if a.vc != nil {

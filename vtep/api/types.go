@@ -12,11 +12,11 @@ import (
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
-// Binding sources.
+// Binding sources (l2's).
 const (
-	SourceConfig  = "config"
-	SourceTorctl  = "torctl"
-	SourceVCenter = "vcenter"
+	SourceConfig  = l2.SourceConfig
+	SourceTorctl  = l2.SourceTorctl
+	SourceVCenter = l2.SourceVCenter
 )
 
 // ErrInvalid marks a request the agent refuses as bad input (HTTP 400).
@@ -27,13 +27,8 @@ var ErrInvalid = errors.New("invalid request")
 // e.g. a VLAN on a port already bound to another VNI.
 var ErrConflict = errors.New("conflict")
 
-// Binding is one desired binding and where it came from.
-type Binding struct {
-	VLAN   l2.VLAN      `json:"vlan"`
-	VNI    l2.VNI       `json:"vni"`
-	Ports  []l2.PortRef `json:"ports"`
-	Source string       `json:"source"` // config, torctl or vcenter
-}
+// Binding is one desired binding and where it came from (Source).
+type Binding = l2.Binding
 
 // BindRequest binds VLAN on ports (SWITCH:PORT) to VNI.
 type BindRequest struct {

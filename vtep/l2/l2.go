@@ -244,11 +244,29 @@ func (p PortRef) Compare(q PortRef) int {
 	return strings.Compare(p.Port, q.Port)
 }
 
-// Binding maps a VLAN on a set of switch ports to a VNI.
+// Binding maps a VLAN on a set of switch ports to a VNI. It is the one
+// binding type from the sources (config file, torctl, vCenter) through the
+// agent to the API; the planner takes one switch's part as plan.PortBinding.
 type Binding struct {
 	VLAN  VLAN      `json:"vlan"`
 	VNI   VNI       `json:"vni"`
 	Ports []PortRef `json:"ports"`
+	// Source is where the binding comes from: SourceConfig, SourceTorctl or
+	// SourceVCenter, in that order of precedence; empty inside a source.
+	Source string `json:"source,omitempty"`
+}
+
+// Binding sources, in order of precedence.
+const (
+	SourceConfig  = "config"
+	SourceTorctl  = "torctl"
+	SourceVCenter = "vcenter"
+)
+
+// PortVLAN is a VLAN on one switch port: what a binding binds.
+type PortVLAN struct {
+	Port PortRef
+	VLAN VLAN
 }
 
 // RemoteMAC is a MAC reachable through a remote VTEP: a Ucast_Macs_Remote row

@@ -72,11 +72,7 @@ func Validate(d *Desired) error {
 		byName[name] = ls.VNI
 	}
 
-	type pv struct {
-		port string
-		vlan l2.VLAN
-	}
-	bound := make(map[pv]l2.VNI, len(d.Bindings))
+	bound := make(map[portVLAN]l2.VNI, len(d.Bindings))
 	for _, b := range d.Bindings {
 		where := fmt.Sprintf("binding port %s VLAN %d", b.Port, b.VLAN)
 		if err := b.VLAN.Validate(); err != nil {
@@ -90,7 +86,7 @@ func Validate(d *Desired) error {
 		if _, ok := byVNI[b.VNI]; !ok {
 			p.add("%s: VNI %d has no logical switch in the desired state", where, b.VNI)
 		}
-		k := pv{b.Port, b.VLAN}
+		k := portVLAN{b.Port, b.VLAN}
 		if prev, ok := bound[k]; ok && prev != b.VNI {
 			p.add("port %s VLAN %d bound to two VNIs: %d and %d", b.Port, b.VLAN, prev, b.VNI)
 			continue

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,16 +20,11 @@ import (
 // FileName is the store's file inside the state directory.
 const FileName = "bindings.json"
 
-type portVLAN struct {
-	port l2.PortRef
-	vlan l2.VLAN
-}
-
 // Store holds torctl bindings: (port, VLAN) -> VNI.
 type Store struct {
 	path string
 	mu   sync.Mutex
-	m    map[portVLAN]l2.VNI
+	m    map[l2.PortVLAN]l2.VNI
 }
 
 type fileFormat struct {
@@ -41,7 +37,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	s := &Store{path: filepath.Join(dir, FileName), m: map[portVLAN]l2.VNI{}}
+	s := &Store{path: filepath.Join(dir, FileName), m: map[l2.PortVLAN]l2.VNI{}}
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -97,7 +93,7 @@ func checkVersion(v int) error {
 }
 
 // decodeBindings reads bindings.json, checking its version and every value.
-func decodeBindings(b []byte) (map[portVLAN]l2.VNI, error) {
+func decodeBindings(b []byte) (map[l2.PortVLAN]l2.VNI, error) {
 	var f fileFormat
 	if err := decodeJSON(b, &f); err != nil {
 		return nil, err
@@ -105,7 +101,7 @@ func decodeBindings(b []byte) (map[portVLAN]l2.VNI, error) {
 	if err := checkVersion(f.Version); err != nil {
 		return nil, err
 	}
-	m := map[portVLAN]l2.VNI{}
+	m := map[l2.PortVLAN]l2.VNI{}
 	var errs []error
 	for i, bd := range f.Bindings {
 		if err := bd.VLAN.ValidateUsable(); err != nil {
@@ -122,7 +118,7 @@ func decodeBindings(b []byte) (map[portVLAN]l2.VNI, error) {
 				errs = append(errs, fmt.Errorf("bindings[%d].ports[%d]: %w", i, j, err))
 				continue
 			}
-			k := portVLAN{p, bd.VLAN}
+			k := l2.PortVLAN{Port: p, VLAN: bd.VLAN}
 			if v, dup := m[k]; dup && v != bd.VNI {
 				errs = append(errs, fmt.Errorf("bindings[%d].ports[%d]: %s VLAN %d bound to VNI %d and %d", i, j, p, bd.VLAN, v, bd.VNI))
 			}
@@ -142,7 +138,7 @@ func (s *Store) Bindings() []l2.Binding {
 	return group(s.m)
 }
 
-func group(m map[portVLAN]l2.VNI) []l2.Binding {
+func group(m map[l2.PortVLAN]l2.VNI) []l2.Binding {
 	type key struct {
 		vlan l2.VLAN
 		vni  l2.VNI
@@ -150,14 +146,14 @@ func group(m map[portVLAN]l2.VNI) []l2.Binding {
 	idx := map[key]int{}
 	var out []l2.Binding
 	for pv, vni := range m {
-		k := key{pv.vlan, vni}
+		k := key{pv.VLAN, vni}
 		i, ok := idx[k]
 		if !ok {
 			i = len(out)
 			idx[k] = i
-			out = append(out, l2.Binding{VLAN: pv.vlan, VNI: vni})
+			out = append(out, l2.Binding{VLAN: pv.VLAN, VNI: vni})
 		}
-		out[i].Ports = append(out[i].Ports, pv.port)
+		out[i].Ports = append(out[i].Ports, pv.Port)
 	}
 	for i := range out {
 		slices.SortFunc(out[i].Ports, l2.PortRef.Compare)
@@ -175,25 +171,19 @@ func group(m map[portVLAN]l2.VNI) []l2.Binding {
 func (s *Store) VNI(p l2.PortRef, vlan l2.VLAN) (l2.VNI, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v, ok := s.m[portVLAN{p, vlan}]
+	v, ok := s.m[l2.PortVLAN{Port: p, VLAN: vlan}]
 	return v, ok
 }
 
 // Update applies fn to a copy of the bindings and persists the result
 // atomically; on any error the store is unchanged.
-func (s *Store) Update(fn func(m map[PortVLAN]l2.VNI) error) error {
+func (s *Store) Update(fn func(m map[l2.PortVLAN]l2.VNI) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cp := make(map[PortVLAN]l2.VNI, len(s.m))
-	for k, v := range s.m {
-		cp[PortVLAN{k.port, k.vlan}] = v
-	}
-	if err := fn(cp); err != nil {
+	next := make(map[l2.PortVLAN]l2.VNI, len(s.m))
+	maps.Copy(next, s.m)
+	if err := fn(next); err != nil {
 		return err
-	}
-	next := make(map[portVLAN]l2.VNI, len(cp))
-	for k, v := range cp {
-		next[portVLAN{k.Port, k.VLAN}] = v
 	}
 	if err := s.write(next); err != nil {
 		return err
@@ -202,13 +192,7 @@ func (s *Store) Update(fn func(m map[PortVLAN]l2.VNI) error) error {
 	return nil
 }
 
-// PortVLAN is the key of a stored binding.
-type PortVLAN struct {
-	Port l2.PortRef
-	VLAN l2.VLAN
-}
-
-func (s *Store) write(m map[portVLAN]l2.VNI) error {
+func (s *Store) write(m map[l2.PortVLAN]l2.VNI) error {
 	b, err := json.MarshalIndent(fileFormat{Version: 1, Bindings: group(m)}, "", "  ")
 	if err != nil {
 		return err

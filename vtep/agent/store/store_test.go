@@ -18,17 +18,17 @@ func TestStorePersistsAndFailsAtomically(t *testing.T) {
 	}
 	p1 := l2.PortRef{Switch: "tor1", Port: "eth1"}
 	p2 := l2.PortRef{Switch: "tor2", Port: "eth1"}
-	if err := s.Update(func(m map[PortVLAN]l2.VNI) error {
-		m[PortVLAN{p1, 100}] = 10100
-		m[PortVLAN{p2, 100}] = 10100
-		m[PortVLAN{p1, 0}] = 10000
+	if err := s.Update(func(m map[l2.PortVLAN]l2.VNI) error {
+		m[l2.PortVLAN{Port: p1, VLAN: 100}] = 10100
+		m[l2.PortVLAN{Port: p2, VLAN: 100}] = 10100
+		m[l2.PortVLAN{Port: p1, VLAN: 0}] = 10000
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	if err := s.Update(func(m map[PortVLAN]l2.VNI) error {
-		delete(m, PortVLAN{p1, 100})
+	if err := s.Update(func(m map[l2.PortVLAN]l2.VNI) error {
+		delete(m, l2.PortVLAN{Port: p1, VLAN: 100})
 		return boom
 	}); !errors.Is(err, boom) {
 		t.Fatalf("update error = %v", err)
