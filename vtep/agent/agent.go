@@ -337,17 +337,10 @@ func (a *Agent) shutdown() {
 
 // staticBindings returns config and torctl bindings, in precedence order.
 func (a *Agent) staticBindings() []l2.Binding {
-	var out []l2.Binding
-	for _, b := range a.cfg.Bindings {
-		ports := make([]l2.PortRef, 0, len(b.Ports))
-		for _, p := range b.Ports {
-			ref, _ := l2.ParsePortRef(p) // validated with the config
-			ports = append(ports, ref)
-		}
-		out = append(out, l2.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: ports, Source: l2.SourceConfig})
-	}
+	out := a.cfg.StaticBindings()
 	for _, b := range a.store.Bindings() {
-		out = append(out, l2.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: b.Ports, Source: l2.SourceTorctl})
+		b.Source = l2.SourceTorctl
+		out = append(out, b)
 	}
 	return out
 }
@@ -359,7 +352,8 @@ func (a *Agent) allBindings() (bs []l2.Binding, vcValid bool) {
 		snap := a.vc.Snapshot()
 		vcValid = snap.Valid
 		for _, b := range snap.Bindings {
-			bs = append(bs, l2.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: b.Ports, Source: l2.SourceVCenter})
+			b.Source = l2.SourceVCenter
+			bs = append(bs, b)
 		}
 	}
 	return bs, vcValid

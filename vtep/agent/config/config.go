@@ -217,11 +217,30 @@ func (r *RouteTargets) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// Binding is a static binding from the config file.
+// Binding is a static binding as the config file spells it (ports as
+// "switch:port" text, checked by Validate); StaticBindings returns them as
+// l2.Binding.
 type Binding struct {
 	VLAN  l2.VLAN  `yaml:"vlan"`
 	VNI   l2.VNI   `yaml:"vni"`
 	Ports []string `yaml:"ports"`
+}
+
+// StaticBindings returns the config file's bindings, Source
+// l2.SourceConfig. The configuration must have been validated: a port that
+// does not parse is left out.
+func (c *Config) StaticBindings() []l2.Binding {
+	out := make([]l2.Binding, 0, len(c.Bindings))
+	for _, b := range c.Bindings {
+		lb := l2.Binding{VLAN: b.VLAN, VNI: b.VNI, Ports: make([]l2.PortRef, 0, len(b.Ports)), Source: l2.SourceConfig}
+		for _, p := range b.Ports {
+			if ref, err := l2.ParsePortRef(p); err == nil {
+				lb.Ports = append(lb.Ports, ref)
+			}
+		}
+		out = append(out, lb)
+	}
+	return out
 }
 
 // Duration reads a number of seconds or a Go duration string ("90s").

@@ -365,15 +365,11 @@ func (k *checker) evpn() {
 }
 
 func (k *checker) bindings(names map[string]bool) {
-	type portVLAN struct {
-		port l2.PortRef
-		vlan l2.VLAN
-	}
 	type where struct {
 		vni  l2.VNI
 		path string
 	}
-	bound := map[portVLAN]where{}
+	bound := map[l2.PortVLAN]where{}
 	for i, b := range k.c.Bindings {
 		p := fmt.Sprintf("bindings[%d]", i)
 		if err := b.VLAN.ValidateUsable(); err != nil {
@@ -396,7 +392,7 @@ func (k *checker) bindings(names map[string]bool) {
 				k.add(pp, "%s: switch %q is not in this pair", s, ref.Switch)
 				continue
 			}
-			key := portVLAN{ref, b.VLAN}
+			key := l2.PortVLAN{Port: ref, VLAN: b.VLAN}
 			if w, dup := bound[key]; dup {
 				if w.vni != b.VNI {
 					k.add(pp, "%s VLAN %d: bound to VNI %d here and to VNI %d by %s", s, b.VLAN, b.VNI, w.vni, w.path)
