@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/torstitch/torstitch/vtep/api"
@@ -191,6 +192,17 @@ func (a *Agent) Switches(context.Context) ([]api.Switch, error) {
 		v.BFDDown = s.bfdShown
 		v.Conflicts = slices.Clone(s.conflicts)
 		s.mu.Unlock()
+		// The pair's binding conflicts on this switch's ports come first:
+		// "tor1:eth1 VLAN 100 (torctl): ...".
+		a.mu.Lock()
+		var mine []string
+		for _, c := range a.conflicts {
+			if strings.HasPrefix(c, s.name+":") {
+				mine = append(mine, c)
+			}
+		}
+		a.mu.Unlock()
+		v.Conflicts = append(mine, v.Conflicts...)
 		if v.LastError == "" && !st.Connected {
 			v.LastError = st.LastError
 		}

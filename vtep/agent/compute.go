@@ -22,6 +22,13 @@ type SwitchView struct {
 	Ports     map[string]bool // nil when not connected
 	Faults    []string
 	LocalMACs []l2.LocalMAC
+	// ForeignVNIs and ForeignBound are what another controller holds on the
+	// switch: VNIs a logical switch torstitch does not manage uses (as its
+	// tunnel key, or under torstitch's name for it, vni<N>), and (port,
+	// VLAN) bound to such a logical switch; each with that logical switch's
+	// name. nil when not connected.
+	ForeignVNIs  map[l2.VNI]string
+	ForeignBound map[l2.PortVLAN]string
 }
 
 // Inputs is everything one reconcile starts from.
@@ -94,6 +101,14 @@ func Compute(in Inputs) Outputs {
 			}
 			if sw.Ports != nil && !sw.Ports[p.Port] {
 				out.Conflicts = append(out.Conflicts, fmt.Sprintf("%s VLAN %d (%s): switch %s has no port %q; not applied", p, b.VLAN, b.Source, p.Switch, p.Port))
+				continue
+			}
+			if ls, ok := sw.ForeignBound[k]; ok {
+				out.Conflicts = append(out.Conflicts, fmt.Sprintf("%s VLAN %d (%s): bound to logical switch %q, which torstitch does not manage; not applied", p, b.VLAN, b.Source, ls))
+				continue
+			}
+			if ls, ok := sw.ForeignVNIs[b.VNI]; ok {
+				out.Conflicts = append(out.Conflicts, fmt.Sprintf("%s VLAN %d (%s): VNI %d is held on %s by logical switch %q, which torstitch does not manage; not applied", p, b.VLAN, b.Source, b.VNI, p.Switch, ls))
 				continue
 			}
 			chosen[k] = b.VNI

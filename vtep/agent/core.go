@@ -198,7 +198,38 @@ func viewOf(name string, o *plan.Observed) SwitchView {
 		}
 	}
 	v.LocalMACs = o.LocalMACs()
+	for _, ls := range o.Switches {
+		if ls.Owned() {
+			continue
+		}
+		if vni := ls.VNI(); vni != 0 {
+			v.ForeignVNIs = mapSet(v.ForeignVNIs, vni, ls.Name)
+		}
+		if vni, ok := plan.VNIOfName(ls.Name); ok {
+			v.ForeignVNIs = mapSet(v.ForeignVNIs, vni, ls.Name)
+		}
+	}
+	for _, p := range o.Ports {
+		for vlan, u := range p.Bindings {
+			if ls := o.Switches[u]; ls == nil || !ls.Owned() {
+				lsName := u
+				if ls != nil {
+					lsName = ls.Name
+				}
+				v.ForeignBound = mapSet(v.ForeignBound, l2.PortVLAN{Port: l2.PortRef{Switch: v.Name, Port: p.Name}, VLAN: vlan}, lsName)
+			}
+		}
+	}
 	return v
+}
+
+// mapSet sets m[k] = v, making m when nil.
+func mapSet[K comparable, V any](m map[K]V, k K, v V) map[K]V {
+	if m == nil {
+		m = map[K]V{}
+	}
+	m[k] = v
+	return m
 }
 
 // bfdParams returns what a switch's writer sets in bfd_params, nil when

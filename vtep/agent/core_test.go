@@ -31,6 +31,7 @@ import (
 //	switch-down tor1                      its session lost (its database stays as it was)
 //	foreign-ls tor1 theirs 10100          another controller's logical switch on tor1
 //	foreign-ls-del tor1 theirs            ... deleted by that controller
+//	foreign-bind tor1 eth2 300 theirs     that controller binds VLAN 300 of tor1's eth2 to its logical switch
 //	bind 100 10100 tor1:eth1 tor2:eth1    a torctl binding
 //	unbind 100 10100                      the torctl binding of VLAN 100 to VNI 10100 removed
 //	learn tor1 10100 00:50:56:00:01:11    the switch learns a MAC (Ucast_Macs_Local)
@@ -125,7 +126,7 @@ func (s *coreSim) run(f []string) error {
 		}
 		return nil
 	}
-	if err := need(map[string]int{"switch-up": 2, "switch-down": 1, "foreign-ls": 3, "foreign-ls-del": 2, "bind": 3, "unbind": 2, "learn": 3, "forget": 3,
+	if err := need(map[string]int{"switch-up": 2, "switch-down": 1, "foreign-ls": 3, "foreign-ls-del": 2, "foreign-bind": 4, "bind": 3, "unbind": 2, "learn": 3, "forget": 3,
 		"route-add": 3, "route-del": 2, "flood-add": 2, "wait": 1, "dump-db": 1}[f[0]]); err != nil {
 		return err
 	}
@@ -162,6 +163,17 @@ func (s *coreSim) run(f []string) error {
 			return err
 		}
 		delete(db.O.Switches, "foreign-"+args[1])
+	case "foreign-bind":
+		db, err := s.switchDB(args[0])
+		if err != nil {
+			return err
+		}
+		p, ok := db.O.Ports[args[1]]
+		vlan, err := strconv.Atoi(args[2])
+		if !ok || err != nil {
+			return fmt.Errorf("want PORT VLAN of the switch, got %q %q", args[1], args[2])
+		}
+		p.Bindings[l2.VLAN(vlan)] = "foreign-" + args[3]
 	case "bind":
 		var b api.Binding
 		if err := scanVLANVNI(args, &b.VLAN, &b.VNI); err != nil {

@@ -139,3 +139,44 @@ func hasRemote(o *Observed, m l2.RemoteMAC) bool {
 	}
 	return false
 }
+
+func TestVNIOfName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vni  l2.VNI
+		ok   bool
+	}{
+		{"vni10100", 10100, true}, {"vni1", 1, true}, {"vni16777215", 16777215, true},
+		{"vni0", 0, false}, {"vni16777216", 0, false}, {"vni010", 0, false}, {"vni", 0, false},
+		{"vni-1", 0, false}, {"VNI10", 0, false}, {"theirs", 0, false}, {"vni10a", 0, false},
+	} {
+		if v, ok := VNIOfName(tc.name); v != tc.vni || ok != tc.ok {
+			t.Errorf("VNIOfName(%q) = %d, %v; want %d, %v", tc.name, v, ok, tc.vni, tc.ok)
+		}
+		if tc.ok && DefaultName(tc.vni) != tc.name {
+			t.Errorf("DefaultName(%d) = %q, want %q", tc.vni, DefaultName(tc.vni), tc.name)
+		}
+	}
+}
+
+// TestLocalMACsOwnedOnly: MACs a switch learned in another controller's
+// logical switch are not torstitch's to advertise.
+func TestLocalMACsOwnedOnly(t *testing.T) {
+	s := newSim("eth1")
+	s.converge(t, base(), Options{})
+	k := 7000
+	s.o.Switches["f"] = &ObservedLS{UUID: "f", Name: "theirs", TunnelKey: &k}
+	s.o.Locators["me"] = Locator{Encap: EncapVXLAN, DstIP: "192.0.2.100"}
+	ours := ""
+	for u, ls := range s.o.Switches {
+		if ls.Owned() && ls.VNI() == 10100 {
+			ours = u
+		}
+	}
+	s.o.UcastLocal["l1"] = &MACRow{UUID: "l1", LS: ours, MAC: "00:50:56:00:01:11", Locator: "me"}
+	s.o.UcastLocal["l2"] = &MACRow{UUID: "l2", LS: "f", MAC: "00:50:56:00:70:00", Locator: "me"}
+	got := s.o.LocalMACs()
+	if len(got) != 1 || got[0].MAC != l2.MustMAC("00:50:56:00:01:11") || got[0].VNI != 10100 {
+		t.Fatalf("LocalMACs = %+v, want only 00:50:56:00:01:11 in VNI 10100", got)
+	}
+}

@@ -9,15 +9,15 @@ import (
 )
 
 // LocalMACs returns the MACs the switch learned (Ucast_Macs_Local) in
-// logical switches that have a VNI, with the tunnel IP of their locator,
+// torstitch's logical switches that have a VNI, with the tunnel IP of their locator,
 // sorted by VNI and MAC. Rows that are not usable (no VNI, bad MAC, locator
 // without an IP) are skipped.
 func (o *Observed) LocalMACs() []l2.LocalMAC {
 	out := make([]l2.LocalMAC, 0, len(o.UcastLocal))
 	for _, r := range o.UcastLocal {
 		ls := o.Switches[r.LS]
-		if ls == nil || ls.VNI() == 0 {
-			continue
+		if ls == nil || !ls.Owned() || ls.VNI() == 0 {
+			continue // MACs in another controller's logical switch are not ours to advertise
 		}
 		mac, ok := normMAC(r.MAC)
 		if !ok || mac.ValidateUnicast() != nil {

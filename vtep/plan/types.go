@@ -13,6 +13,7 @@ package plan
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/torstitch/torstitch/vtep/l2"
 )
@@ -44,6 +45,19 @@ type LogicalSwitch struct {
 
 // DefaultName is the Logical_Switch name torstitch gives a VNI.
 func DefaultName(v l2.VNI) string { return "vni" + strconv.FormatUint(uint64(v), 10) }
+
+// VNIOfName returns the VNI whose DefaultName is name.
+func VNIOfName(name string) (l2.VNI, bool) {
+	digits, ok := strings.CutPrefix(name, "vni")
+	if !ok || digits == "" || (len(digits) > 1 && digits[0] == '0') {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(digits, 10, 32)
+	if err != nil || l2.VNI(n).Validate() != nil {
+		return 0, false
+	}
+	return l2.VNI(n), true
+}
 
 // PortBinding maps VLAN on a physical port to a VNI.
 type PortBinding struct {
