@@ -146,7 +146,7 @@ func (b *batcher) name(prefix string) string {
 func uuidRef(u string) ovsdb.UUID { return ovsdb.UUID{GoUUID: u} }
 
 func byUUID(u string) []ovsdb.Condition {
-	return []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: uuidRef(u)}}
+	return []ovsdb.Condition{{Column: vtepdb.ColumnUUID, Function: ovsdb.ConditionEqual, Value: uuidRef(u)}}
 }
 
 func (b *batcher) lsRef(v l2.VNI) (ovsdb.UUID, error) {
@@ -170,7 +170,7 @@ func (b *batcher) locRef(ip netip.Addr) ovsdb.UUID {
 	b.cur.namedLoc[ip] = n
 	b.cur.pendingLoc[len(b.cur.ops)] = ip
 	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorTable, UUIDName: n,
-		Row: ovsdb.Row{"encapsulation_type": plan.EncapVXLAN, "dst_ip": ip.String()}})
+		Row: ovsdb.Row{vtepdb.PhysicalLocatorColumnEncapsulationType: vtepdb.PhysicalLocatorEncapsulationTypeVxlanOverIpv4, vtepdb.PhysicalLocatorColumnDstIP: ip.String()}})
 	return uuidRef(n)
 }
 
@@ -196,19 +196,19 @@ func (b *batcher) add(c *plan.Change) error {
 		b.cur.namedLS[c.VNI] = n
 		b.cur.pendingLS[len(b.cur.ops)] = c.VNI
 		row := ovsdb.Row{
-			"name":         c.Name,
-			"description":  "managed by torstitch",
-			"tunnel_key":   ovsdb.OvsSet{GoSet: []any{int(c.VNI)}},
-			"other_config": ovsdb.OvsMap{GoMap: map[any]any{plan.OwnerKey: plan.OwnerValue}},
+			vtepdb.LogicalSwitchColumnName:        c.Name,
+			vtepdb.LogicalSwitchColumnDescription: vtepdb.OwnerDescription,
+			vtepdb.LogicalSwitchColumnTunnelKey:   ovsdb.OvsSet{GoSet: []any{int(c.VNI)}},
+			vtepdb.LogicalSwitchColumnOtherConfig: ovsdb.OvsMap{GoMap: map[any]any{vtepdb.OwnerKey: vtepdb.OwnerValue}},
 		}
 		if c.ReplicationMode != "" {
-			row["replication_mode"] = optString(c.ReplicationMode)
+			row[vtepdb.LogicalSwitchColumnReplicationMode] = optString(c.ReplicationMode)
 		}
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.LogicalSwitchTable, UUIDName: n, Row: row})
 	case plan.LSUpdate:
-		row := ovsdb.Row{"name": c.Name, "tunnel_key": ovsdb.OvsSet{GoSet: []any{int(c.VNI)}}}
+		row := ovsdb.Row{vtepdb.LogicalSwitchColumnName: c.Name, vtepdb.LogicalSwitchColumnTunnelKey: ovsdb.OvsSet{GoSet: []any{int(c.VNI)}}}
 		if c.ReplicationMode != "" {
-			row["replication_mode"] = optString(c.ReplicationMode)
+			row[vtepdb.LogicalSwitchColumnReplicationMode] = optString(c.ReplicationMode)
 		}
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.LogicalSwitchTable, Where: byUUID(c.UUID), Row: row})
 	case plan.LSDelete:
@@ -222,14 +222,14 @@ func (b *batcher) add(c *plan.Change) error {
 		if c.Rebind {
 			// A map insert never overwrites a key: delete the old value first,
 			// in the same operation, so the rebind is atomic.
-			muts = append(muts, ovsdb.Mutation{Column: "vlan_bindings", Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: []any{int(c.VLAN)}}})
+			muts = append(muts, ovsdb.Mutation{Column: vtepdb.PhysicalPortColumnVLANBindings, Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: []any{int(c.VLAN)}}})
 		}
-		muts = append(muts, ovsdb.Mutation{Column: "vlan_bindings", Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: map[any]any{int(c.VLAN): ref}}})
+		muts = append(muts, ovsdb.Mutation{Column: vtepdb.PhysicalPortColumnVLANBindings, Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: map[any]any{int(c.VLAN): ref}}})
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.PhysicalPortTable, Where: byUUID(c.PortUUID), Mutations: muts})
 	case plan.BindingDelete:
 		// Delete the key only while it still points at our logical switch.
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.PhysicalPortTable, Where: byUUID(c.PortUUID),
-			Mutations: []ovsdb.Mutation{{Column: "vlan_bindings", Mutator: ovsdb.MutateOperationDelete,
+			Mutations: []ovsdb.Mutation{{Column: vtepdb.PhysicalPortColumnVLANBindings, Mutator: ovsdb.MutateOperationDelete,
 				Value: ovsdb.OvsMap{GoMap: map[any]any{int(c.VLAN): uuidRef(c.UUID)}}}}})
 	case plan.UcastAdd:
 		ref, err := b.lsRef(c.VNI)
@@ -239,12 +239,13 @@ func (b *batcher) add(c *plan.Change) error {
 		loc := b.locRef(c.VTEP)
 		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.UcastMacsRemoteTable,
-			Row: ovsdb.Row{"MAC": c.MAC.String(), "logical_switch": ref, "locator": loc, "ipaddr": ipCol(c.IP)}})
+			Row: ovsdb.Row{vtepdb.UcastMacsRemoteColumnMAC: c.MAC.String(), vtepdb.UcastMacsRemoteColumnLogicalSwitch: ref,
+				vtepdb.UcastMacsRemoteColumnLocator: loc, vtepdb.UcastMacsRemoteColumnIpaddr: ipCol(c.IP)}})
 	case plan.UcastUpdate:
 		loc := b.locRef(c.VTEP)
 		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID),
-			Row: ovsdb.Row{"locator": loc, "ipaddr": ipCol(c.IP)}})
+			Row: ovsdb.Row{vtepdb.UcastMacsRemoteColumnLocator: loc, vtepdb.UcastMacsRemoteColumnIpaddr: ipCol(c.IP)}})
 	case plan.UcastDelete:
 		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID)})
@@ -255,10 +256,10 @@ func (b *batcher) add(c *plan.Change) error {
 		}
 		set := b.name("set")
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorSetTable, UUIDName: set,
-			Row: ovsdb.Row{"locators": ovsdb.OvsSet{GoSet: refs}}})
+			Row: ovsdb.Row{vtepdb.PhysicalLocatorSetColumnLocators: ovsdb.OvsSet{GoSet: refs}}})
 		if c.UUID != "" {
 			b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID),
-				Row: ovsdb.Row{"locator_set": uuidRef(set)}})
+				Row: ovsdb.Row{vtepdb.McastMacsRemoteColumnLocatorSet: uuidRef(set)}})
 			break
 		}
 		ref, err := b.lsRef(c.VNI)
@@ -266,7 +267,8 @@ func (b *batcher) add(c *plan.Change) error {
 			return fmt.Errorf("flood list: %w", err)
 		}
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.McastMacsRemoteTable,
-			Row: ovsdb.Row{"MAC": plan.UnknownDst, "logical_switch": ref, "locator_set": uuidRef(set), "ipaddr": ""}})
+			Row: ovsdb.Row{vtepdb.McastMacsRemoteColumnMAC: vtepdb.UnknownDst, vtepdb.McastMacsRemoteColumnLogicalSwitch: ref,
+				vtepdb.McastMacsRemoteColumnLocatorSet: uuidRef(set), vtepdb.McastMacsRemoteColumnIpaddr: ""}})
 	case plan.McastDelete:
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID)})
 	case plan.TunnelBFD:
@@ -280,8 +282,8 @@ func (b *batcher) add(c *plan.Change) error {
 		}
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.TunnelTable, Where: byUUID(c.UUID),
 			Mutations: []ovsdb.Mutation{
-				{Column: "bfd_params", Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: keys}},
-				{Column: "bfd_params", Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: vals}},
+				{Column: vtepdb.TunnelColumnBFDParams, Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: keys}},
+				{Column: vtepdb.TunnelColumnBFDParams, Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: vals}},
 			}})
 	default:
 		return fmt.Errorf("unknown change %v", c.Op)
