@@ -184,33 +184,6 @@ type Tunnel struct {
 	BFDStatus map[string]string
 }
 
-// Op is the kind of one change.
-type Op uint8
-
-const (
-	LSCreate Op = iota + 1
-	LSUpdate
-	BindingSet // insert, or replace atomically when Rebind
-	UcastAdd
-	UcastUpdate
-	McastSet // insert or update the unknown-dst row with a new locator set
-	BindingDelete
-	UcastDelete
-	McastDelete
-	LSDelete
-	TunnelBFD // set torstitch's bfd_params keys on an existing Tunnel row
-)
-
-var opNames = [...]string{"", "ls-create", "ls-update", "binding-set", "ucast-add", "ucast-update",
-	"mcast-set", "binding-delete", "ucast-delete", "mcast-delete", "ls-delete", "tunnel-bfd"}
-
-func (o Op) String() string {
-	if int(o) < len(opNames) {
-		return opNames[o]
-	}
-	return "op(" + strconv.Itoa(int(o)) + ")"
-}
-
 // Change is one row-level change. Which fields matter depends on Op.
 type Change struct {
 	Op              Op
