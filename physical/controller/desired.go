@@ -39,12 +39,6 @@ type Plan struct {
 	BoundLS map[l2.VNI]string
 }
 
-const (
-	faultInvalidVLANMap     = "invalid_vlan_map"
-	faultMACTableExhaustion = "mac_table_exhaustion"
-	unknownDst              = "unknown-dst"
-)
-
 // Desired computes the kernel configuration and port faults from a database
 // snapshot. It does no I/O.
 func Desired(s Snapshot) Plan {
@@ -98,7 +92,7 @@ func Desired(s Snapshot) Plan {
 			}
 		}
 		if invalid {
-			p.Faults.Port[port.Name] = []string{faultInvalidVLANMap}
+			p.Faults.Port[port.Name] = []string{vtepdb.PortFaultInvalidVLANMap}
 		}
 	}
 	p.BoundLS = lsOfVNI
@@ -131,7 +125,7 @@ func Desired(s Snapshot) Plan {
 	for _, r := range s.McastRemote {
 		vni, ok := vniOf(r.LogicalSwitch)
 		sw := p.Config.Switches[vni]
-		if !ok || sw == nil || r.MAC != unknownDst {
+		if !ok || sw == nil || r.MAC != vtepdb.UnknownDst {
 			continue
 		}
 		var ips []netip.Addr

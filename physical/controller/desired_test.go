@@ -83,7 +83,7 @@ func TestDesired(t *testing.T) {
 			},
 			bindings:   []dataplane.Binding{{Port: "eth1", VLAN: 200, VNI: 6000}},
 			switches:   map[l2.VNI]*dataplane.Switch{6000: {VNI: 6000, Remote: map[l2.MAC]netip.Addr{}, Neigh: map[netip.Addr]l2.MAC{}}},
-			portFaults: map[string][]string{"eth1": {faultInvalidVLANMap}},
+			portFaults: map[string][]string{"eth1": {vtepdb.PortFaultInvalidVLANMap}},
 		},
 		{
 			name: "VLAN 4095 and duplicate tunnel keys are invalid",
@@ -94,7 +94,7 @@ func TestDesired(t *testing.T) {
 				s.UcastRemote, s.McastRemote = nil, nil
 			},
 			switches:   map[l2.VNI]*dataplane.Switch{},
-			portFaults: map[string][]string{"eth1": {faultInvalidVLANMap}, "eth2": {faultInvalidVLANMap}},
+			portFaults: map[string][]string{"eth1": {vtepdb.PortFaultInvalidVLANMap}, "eth2": {vtepdb.PortFaultInvalidVLANMap}},
 		},
 		{
 			name: "two VLANs of one port in one logical switch",

@@ -103,7 +103,7 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 	}
 	haveMcast := map[string]bool{}
 	for _, r := range s.McastLocal {
-		if r.MAC == unknownDst && isBound(c.plan, r.LogicalSwitch) && !haveMcast[r.LogicalSwitch] &&
+		if r.MAC == vtepdb.UnknownDst && isBound(c.plan, r.LogicalSwitch) && !haveMcast[r.LogicalSwitch] &&
 			len(sets[r.LocatorSet]) == 1 && locOK(sets[r.LocatorSet][0]) {
 			haveMcast[r.LogicalSwitch] = true
 			continue
@@ -123,21 +123,21 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 		if err := c.create(&ops, &vtepdb.PhysicalLocatorSet{UUID: set, Locators: []string{loc}}); err != nil {
 			return err
 		}
-		if err := c.create(&ops, &vtepdb.McastMacsLocal{MAC: unknownDst, LogicalSwitch: ls, LocatorSet: set}); err != nil {
+		if err := c.create(&ops, &vtepdb.McastMacsLocal{MAC: vtepdb.UnknownDst, LogicalSwitch: ls, LocatorSet: set}); err != nil {
 			return err
 		}
 	}
 
 	// switch_fault_status
 	ps := s.Switch
-	hasFault := slices.Contains(ps.SwitchFaultStatus, faultMACTableExhaustion)
+	hasFault := slices.Contains(ps.SwitchFaultStatus, vtepdb.SwitchFaultMACTableExhaustion)
 	if hasFault != exhausted {
 		if exhausted {
 			c.log.Warn("MAC table exhausted", "limit", c.cfg.MACLimit, "learned", len(keys))
 		}
-		ps.SwitchFaultStatus = slices.DeleteFunc(slices.Clone(ps.SwitchFaultStatus), func(f string) bool { return f == faultMACTableExhaustion })
+		ps.SwitchFaultStatus = slices.DeleteFunc(slices.Clone(ps.SwitchFaultStatus), func(f string) bool { return f == vtepdb.SwitchFaultMACTableExhaustion })
 		if exhausted {
-			ps.SwitchFaultStatus = append(ps.SwitchFaultStatus, faultMACTableExhaustion)
+			ps.SwitchFaultStatus = append(ps.SwitchFaultStatus, vtepdb.SwitchFaultMACTableExhaustion)
 		}
 		if ps.SwitchFaultStatus == nil {
 			ps.SwitchFaultStatus = []string{}

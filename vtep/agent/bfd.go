@@ -6,6 +6,7 @@ import (
 
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 // BFD state use (pure: no I/O, no clock).
@@ -50,10 +51,10 @@ func TrackBFD(prev map[string]TunnelMemo, o *plan.Observed) (map[string]TunnelMe
 			m = TunnelMemo{Remote: remote}
 		}
 		switch state := st[plan.BFDStatusState]; {
-		case state == "up":
+		case state == vtepdb.BFDStateUp:
 			m.SeenUp = true
 			up[remote] = true
-		case (state == "down" || state == "init") && m.SeenUp && st[plan.BFDStatusRemoteState] != "admin_down":
+		case (state == vtepdb.BFDStateDown || state == vtepdb.BFDStateInit) && m.SeenUp && st[plan.BFDStatusRemoteState] != vtepdb.BFDStateAdminDown:
 			down[remote] = true
 		}
 		next[uuid] = m

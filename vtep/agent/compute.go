@@ -8,11 +8,12 @@ import (
 
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 // FaultNoSourceNode is the switch fault that makes the agent fall back to
 // service-node replication.
-const FaultNoSourceNode = "unsupported_source_node_replication"
+const FaultNoSourceNode = vtepdb.SwitchFaultUnsupportedSourceNodeReplication
 
 // SwitchView is what the agent knows of one switch for a reconcile.
 type SwitchView struct {

@@ -112,30 +112,21 @@ func (b *batcher) needsDrain(c *plan.Change) bool {
 	if len(b.inflightLS) == 0 && len(b.inflightLoc) == 0 {
 		return false
 	}
-	if b.inflightLS[c.VNI] || (c.VTEP.IsValid() && b.inflightLoc[c.VTEP]) {
+	refs := c.Op.Info().Refs
+	if refs&plan.RefSwitch != 0 && b.inflightLS[c.VNI] {
 		return true
 	}
-	for _, ip := range c.VTEPs {
-		if b.inflightLoc[ip] {
-			return true
+	if refs&plan.RefLocator != 0 && c.VTEP.IsValid() && b.inflightLoc[c.VTEP] {
+		return true
+	}
+	if refs&plan.RefLocators != 0 {
+		for _, ip := range c.VTEPs {
+			if b.inflightLoc[ip] {
+				return true
+			}
 		}
 	}
 	return false
-}
-
-// phase groups operations that commute: transactions of one phase may be in
-// flight together; the next phase starts when they have all answered.
-func phase(op plan.Op) int {
-	switch op {
-	case plan.LSCreate, plan.LSUpdate:
-		return 1
-	case plan.BindingSet, plan.UcastAdd, plan.UcastUpdate, plan.McastSet, plan.TunnelBFD:
-		return 2
-	case plan.BindingDelete, plan.UcastDelete, plan.McastDelete:
-		return 3
-	default:
-		return 4
-	}
 }
 
 func (b *batcher) name(prefix string) string {
@@ -146,7 +137,7 @@ func (b *batcher) name(prefix string) string {
 func uuidRef(u string) ovsdb.UUID { return ovsdb.UUID{GoUUID: u} }
 
 func byUUID(u string) []ovsdb.Condition {
-	return []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: uuidRef(u)}}
+	return []ovsdb.Condition{{Column: vtepdb.ColumnUUID, Function: ovsdb.ConditionEqual, Value: uuidRef(u)}}
 }
 
 func (b *batcher) lsRef(v l2.VNI) (ovsdb.UUID, error) {
@@ -170,7 +161,7 @@ func (b *batcher) locRef(ip netip.Addr) ovsdb.UUID {
 	b.cur.namedLoc[ip] = n
 	b.cur.pendingLoc[len(b.cur.ops)] = ip
 	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorTable, UUIDName: n,
-		Row: ovsdb.Row{"encapsulation_type": plan.EncapVXLAN, "dst_ip": ip.String()}})
+		Row: ovsdb.Row{vtepdb.PhysicalLocatorColumnEncapsulationType: vtepdb.PhysicalLocatorEncapsulationTypeVxlanOverIpv4, vtepdb.PhysicalLocatorColumnDstIP: ip.String()}})
 	return uuidRef(n)
 }
 
@@ -188,104 +179,154 @@ func ipCol(a netip.Addr) string {
 	return a.String()
 }
 
+// builders appends the operations of one change: one function per op,
+// indexed by op (TestBuilders checks that every plan.Ops has one).
+var builders = [...]func(b *batcher, c *plan.Change) error{
+	plan.LSCreate:      (*batcher).lsCreate,
+	plan.LSUpdate:      (*batcher).lsUpdate,
+	plan.BindingSet:    (*batcher).bindingSet,
+	plan.UcastAdd:      (*batcher).ucastAdd,
+	plan.UcastUpdate:   (*batcher).ucastUpdate,
+	plan.McastSet:      (*batcher).mcastSet,
+	plan.TunnelBFD:     (*batcher).tunnelBFD,
+	plan.BindingDelete: (*batcher).bindingDelete,
+	plan.UcastDelete:   (*batcher).ucastDelete,
+	plan.McastDelete:   (*batcher).mcastDelete,
+	plan.LSDelete:      (*batcher).lsDelete,
+}
+
 // add appends the operations of one change.
 func (b *batcher) add(c *plan.Change) error {
-	switch c.Op {
-	case plan.LSCreate:
-		n := b.name("ls")
-		b.cur.namedLS[c.VNI] = n
-		b.cur.pendingLS[len(b.cur.ops)] = c.VNI
-		row := ovsdb.Row{
-			"name":         c.Name,
-			"description":  "managed by torstitch",
-			"tunnel_key":   ovsdb.OvsSet{GoSet: []any{int(c.VNI)}},
-			"other_config": ovsdb.OvsMap{GoMap: map[any]any{plan.OwnerKey: plan.OwnerValue}},
-		}
-		if c.ReplicationMode != "" {
-			row["replication_mode"] = optString(c.ReplicationMode)
-		}
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.LogicalSwitchTable, UUIDName: n, Row: row})
-	case plan.LSUpdate:
-		row := ovsdb.Row{"name": c.Name, "tunnel_key": ovsdb.OvsSet{GoSet: []any{int(c.VNI)}}}
-		if c.ReplicationMode != "" {
-			row["replication_mode"] = optString(c.ReplicationMode)
-		}
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.LogicalSwitchTable, Where: byUUID(c.UUID), Row: row})
-	case plan.LSDelete:
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.LogicalSwitchTable, Where: byUUID(c.UUID)})
-	case plan.BindingSet:
-		ref, err := b.lsRef(c.VNI)
-		if err != nil {
-			return fmt.Errorf("binding port %s VLAN %d: %w", c.Port, c.VLAN, err)
-		}
-		var muts []ovsdb.Mutation
-		if c.Rebind {
-			// A map insert never overwrites a key: delete the old value first,
-			// in the same operation, so the rebind is atomic.
-			muts = append(muts, ovsdb.Mutation{Column: "vlan_bindings", Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: []any{int(c.VLAN)}}})
-		}
-		muts = append(muts, ovsdb.Mutation{Column: "vlan_bindings", Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: map[any]any{int(c.VLAN): ref}}})
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.PhysicalPortTable, Where: byUUID(c.PortUUID), Mutations: muts})
-	case plan.BindingDelete:
-		// Delete the key only while it still points at our logical switch.
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.PhysicalPortTable, Where: byUUID(c.PortUUID),
-			Mutations: []ovsdb.Mutation{{Column: "vlan_bindings", Mutator: ovsdb.MutateOperationDelete,
-				Value: ovsdb.OvsMap{GoMap: map[any]any{int(c.VLAN): uuidRef(c.UUID)}}}}})
-	case plan.UcastAdd:
-		ref, err := b.lsRef(c.VNI)
-		if err != nil {
-			return fmt.Errorf("remote MAC %s: %w", c.MAC, err)
-		}
-		loc := b.locRef(c.VTEP)
-		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.UcastMacsRemoteTable,
-			Row: ovsdb.Row{"MAC": c.MAC.String(), "logical_switch": ref, "locator": loc, "ipaddr": ipCol(c.IP)}})
-	case plan.UcastUpdate:
-		loc := b.locRef(c.VTEP)
-		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID),
-			Row: ovsdb.Row{"locator": loc, "ipaddr": ipCol(c.IP)}})
-	case plan.UcastDelete:
-		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID)})
-	case plan.McastSet:
-		refs := make([]any, 0, len(c.VTEPs))
-		for _, ip := range c.VTEPs {
-			refs = append(refs, b.locRef(ip))
-		}
-		set := b.name("set")
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorSetTable, UUIDName: set,
-			Row: ovsdb.Row{"locators": ovsdb.OvsSet{GoSet: refs}}})
-		if c.UUID != "" {
-			b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID),
-				Row: ovsdb.Row{"locator_set": uuidRef(set)}})
-			break
-		}
-		ref, err := b.lsRef(c.VNI)
-		if err != nil {
-			return fmt.Errorf("flood list: %w", err)
-		}
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.McastMacsRemoteTable,
-			Row: ovsdb.Row{"MAC": plan.UnknownDst, "logical_switch": ref, "locator_set": uuidRef(set), "ipaddr": ""}})
-	case plan.McastDelete:
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID)})
-	case plan.TunnelBFD:
-		// A map insert never overwrites a key: delete torstitch's keys, then
-		// insert their values, in one mutation list (other keys untouched).
-		keys := make([]any, 0, len(c.BFD))
-		vals := make(map[any]any, len(c.BFD))
-		for k, v := range c.BFD {
-			keys = append(keys, k)
-			vals[k] = v
-		}
-		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.TunnelTable, Where: byUUID(c.UUID),
-			Mutations: []ovsdb.Mutation{
-				{Column: "bfd_params", Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: keys}},
-				{Column: "bfd_params", Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: vals}},
-			}})
-	default:
+	if int(c.Op) >= len(builders) || builders[c.Op] == nil {
 		return fmt.Errorf("unknown change %v", c.Op)
 	}
+	return builders[c.Op](b, c)
+}
+
+func (b *batcher) lsCreate(c *plan.Change) error {
+	n := b.name("ls")
+	b.cur.namedLS[c.VNI] = n
+	b.cur.pendingLS[len(b.cur.ops)] = c.VNI
+	row := ovsdb.Row{
+		vtepdb.LogicalSwitchColumnName:        c.Name,
+		vtepdb.LogicalSwitchColumnDescription: vtepdb.OwnerDescription,
+		vtepdb.LogicalSwitchColumnTunnelKey:   ovsdb.OvsSet{GoSet: []any{int(c.VNI)}},
+		vtepdb.LogicalSwitchColumnOtherConfig: ovsdb.OvsMap{GoMap: map[any]any{vtepdb.OwnerKey: vtepdb.OwnerValue}},
+	}
+	if c.ReplicationMode != "" {
+		row[vtepdb.LogicalSwitchColumnReplicationMode] = optString(c.ReplicationMode)
+	}
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.LogicalSwitchTable, UUIDName: n, Row: row})
+	return nil
+}
+
+func (b *batcher) lsUpdate(c *plan.Change) error {
+	row := ovsdb.Row{vtepdb.LogicalSwitchColumnName: c.Name, vtepdb.LogicalSwitchColumnTunnelKey: ovsdb.OvsSet{GoSet: []any{int(c.VNI)}}}
+	if c.ReplicationMode != "" {
+		row[vtepdb.LogicalSwitchColumnReplicationMode] = optString(c.ReplicationMode)
+	}
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.LogicalSwitchTable, Where: byUUID(c.UUID), Row: row})
+	return nil
+}
+
+func (b *batcher) lsDelete(c *plan.Change) error {
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.LogicalSwitchTable, Where: byUUID(c.UUID)})
+	return nil
+}
+
+func (b *batcher) bindingSet(c *plan.Change) error {
+	ref, err := b.lsRef(c.VNI)
+	if err != nil {
+		return fmt.Errorf("binding port %s VLAN %d: %w", c.Port, c.VLAN, err)
+	}
+	var muts []ovsdb.Mutation
+	if c.Rebind {
+		// A map insert never overwrites a key: delete the old value first,
+		// in the same operation, so the rebind is atomic.
+		muts = append(muts, ovsdb.Mutation{Column: vtepdb.PhysicalPortColumnVLANBindings, Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: []any{int(c.VLAN)}}})
+	}
+	muts = append(muts, ovsdb.Mutation{Column: vtepdb.PhysicalPortColumnVLANBindings, Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: map[any]any{int(c.VLAN): ref}}})
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.PhysicalPortTable, Where: byUUID(c.PortUUID), Mutations: muts})
+	return nil
+}
+
+func (b *batcher) bindingDelete(c *plan.Change) error {
+	// Delete the key only while it still points at our logical switch.
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.PhysicalPortTable, Where: byUUID(c.PortUUID),
+		Mutations: []ovsdb.Mutation{{Column: vtepdb.PhysicalPortColumnVLANBindings, Mutator: ovsdb.MutateOperationDelete,
+			Value: ovsdb.OvsMap{GoMap: map[any]any{int(c.VLAN): uuidRef(c.UUID)}}}}})
+	return nil
+}
+
+func (b *batcher) ucastAdd(c *plan.Change) error {
+	ref, err := b.lsRef(c.VNI)
+	if err != nil {
+		return fmt.Errorf("remote MAC %s: %w", c.MAC, err)
+	}
+	loc := b.locRef(c.VTEP)
+	b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.UcastMacsRemoteTable,
+		Row: ovsdb.Row{vtepdb.UcastMacsRemoteColumnMAC: c.MAC.String(), vtepdb.UcastMacsRemoteColumnLogicalSwitch: ref,
+			vtepdb.UcastMacsRemoteColumnLocator: loc, vtepdb.UcastMacsRemoteColumnIpaddr: ipCol(c.IP)}})
+	return nil
+}
+
+func (b *batcher) ucastUpdate(c *plan.Change) error {
+	loc := b.locRef(c.VTEP)
+	b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID),
+		Row: ovsdb.Row{vtepdb.UcastMacsRemoteColumnLocator: loc, vtepdb.UcastMacsRemoteColumnIpaddr: ipCol(c.IP)}})
+	return nil
+}
+
+func (b *batcher) ucastDelete(c *plan.Change) error {
+	b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID)})
+	return nil
+}
+
+func (b *batcher) mcastSet(c *plan.Change) error {
+	refs := make([]any, 0, len(c.VTEPs))
+	for _, ip := range c.VTEPs {
+		refs = append(refs, b.locRef(ip))
+	}
+	set := b.name("set")
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorSetTable, UUIDName: set,
+		Row: ovsdb.Row{vtepdb.PhysicalLocatorSetColumnLocators: ovsdb.OvsSet{GoSet: refs}}})
+	if c.UUID != "" {
+		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID),
+			Row: ovsdb.Row{vtepdb.McastMacsRemoteColumnLocatorSet: uuidRef(set)}})
+		return nil
+	}
+	ref, err := b.lsRef(c.VNI)
+	if err != nil {
+		return fmt.Errorf("flood list: %w", err)
+	}
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.McastMacsRemoteTable,
+		Row: ovsdb.Row{vtepdb.McastMacsRemoteColumnMAC: vtepdb.UnknownDst, vtepdb.McastMacsRemoteColumnLogicalSwitch: ref,
+			vtepdb.McastMacsRemoteColumnLocatorSet: uuidRef(set), vtepdb.McastMacsRemoteColumnIpaddr: ""}})
+	return nil
+}
+
+func (b *batcher) mcastDelete(c *plan.Change) error {
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.McastMacsRemoteTable, Where: byUUID(c.UUID)})
+	return nil
+}
+
+func (b *batcher) tunnelBFD(c *plan.Change) error {
+	// A map insert never overwrites a key: delete torstitch's keys, then
+	// insert their values, in one mutation list (other keys untouched).
+	keys := make([]any, 0, len(c.BFD))
+	vals := make(map[any]any, len(c.BFD))
+	for k, v := range c.BFD {
+		keys = append(keys, k)
+		vals[k] = v
+	}
+	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationMutate, Table: vtepdb.TunnelTable, Where: byUUID(c.UUID),
+		Mutations: []ovsdb.Mutation{
+			{Column: vtepdb.TunnelColumnBFDParams, Mutator: ovsdb.MutateOperationDelete, Value: ovsdb.OvsSet{GoSet: keys}},
+			{Column: vtepdb.TunnelColumnBFDParams, Mutator: ovsdb.MutateOperationInsert, Value: ovsdb.OvsMap{GoMap: vals}},
+		}})
 	return nil
 }
 
@@ -394,10 +435,10 @@ func apply(ctx context.Context, tx transactor, ch *plan.Changes, maxRows, window
 			wait()
 		}
 	}
-	lastPhase := 0
+	var lastPhase plan.Phase
 	for i := range ch.List {
 		c := &ch.List[i]
-		if p := phase(c.Op); p != lastPhase {
+		if p := c.Op.Phase(); p != lastPhase {
 			send()
 			drain()
 			lastPhase = p

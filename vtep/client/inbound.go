@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 // Inbound is the endpoint of a switch that dials in to the agent
@@ -304,7 +306,8 @@ const maxIdentifyBytes = 1 << 20
 // that continues the stream where the decoder stopped (the decoder may
 // have read ahead).
 func identify(conn net.Conn) ([]string, io.Reader, error) {
-	req := fmt.Sprintf(`{"id":%q,"method":"transact","params":["hardware_vtep",{"op":"select","table":"Physical_Switch","where":[],"columns":["name"]}]}`, identifyID)
+	req := fmt.Sprintf(`{"id":%q,"method":"transact","params":[%q,{"op":"select","table":%q,"where":[],"columns":[%q]}]}`,
+		identifyID, vtepdb.DatabaseName, vtepdb.PhysicalSwitchTable, vtepdb.PhysicalSwitchColumnName)
 	if _, err := io.WriteString(conn, req); err != nil {
 		return nil, nil, fmt.Errorf("sending the Physical_Switch read: %w", err)
 	}
@@ -351,11 +354,9 @@ func parseIdentify(result, rpcErr json.RawMessage) ([]string, error) {
 		return nil, fmt.Errorf("OVSDB error reading Physical_Switch: %s", rpcErr)
 	}
 	var ops []struct {
-		Rows []struct {
-			Name string `json:"name"`
-		} `json:"rows"`
-		Error   string `json:"error"`
-		Details string `json:"details"`
+		Rows    []map[string]json.RawMessage `json:"rows"`
+		Error   string                       `json:"error"`
+		Details string                       `json:"details"`
 	}
 	if err := json.Unmarshal(result, &ops); err != nil || len(ops) != 1 {
 		return nil, fmt.Errorf("not an OVSDB transact reply: %s", truncate(result, 200))
@@ -365,7 +366,13 @@ func parseIdentify(result, rpcErr json.RawMessage) ([]string, error) {
 	}
 	names := make([]string, 0, len(ops[0].Rows))
 	for _, r := range ops[0].Rows {
-		names = append(names, r.Name)
+		var name string
+		if v, ok := r[vtepdb.PhysicalSwitchColumnName]; ok {
+			if err := json.Unmarshal(v, &name); err != nil {
+				return nil, fmt.Errorf("not an OVSDB transact reply: %s", truncate(result, 200))
+			}
+		}
+		names = append(names, name)
 	}
 	return names, nil
 }

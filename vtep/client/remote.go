@@ -62,7 +62,8 @@ func uuidOf(v any) string {
 // loadRemote reads all Ucast_Macs_Remote rows.
 func loadRemote(ctx context.Context, tx transactor) (map[string]*plan.MACRow, error) {
 	op := ovsdb.Operation{Op: ovsdb.OperationSelect, Table: vtepdb.UcastMacsRemoteTable, Where: []ovsdb.Condition{},
-		Columns: []string{"_uuid", "MAC", "logical_switch", "locator", "ipaddr"}}
+		Columns: []string{vtepdb.ColumnUUID, vtepdb.UcastMacsRemoteColumnMAC, vtepdb.UcastMacsRemoteColumnLogicalSwitch,
+			vtepdb.UcastMacsRemoteColumnLocator, vtepdb.UcastMacsRemoteColumnIpaddr}}
 	res, err := tx.Transact(ctx, op)
 	if err != nil {
 		return nil, fmt.Errorf("reading Ucast_Macs_Remote: %w", err)
@@ -72,9 +73,10 @@ func loadRemote(ctx context.Context, tx transactor) (map[string]*plan.MACRow, er
 	}
 	rows := make(map[string]*plan.MACRow, len(res[0].Rows))
 	for _, r := range res[0].Rows {
-		row := &plan.MACRow{UUID: uuidOf(r["_uuid"]), LS: uuidOf(r["logical_switch"]), Locator: uuidOf(r["locator"])}
-		row.MAC, _ = r["MAC"].(string)
-		row.IP, _ = r["ipaddr"].(string)
+		row := &plan.MACRow{UUID: uuidOf(r[vtepdb.ColumnUUID]), LS: uuidOf(r[vtepdb.UcastMacsRemoteColumnLogicalSwitch]),
+			Locator: uuidOf(r[vtepdb.UcastMacsRemoteColumnLocator])}
+		row.MAC, _ = r[vtepdb.UcastMacsRemoteColumnMAC].(string)
+		row.IP, _ = r[vtepdb.UcastMacsRemoteColumnIpaddr].(string)
 		rows[row.UUID] = row
 	}
 	return rows, nil

@@ -35,10 +35,13 @@ type planner struct {
 	// and their rows stay as they are.
 	frozen map[string]bool
 
-	creates, updates, binds, ucastAdds, ucastUpdates, mcastSets []Change
-	unbinds, ucastDels, mcastDels, lsDels                       []Change
-	tunnels                                                     []Change
+	// changes holds the planned changes by op; Plan concatenates them in
+	// op order.
+	changes [numOps][]Change
 }
+
+// add plans one change.
+func (pl *planner) add(c Change) { pl.changes[c.Op] = append(pl.changes[c.Op], c) }
 
 // Plan computes the changes that bring the observed switch to the desired
 // state. It validates first: on any error nothing is planned and the error
@@ -66,11 +69,12 @@ func Plan(d *Desired, o *Observed, opt Options) (*Changes, error) {
 	if err := pl.p.err(); err != nil {
 		return nil, err
 	}
-	n := len(pl.creates) + len(pl.updates) + len(pl.binds) + len(pl.ucastAdds) + len(pl.ucastUpdates) +
-		len(pl.mcastSets) + len(pl.unbinds) + len(pl.ucastDels) + len(pl.mcastDels) + len(pl.lsDels) + len(pl.tunnels)
+	n := 0
+	for _, part := range pl.changes {
+		n += len(part)
+	}
 	list := make([]Change, 0, n)
-	for _, part := range [][]Change{pl.creates, pl.updates, pl.binds, pl.ucastAdds, pl.ucastUpdates,
-		pl.mcastSets, pl.tunnels, pl.unbinds, pl.ucastDels, pl.mcastDels, pl.lsDels} {
+	for _, part := range pl.changes {
 		list = append(list, part...)
 	}
 	pl.out.List = list
@@ -149,14 +153,14 @@ func (pl *planner) logicalSwitches() {
 			}
 		}
 		if pick == nil {
-			pl.creates = append(pl.creates, Change{Op: LSCreate, VNI: v, Name: spec.Name, ReplicationMode: spec.ReplicationMode})
+			pl.add(Change{Op: LSCreate, VNI: v, Name: spec.Name, ReplicationMode: spec.ReplicationMode})
 			continue
 		}
 		pl.canonical[pick.UUID] = v
 		pl.out.LSByVNI[v] = pick.UUID
 		if pick.Name != spec.Name || pick.VNI() != v ||
 			(spec.ReplicationMode != "" && pick.ReplicationMode != spec.ReplicationMode) {
-			pl.updates = append(pl.updates, Change{Op: LSUpdate, UUID: pick.UUID, VNI: v, Name: spec.Name, ReplicationMode: spec.ReplicationMode})
+			pl.add(Change{Op: LSUpdate, UUID: pick.UUID, VNI: v, Name: spec.Name, ReplicationMode: spec.ReplicationMode})
 		}
 	}
 }
@@ -193,10 +197,10 @@ func (pl *planner) bindings() {
 			case desired:
 				present[k] = true
 				if pl.out.LSByVNI[vni] != lsUUID || lsUUID == "" {
-					pl.binds = append(pl.binds, Change{Op: BindingSet, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: vni, Rebind: true})
+					pl.add(Change{Op: BindingSet, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: vni, Rebind: true})
 				}
 			case pl.owned(lsUUID) && !pl.opt.KeepStale:
-				pl.unbinds = append(pl.unbinds, Change{Op: BindingDelete, UUID: lsUUID, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: pl.o.Switches[lsUUID].VNI()})
+				pl.add(Change{Op: BindingDelete, UUID: lsUUID, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: pl.o.Switches[lsUUID].VNI()})
 			}
 		}
 	}
@@ -204,7 +208,7 @@ func (pl *planner) bindings() {
 		if present[k] {
 			continue
 		}
-		pl.binds = append(pl.binds, Change{Op: BindingSet, Port: k.port, PortUUID: pl.o.Ports[k.port].UUID, VLAN: k.vlan, VNI: want[k]})
+		pl.add(Change{Op: BindingSet, Port: k.port, PortUUID: pl.o.Ports[k.port].UUID, VLAN: k.vlan, VNI: want[k]})
 	}
 }
 
@@ -237,7 +241,7 @@ func (pl *planner) ucastRemote() {
 	have := make(map[l2.MACKey]obsRow, len(pl.o.UcastRemote))
 	del := func(uuid string, v l2.VNI, mac l2.MAC) {
 		if !pl.opt.KeepStale {
-			pl.ucastDels = append(pl.ucastDels, Change{Op: UcastDelete, UUID: uuid, VNI: v, MAC: mac})
+			pl.add(Change{Op: UcastDelete, UUID: uuid, VNI: v, MAC: mac})
 		}
 	}
 	for uuid, row := range pl.o.UcastRemote {
@@ -260,14 +264,14 @@ func (pl *planner) ucastRemote() {
 		}
 		have[k] = obsRow{uuid, row}
 	}
-	pl.ucastAdds = make([]Change, 0, max(0, len(pl.d.RemoteMACs)-len(have)))
+	pl.changes[UcastAdd] = make([]Change, 0, max(0, len(pl.d.RemoteMACs)-len(have)))
 	for i := range pl.d.RemoteMACs {
 		w := &pl.d.RemoteMACs[i]
 		k := l2.MACKey{VNI: w.VNI, MAC: w.MAC}
 		o, ok := have[k]
 		switch {
 		case !ok:
-			pl.ucastAdds = append(pl.ucastAdds, Change{Op: UcastAdd, VNI: w.VNI, MAC: w.MAC, IP: w.IP, VTEP: w.VTEP})
+			pl.add(Change{Op: UcastAdd, VNI: w.VNI, MAC: w.MAC, IP: w.IP, VTEP: w.VTEP})
 			have[k] = obsRow{} // done: a repeated entry adds nothing
 			continue
 		case o.row == nil:
@@ -277,15 +281,15 @@ func (pl *planner) ucastRemote() {
 		if loc, ok := pl.locIP[o.row.Locator]; ok && loc == w.VTEP && sameIP(o.row.IP, w.IP) {
 			continue
 		}
-		pl.ucastUpdates = append(pl.ucastUpdates, Change{Op: UcastUpdate, UUID: o.uuid, VNI: k.VNI, MAC: k.MAC, IP: w.IP, VTEP: w.VTEP})
+		pl.add(Change{Op: UcastUpdate, UUID: o.uuid, VNI: k.VNI, MAC: k.MAC, IP: w.IP, VTEP: w.VTEP})
 	}
 	for k, o := range have {
 		if o.row != nil { // owned, not desired
 			del(o.uuid, k.VNI, k.MAC)
 		}
 	}
-	slices.SortFunc(pl.ucastUpdates, func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
-	slices.SortFunc(pl.ucastDels, func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
+	slices.SortFunc(pl.changes[UcastUpdate], func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
+	slices.SortFunc(pl.changes[UcastDelete], func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
 }
 
 func sortedSet(ips []netip.Addr) []netip.Addr {
@@ -305,7 +309,7 @@ func (pl *planner) mcastRemote() {
 		want := sortedSet(pl.d.Flood[v])
 		if !canonical || row.MAC != UnknownDst || len(want) == 0 || done[v] {
 			if !pl.opt.KeepStale {
-				pl.mcastDels = append(pl.mcastDels, Change{Op: McastDelete, UUID: uuid, VNI: v})
+				pl.add(Change{Op: McastDelete, UUID: uuid, VNI: v})
 			}
 			continue
 		}
@@ -313,7 +317,7 @@ func (pl *planner) mcastRemote() {
 		if slices.Equal(pl.locatorSetIPs(row.LocatorSet), want) && row.IP == "" {
 			continue
 		}
-		pl.mcastSets = append(pl.mcastSets, Change{Op: McastSet, UUID: uuid, VNI: v, VTEPs: want})
+		pl.add(Change{Op: McastSet, UUID: uuid, VNI: v, VTEPs: want})
 	}
 	vnis := make([]l2.VNI, 0, len(pl.d.Flood))
 	for v := range pl.d.Flood {
@@ -325,7 +329,7 @@ func (pl *planner) mcastRemote() {
 		if done[v] || len(want) == 0 {
 			continue
 		}
-		pl.mcastSets = append(pl.mcastSets, Change{Op: McastSet, VNI: v, VTEPs: want})
+		pl.add(Change{Op: McastSet, VNI: v, VTEPs: want})
 	}
 }
 
@@ -373,7 +377,7 @@ func (pl *planner) staleSwitches() {
 		if _, keep := pl.canonical[uuid]; keep || referenced[uuid] || pl.frozen[uuid] {
 			continue
 		}
-		pl.lsDels = append(pl.lsDels, Change{Op: LSDelete, UUID: uuid, VNI: ls.VNI(), Name: ls.Name})
+		pl.add(Change{Op: LSDelete, UUID: uuid, VNI: ls.VNI(), Name: ls.Name})
 	}
 }
 
@@ -393,7 +397,7 @@ func (pl *planner) tunnelBFD() {
 			same = same && t.BFDParams[k] == v
 		}
 		if !same {
-			pl.tunnels = append(pl.tunnels, Change{Op: TunnelBFD, UUID: uuid, BFD: want})
+			pl.add(Change{Op: TunnelBFD, UUID: uuid, BFD: want})
 		}
 	}
 }

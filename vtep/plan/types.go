@@ -16,25 +16,30 @@ import (
 	"strings"
 
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
+
+// The hardware_vtep names the planner uses, declared once in vtepdb; these
+// are aliases so that callers can keep writing plan.OwnerKey and so on.
 
 // Ownership marker written into Logical_Switch.other_config.
 const (
-	OwnerKey   = "managed-by"
-	OwnerValue = "torstitch"
+	OwnerKey   = vtepdb.OwnerKey
+	OwnerValue = vtepdb.OwnerValue
 )
 
-// Replication modes of hardware_vtep Logical_Switch.replication_mode.
-const (
-	SourceNode  = "source_node"
-	ServiceNode = "service_node"
+// Replication modes of hardware_vtep Logical_Switch.replication_mode
+// (modelgen declares enum values as variables).
+var (
+	SourceNode  = vtepdb.LogicalSwitchReplicationModeSourceNode
+	ServiceNode = vtepdb.LogicalSwitchReplicationModeServiceNode
 )
 
 // UnknownDst is the Mcast_Macs_Remote MAC for the flood list.
-const UnknownDst = "unknown-dst"
+const UnknownDst = vtepdb.UnknownDst
 
 // EncapVXLAN is the only encapsulation hardware_vtep 1.7 defines.
-const EncapVXLAN = "vxlan_over_ipv4"
+var EncapVXLAN = vtepdb.PhysicalLocatorEncapsulationTypeVxlanOverIpv4
 
 // LogicalSwitch is the desired state of one logical switch.
 type LogicalSwitch struct {
@@ -91,13 +96,13 @@ func (p BFDParams) Map() map[string]string {
 
 // Tunnel bfd_params keys torstitch writes, and bfd_status keys it reads.
 const (
-	BFDEnable = "enable"
-	BFDMinRx  = "min_rx"
-	BFDMinTx  = "min_tx"
+	BFDEnable = vtepdb.BFDParamEnable
+	BFDMinRx  = vtepdb.BFDParamMinRx
+	BFDMinTx  = vtepdb.BFDParamMinTx
 
-	BFDStatusEnabled     = "enabled"
-	BFDStatusState       = "state"
-	BFDStatusRemoteState = "remote_state"
+	BFDStatusEnabled     = vtepdb.BFDStatusEnabled
+	BFDStatusState       = vtepdb.BFDStatusState
+	BFDStatusRemoteState = vtepdb.BFDStatusRemoteState
 )
 
 // Observed is what the switch's database holds, as read from the client's
@@ -191,33 +196,6 @@ type Tunnel struct {
 	Remote    string
 	BFDParams map[string]string
 	BFDStatus map[string]string
-}
-
-// Op is the kind of one change.
-type Op uint8
-
-const (
-	LSCreate Op = iota + 1
-	LSUpdate
-	BindingSet // insert, or replace atomically when Rebind
-	UcastAdd
-	UcastUpdate
-	McastSet // insert or update the unknown-dst row with a new locator set
-	BindingDelete
-	UcastDelete
-	McastDelete
-	LSDelete
-	TunnelBFD // set torstitch's bfd_params keys on an existing Tunnel row
-)
-
-var opNames = [...]string{"", "ls-create", "ls-update", "binding-set", "ucast-add", "ucast-update",
-	"mcast-set", "binding-delete", "ucast-delete", "mcast-delete", "ls-delete", "tunnel-bfd"}
-
-func (o Op) String() string {
-	if int(o) < len(opNames) {
-		return opNames[o]
-	}
-	return "op(" + strconv.Itoa(int(o)) + ")"
 }
 
 // Change is one row-level change. Which fields matter depends on Op.

@@ -52,9 +52,9 @@ func (pl *planner) ucastRemoteIndexed() bool {
 			dels = append(dels, Change{Op: UcastDelete, UUID: row.UUID, VNI: v, MAC: k.MAC})
 		}
 	}
-	pl.ucastAdds, pl.ucastUpdates, pl.ucastDels = adds, updates, dels
-	slices.SortFunc(pl.ucastUpdates, func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
-	slices.SortFunc(pl.ucastDels, func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
+	pl.changes[UcastAdd], pl.changes[UcastUpdate], pl.changes[UcastDelete] = adds, updates, dels
+	slices.SortFunc(pl.changes[UcastUpdate], func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
+	slices.SortFunc(pl.changes[UcastDelete], func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
 	return true
 }
 
