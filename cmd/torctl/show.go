@@ -237,7 +237,7 @@ func macsTable(w io.Writer, m api.MACs) error {
 			"-", addrString(r.VTEP), addrString(r.IP), strconv.FormatUint(uint64(r.Seq), 10)}, ""})
 	}
 	slices.SortStableFunc(rows, func(a, b row) int {
-		return cmp.Or(cmp.Compare(a.vni, b.vni), bytes.Compare(a.mac[:], b.mac[:]),
+		return cmp.Or(cmp.Compare(a.vni, b.vni), a.mac.Compare(b.mac),
 			cmp.Compare(a.kind, b.kind), cmp.Compare(a.origin, b.origin))
 	})
 	t := newTable(w, "VNI", "MAC", "TYPE", "SWITCH", "VTEP", "IP", "SEQ")

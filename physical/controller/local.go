@@ -44,12 +44,7 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 			keys = append(keys, k)
 		}
 	}
-	slices.SortFunc(keys, func(a, b l2.MACKey) int {
-		if a.VNI != b.VNI {
-			return int(a.VNI) - int(b.VNI)
-		}
-		return strings.Compare(a.MAC.String(), b.MAC.String())
-	})
+	slices.SortFunc(keys, l2.MACKey.Compare)
 	want := map[lsMAC]string{} // → ipaddr
 	for _, k := range keys {
 		ip := ""

@@ -38,7 +38,7 @@ func (r *run) macs() []VMMAC {
 		}
 	}
 	slices.SortFunc(out, func(a, b VMMAC) int {
-		return cmp.Or(cmp.Compare(a.VNI, b.VNI), slices.Compare(a.MAC[:], b.MAC[:]),
+		return cmp.Or(cmp.Compare(a.VNI, b.VNI), a.MAC.Compare(b.MAC),
 			cmp.Compare(a.VM, b.VM), cmp.Compare(a.PortGroup, b.PortGroup))
 	})
 	return out

@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -169,8 +168,7 @@ func normMAC(s string) (l2.MAC, bool) {
 // listed twice.
 func strictlySortedMACs(l []l2.RemoteMAC) bool {
 	for i := 1; i < len(l); i++ {
-		a, b := &l[i-1], &l[i]
-		if a.VNI > b.VNI || (a.VNI == b.VNI && bytes.Compare(a.MAC[:], b.MAC[:]) >= 0) {
+		if l[i-1].CompareKey(&l[i]) >= 0 {
 			return false
 		}
 	}

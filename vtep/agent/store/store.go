@@ -313,10 +313,7 @@ func decodeOwners(b []byte) ([]Owner, error) {
 func SaveOwners(dir string, owners []Owner) error {
 	owners = slices.Clone(owners)
 	slices.SortFunc(owners, func(a, b Owner) int {
-		if a.VNI != b.VNI {
-			return int(a.VNI) - int(b.VNI)
-		}
-		return slices.Compare(a.MAC[:], b.MAC[:])
+		return l2.MACKey{VNI: a.VNI, MAC: a.MAC}.Compare(l2.MACKey{VNI: b.VNI, MAC: b.MAC})
 	})
 	b, err := json.MarshalIndent(ownersFormat{Version: 1, Owners: owners}, "", "  ")
 	if err != nil {
