@@ -69,24 +69,6 @@ func (r *run) conflictList() []string {
 	return out
 }
 
-func sortedPorts(set map[l2.PortRef]bool) []l2.PortRef {
-	out := make([]l2.PortRef, 0, len(set))
-	for p := range set {
-		out = append(out, p)
-	}
-	slices.SortFunc(out, l2.PortRef.Compare)
-	return out
-}
-
-func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
-	out := make([]K, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 func uniqSorted(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)

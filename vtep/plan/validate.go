@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -132,12 +133,7 @@ func Validate(d *Desired) error {
 		seen[k] = m.VTEP
 	}
 
-	vnis := make([]l2.VNI, 0, len(d.Flood))
-	for v := range d.Flood {
-		vnis = append(vnis, v)
-	}
-	slices.Sort(vnis)
-	for _, v := range vnis {
+	for _, v := range slices.Sorted(maps.Keys(d.Flood)) {
 		if _, ok := byVNI[v]; !ok {
 			p.add("flood list of VNI %d: VNI has no logical switch in the desired state", v)
 			continue
