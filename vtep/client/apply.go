@@ -181,13 +181,6 @@ func optString(s string) ovsdb.OvsSet {
 	return ovsdb.OvsSet{GoSet: []any{s}}
 }
 
-func ipCol(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
-}
-
 // add appends the operations of one change.
 func (b *batcher) add(c *plan.Change) error {
 	switch c.Op {
@@ -239,12 +232,12 @@ func (b *batcher) add(c *plan.Change) error {
 		loc := b.locRef(c.VTEP)
 		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.UcastMacsRemoteTable,
-			Row: ovsdb.Row{"MAC": c.MAC.String(), "logical_switch": ref, "locator": loc, "ipaddr": ipCol(c.IP)}})
+			Row: ovsdb.Row{"MAC": c.MAC.String(), "logical_switch": ref, "locator": loc, "ipaddr": l2.AddrString(c.IP)}})
 	case plan.UcastUpdate:
 		loc := b.locRef(c.VTEP)
 		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID),
-			Row: ovsdb.Row{"locator": loc, "ipaddr": ipCol(c.IP)}})
+			Row: ovsdb.Row{"locator": loc, "ipaddr": l2.AddrString(c.IP)}})
 	case plan.UcastDelete:
 		b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
 		b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationDelete, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID)})

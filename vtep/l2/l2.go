@@ -296,6 +296,17 @@ type LocalMAC struct {
 	VTEP   netip.Addr `json:"vtep"` // tunnel IP of the switch that learned it
 }
 
+// AddrString formats a, or returns "" for the zero Addr (an optional address
+// left out, such as RemoteMAC.IP): the form of hardware_vtep's ipaddr column
+// and of a type-2 route without an IP. netip.Addr.String would say
+// "invalid IP".
+func AddrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
 // MACKey identifies a MAC within a VNI.
 type MACKey struct {
 	VNI VNI

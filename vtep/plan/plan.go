@@ -190,13 +190,6 @@ func (pl *planner) bindings() {
 	}
 }
 
-func ipString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
-}
-
 func sameIP(col string, a netip.Addr) bool {
 	if !a.IsValid() {
 		return col == ""

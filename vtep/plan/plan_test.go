@@ -80,10 +80,10 @@ func (s *sim) apply(t *testing.T, ch *Changes) {
 			delete(s.o.Ports[c.Port].Bindings, c.VLAN)
 		case UcastAdd:
 			u := s.uuid()
-			s.o.UcastRemote[u] = &MACRow{UUID: u, LS: ls[c.VNI], MAC: c.MAC.String(), IP: ipString(c.IP), Locator: s.locator(c.VTEP, ch)}
+			s.o.UcastRemote[u] = &MACRow{UUID: u, LS: ls[c.VNI], MAC: c.MAC.String(), IP: l2.AddrString(c.IP), Locator: s.locator(c.VTEP, ch)}
 		case UcastUpdate:
 			r := s.o.UcastRemote[c.UUID]
-			r.IP, r.Locator = ipString(c.IP), s.locator(c.VTEP, ch)
+			r.IP, r.Locator = l2.AddrString(c.IP), s.locator(c.VTEP, ch)
 		case UcastDelete:
 			delete(s.o.UcastRemote, c.UUID)
 		case McastSet:

@@ -115,7 +115,7 @@ func Validate(d *Desired) error {
 			continue
 		}
 		if !m.VTEP.IsValid() || !m.VTEP.Is4() || m.VTEP.IsUnspecified() || m.VTEP.IsMulticast() {
-			p.add("remote MAC %s VNI %d: remote VTEP %q is not a unicast IPv4 address", m.MAC, m.VNI, addrString(m.VTEP))
+			p.add("remote MAC %s VNI %d: remote VTEP %q is not a unicast IPv4 address", m.MAC, m.VNI, l2.AddrString(m.VTEP))
 			continue
 		}
 		if m.IP.IsValid() && (m.IP.IsUnspecified() || m.IP.IsMulticast()) {
@@ -140,18 +140,11 @@ func Validate(d *Desired) error {
 		}
 		for _, ip := range d.Flood[v] {
 			if !ip.IsValid() || !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() {
-				p.add("flood list of VNI %d: remote VTEP %q is not a unicast IPv4 address", v, addrString(ip))
+				p.add("flood list of VNI %d: remote VTEP %q is not a unicast IPv4 address", v, l2.AddrString(ip))
 			}
 		}
 	}
 	return p.err()
-}
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
 }
 
 // normMAC parses a MAC column value; ok is false for values that are not MACs.
