@@ -22,7 +22,7 @@ import (
 // of 5k+.
 const DefaultBatchRows = 300
 
-// ApplyResult says what one Apply wrote.
+// ApplyResult says what one Reconcile wrote.
 type ApplyResult struct {
 	Transactions int
 	Rows         int // operations sent (inserts, updates, mutates, deletes)

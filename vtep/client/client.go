@@ -132,9 +132,6 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 	}, nil
 }
 
-// Name returns the configured switch name.
-func (c *Client) Name() string { return c.cfg.Name }
-
 // Changed is signalled (coalesced) after any change of the monitored tables
 // and after every (re)connection.
 func (c *Client) Changed() <-chan struct{} { return c.changed }
@@ -445,22 +442,6 @@ func (c *Client) ObservedWithoutRemote() (*plan.Observed, error) {
 	o := observe(conn.Cache(), c.cfg.Name)
 	o.UcastRemote = nil
 	return o, nil
-}
-
-// Apply sends a plan in batched transactions.
-func (c *Client) Apply(ctx context.Context, ch *plan.Changes) (ApplyResult, error) {
-	conn, ctx, release := c.currentBound(ctx)
-	defer release()
-	if conn == nil {
-		return ApplyResult{}, ErrNotConnected
-	}
-	c.applyMu.Lock()
-	defer c.applyMu.Unlock()
-	res, err := apply(ctx, conn, ch, c.cfg.BatchRows, c.cfg.Window, &c.remote)
-	if err != nil {
-		return res, fmt.Errorf("switch %s: %w", c.cfg.Name, err)
-	}
-	return res, nil
 }
 
 // Reconcile plans desired against the observed state and applies the
