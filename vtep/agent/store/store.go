@@ -171,14 +171,6 @@ func group(m map[portVLAN]l2.VNI) []l2.Binding {
 	return out
 }
 
-// VNI returns the stored VNI of (port, VLAN).
-func (s *Store) VNI(p l2.PortRef, vlan l2.VLAN) (l2.VNI, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[portVLAN{p, vlan}]
-	return v, ok
-}
-
 // Update applies fn to a copy of the bindings and persists the result
 // atomically; on any error the store is unchanged.
 func (s *Store) Update(fn func(m map[PortVLAN]l2.VNI) error) error {
