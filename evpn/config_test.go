@@ -40,10 +40,10 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"multihop on ibgp", func(c *Config) { c.Neighbors[0].ASN = 65000; c.Neighbors[0].MultihopTTL = 2 }, "multihop_ttl"},
 		{"rr client on ebgp", func(c *Config) { c.Neighbors[0].RouteReflectorClient = true }, "route_reflector_client"},
 		{"bad rt vni", func(c *Config) {
-			c.RouteTargets.VNIs = map[l2.VNI]VNIRouteTargets{0: {Import: []RouteTarget{MustRouteTarget("1:1")}}}
+			c.RouteTargets.VNIs = map[l2.VNI]VNIRouteTargets{0: {Import: []RouteTarget{mustRouteTarget("1:1")}}}
 		}, "route_targets[0]"},
 		{"rt import twice", func(c *Config) {
-			rt := []RouteTarget{MustRouteTarget("1:1")}
+			rt := []RouteTarget{mustRouteTarget("1:1")}
 			c.RouteTargets.VNIs = map[l2.VNI]VNIRouteTargets{1: {Import: rt}, 2: {Import: rt}}
 		}, "given for VNIs 1 and 2"},
 	} {

@@ -59,12 +59,8 @@ func toAPIPath(r advRoute, withdraw bool) *api.Path {
 	attrs := []*anypb.Any{mustAny(&api.OriginAttribute{Origin: 0})}
 	switch r.Kind {
 	case kindMAC:
-		ip := ""
-		if r.IP.IsValid() {
-			ip = r.IP.String()
-		}
 		nlri = mustAny(&api.EVPNMACIPAdvertisementRoute{Rd: rd, Esi: &api.EthernetSegmentIdentifier{Value: make([]byte, 9)},
-			MacAddress: r.MAC.String(), IpAddress: ip, Labels: []uint32{uint32(r.VNI)}})
+			MacAddress: r.MAC.String(), IpAddress: l2.AddrString(r.IP), Labels: []uint32{uint32(r.VNI)}})
 		if r.Seq > 0 {
 			ecs = append(ecs, mustAny(&api.MacMobilityExtended{SequenceNum: r.Seq}))
 		}

@@ -36,7 +36,7 @@ func TestDecodePath(t *testing.T) {
 		p.Pattrs = keep
 		return p
 	}
-	rt := MustRouteTarget("65001:5000")
+	rt := mustRouteTarget("65001:5000")
 
 	r, reason := decodePath(macRoute("02:00:00:00:00:01", 7, rt), rts)
 	if reason != "" || r.kind != kindMAC || r.VNI != 5000 || r.MAC != l2.MustMAC("02:00:00:00:00:01") ||
@@ -44,9 +44,9 @@ func TestDecodePath(t *testing.T) {
 		t.Errorf("type-2 decoded as %+v (%q)", r, reason)
 	}
 	explicit := newRTPolicy(65000, RouteTargets{VNIs: map[l2.VNI]VNIRouteTargets{
-		6000: {Import: []RouteTarget{MustRouteTarget("10.0.0.1:6")}}, 7000: {Import: []RouteTarget{MustRouteTarget("4200000000:7")}}}})
+		6000: {Import: []RouteTarget{mustRouteTarget("10.0.0.1:6")}}, 7000: {Import: []RouteTarget{mustRouteTarget("4200000000:7")}}}})
 	for rtStr, vni := range map[string]l2.VNI{"10.0.0.1:6": 6000, "4200000000:7": 7000} {
-		r, reason = decodePath(macRoute("02:00:00:00:00:01", 0, MustRouteTarget(rtStr)), explicit)
+		r, reason = decodePath(macRoute("02:00:00:00:00:01", 0, mustRouteTarget(rtStr)), explicit)
 		if reason != "" || r.VNI != vni {
 			t.Errorf("RT %s decoded to VNI %d (%q), want %d", rtStr, r.VNI, reason, vni)
 		}

@@ -108,7 +108,7 @@ func TestPlan(t *testing.T) {
 	}
 	want := advKey{Kind: kindMAC, VNI: 70000, VTEP: vtepA, RDNum: 4464, MAC: mac, IP: ip("10.1.0.2")}
 	r, ok := res.routes[want]
-	if !ok || r.Seq != 0 || len(r.RTs) != 1 || r.RTs[0] != MustRouteTarget("65000:70000") {
+	if !ok || r.Seq != 0 || len(r.RTs) != 1 || r.RTs[0] != mustRouteTarget("65000:70000") {
 		t.Errorf("route %+v missing or wrong in %+v", want, res.routes)
 	}
 	if len(res.routes) != 3 { // one type-3, two type-2 (the anycast twin is one route)

@@ -1,8 +1,6 @@
 package evpn
 
 import (
-	"cmp"
-	"encoding/binary"
 	"maps"
 	"net/netip"
 	"slices"
@@ -215,7 +213,7 @@ func (t *remoteTable) snapshot(own map[netip.Addr]bool, localWins map[l2.MACKey]
 				macs = append(macs, m)
 			}
 		}
-		sortRemoteMACs(macs)
+		slices.SortFunc(macs, l2.CompareRemoteMACs)
 		t.last, t.lastOwn, t.lastWins, t.lastOK = macs, maps.Clone(own), maps.Clone(localWins), true
 	case len(t.dirty) > 0:
 		t.last = t.merge(own, localWins)
@@ -232,14 +230,12 @@ func (t *remoteTable) merge(own map[netip.Addr]bool, localWins map[l2.MACKey]boo
 	for k := range t.dirty {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, compareKeys)
+	slices.SortFunc(keys, l2.MACKey.Compare)
 	out := make([]l2.RemoteMAC, 0, len(t.last)+len(keys))
 	old := t.last
 	for _, k := range keys {
 		// copy the unchanged entries before k, skip k's old entry
-		i, _ := slices.BinarySearchFunc(old, k, func(m l2.RemoteMAC, k l2.MACKey) int {
-			return compareKeys(l2.MACKey{VNI: m.VNI, MAC: m.MAC}, k)
-		})
+		i, _ := slices.BinarySearchFunc(old, k, l2.CompareRemoteMACKey)
 		out = append(out, old[:i]...)
 		old = old[i:]
 		if len(old) > 0 && old[0].VNI == k.VNI && old[0].MAC == k.MAC {
@@ -256,24 +252,3 @@ func (t *remoteTable) merge(own map[netip.Addr]bool, localWins map[l2.MACKey]boo
 }
 
 func sortAddrs(l []netip.Addr) { slices.SortFunc(l, netip.Addr.Compare) }
-
-// macUint is a MAC as a number, for fast comparisons.
-func macUint(m l2.MAC) uint64 {
-	return uint64(binary.BigEndian.Uint16(m[0:2]))<<32 | uint64(binary.BigEndian.Uint32(m[2:6]))
-}
-
-func compareKeys(a, b l2.MACKey) int {
-	if c := cmp.Compare(a.VNI, b.VNI); c != 0 {
-		return c
-	}
-	return cmp.Compare(macUint(a.MAC), macUint(b.MAC))
-}
-
-func sortRemoteMACs(l []l2.RemoteMAC) {
-	slices.SortFunc(l, func(a, b l2.RemoteMAC) int {
-		if c := cmp.Compare(a.VNI, b.VNI); c != 0 {
-			return c
-		}
-		return cmp.Compare(macUint(a.MAC), macUint(b.MAC))
-	})
-}

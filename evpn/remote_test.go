@@ -21,7 +21,7 @@ func fullSnapshot(t *remoteTable, own map[netip.Addr]bool, wins map[l2.MACKey]bo
 			out = append(out, m)
 		}
 	}
-	sortRemoteMACs(out)
+	slices.SortFunc(out, l2.CompareRemoteMACs)
 	return out
 }
 

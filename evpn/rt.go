@@ -60,15 +60,6 @@ func ParseRouteTarget(s string) (RouteTarget, error) {
 	return RouteTarget{Kind: RTAS4, Admin: uint32(as), Assigned: uint32(n)}, nil
 }
 
-// MustRouteTarget is ParseRouteTarget for constants; it panics on error.
-func MustRouteTarget(s string) RouteTarget {
-	rt, err := ParseRouteTarget(s)
-	if err != nil {
-		panic(err)
-	}
-	return rt
-}
-
 func (rt RouteTarget) String() string {
 	switch rt.Kind {
 	case RTIPv4:

@@ -35,12 +35,12 @@ func TestParseRouteTarget(t *testing.T) {
 
 func TestImportVNI(t *testing.T) {
 	p := newRTPolicy(4200000001, RouteTargets{VNIs: map[l2.VNI]VNIRouteTargets{
-		6000: {Import: []RouteTarget{MustRouteTarget("10.0.0.1:6")}, Export: []RouteTarget{MustRouteTarget("10.0.0.1:6")}},
+		6000: {Import: []RouteTarget{mustRouteTarget("10.0.0.1:6")}, Export: []RouteTarget{mustRouteTarget("10.0.0.1:6")}},
 	}})
 	if got := p.exportRTs(5000); len(got) != 1 || got[0] != (RouteTarget{Kind: RTAS2, Admin: 4200000001 & 0xFFFF, Assigned: 5000}) {
 		t.Errorf("auto export RT = %v", got)
 	}
-	if got := p.exportRTs(6000); got[0] != MustRouteTarget("10.0.0.1:6") {
+	if got := p.exportRTs(6000); got[0] != mustRouteTarget("10.0.0.1:6") {
 		t.Errorf("explicit export RT = %v", got)
 	}
 	for _, tc := range []struct {
@@ -48,15 +48,15 @@ func TestImportVNI(t *testing.T) {
 		rts  []RouteTarget
 		want l2.VNI // 0: unresolvable
 	}{
-		{"auto matches the VNI part of any ASN", []RouteTarget{MustRouteTarget("65099:5000")}, 5000},
-		{"VNI above 65535", []RouteTarget{MustRouteTarget("65099:70000")}, 70000},
-		{"explicit import", []RouteTarget{MustRouteTarget("10.0.0.1:6")}, 6000},
-		{"explicit VNI takes no auto match", []RouteTarget{MustRouteTarget("65099:6000")}, 0},
-		{"IPv4 RT not explicit", []RouteTarget{MustRouteTarget("10.0.0.2:5000")}, 0},
-		{"number not a VNI", []RouteTarget{MustRouteTarget("65000:0")}, 0},
+		{"auto matches the VNI part of any ASN", []RouteTarget{mustRouteTarget("65099:5000")}, 5000},
+		{"VNI above 65535", []RouteTarget{mustRouteTarget("65099:70000")}, 70000},
+		{"explicit import", []RouteTarget{mustRouteTarget("10.0.0.1:6")}, 6000},
+		{"explicit VNI takes no auto match", []RouteTarget{mustRouteTarget("65099:6000")}, 0},
+		{"IPv4 RT not explicit", []RouteTarget{mustRouteTarget("10.0.0.2:5000")}, 0},
+		{"number not a VNI", []RouteTarget{mustRouteTarget("65000:0")}, 0},
 		{"number above 24 bits", []RouteTarget{{Kind: RTAS2, Admin: 1, Assigned: 1 << 24}}, 0},
 		{"no RT", nil, 0},
-		{"first usable wins", []RouteTarget{MustRouteTarget("10.0.0.9:1"), MustRouteTarget("1:7")}, 7},
+		{"first usable wins", []RouteTarget{mustRouteTarget("10.0.0.9:1"), mustRouteTarget("1:7")}, 7},
 	} {
 		got, ok := p.importVNI(tc.rts)
 		if ok != (tc.want != 0) || got != tc.want {
@@ -99,4 +99,13 @@ func TestAssignRDNumbers(t *testing.T) {
 		}
 		seen[n] = true
 	}
+}
+
+// mustRouteTarget is ParseRouteTarget for constants; it panics on error.
+func mustRouteTarget(s string) RouteTarget {
+	rt, err := ParseRouteTarget(s)
+	if err != nil {
+		panic(err)
+	}
+	return rt
 }

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -376,7 +378,7 @@ func (l *ClabLab) Command(ctx context.Context, node string, args ...string) (*ex
 	}
 	c := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(pid), "-n", "--"}, args...)...)
 	c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
-	for _, k := range sortedKeys(n.Env) {
+	for _, k := range slices.Sorted(maps.Keys(n.Env)) {
 		c.Env = append(c.Env, k+"="+n.Env[k])
 	}
 	c.WaitDelay = 2 * time.Second

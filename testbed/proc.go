@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,19 +41,10 @@ func (l *Lab) env(n *clab.Node) []string {
 		EnvNodeDir + "=" + l.NodeDir(n.Name),
 		"CLAB_INTFS=" + strconv.Itoa(len(l.Topology.Endpoints(n.Name))),
 	}
-	for _, k := range sortedKeys(n.Env) {
+	for _, k := range slices.Sorted(maps.Keys(n.Env)) {
 		env = append(env, k+"="+n.Env[k])
 	}
 	return env
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

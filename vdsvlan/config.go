@@ -185,16 +185,3 @@ func secret(file, env, what string) (string, error) {
 	}
 	return "", fmt.Errorf("vCenter %s: set %s_file or $%s", what, what, env)
 }
-
-// PortRefs is a helper for static host maps written as "SWITCH:PORT" strings.
-func PortRefs(s ...string) ([]l2.PortRef, error) {
-	out := make([]l2.PortRef, 0, len(s))
-	for _, v := range s {
-		p, err := l2.ParsePortRef(v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}

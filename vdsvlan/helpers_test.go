@@ -135,11 +135,15 @@ func waitFor(t testing.TB, w *vdsvlan.Watcher, timeout time.Duration, what strin
 var allPorts = mustPorts("tor1:eth1", "tor1:eth2", "tor2:eth1", "tor2:eth2")
 
 func mustPorts(s ...string) []l2.PortRef {
-	p, err := vdsvlan.PortRefs(s...)
-	if err != nil {
-		panic(err)
+	out := make([]l2.PortRef, 0, len(s))
+	for _, v := range s {
+		p, err := l2.ParsePortRef(v)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, p)
 	}
-	return p
+	return out
 }
 
 func binding(vlan l2.VLAN, vni l2.VNI, ports []l2.PortRef) l2.Binding {

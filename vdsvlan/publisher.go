@@ -120,13 +120,6 @@ func (p *Publisher) SetDesired(nets []publish.Network) {
 	p.kick()
 }
 
-// Desired returns the desired networks.
-func (p *Publisher) Desired() []publish.Network {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.desired)
-}
-
 func (p *Publisher) kick() {
 	select {
 	case p.trigger <- struct{}{}:

@@ -209,16 +209,6 @@ func bindingsTable(w io.Writer, bs []api.Binding) error {
 	return t.flush()
 }
 
-func addrString[T interface {
-	IsValid() bool
-	String() string
-}](a T) string {
-	if !a.IsValid() {
-		return "-"
-	}
-	return a.String()
-}
-
 func macsTable(w io.Writer, m api.MACs) error {
 	type row struct {
 		vni    l2.VNI
@@ -230,14 +220,14 @@ func macsTable(w io.Writer, m api.MACs) error {
 	var rows []row
 	for _, l := range m.Local {
 		rows = append(rows, row{l.VNI, l.MAC, "local", []string{
-			l.Switch, addrString(l.VTEP), addrString(l.IP), "-"}, l.Switch})
+			l.Switch, orDash(l2.AddrString(l.VTEP)), orDash(l2.AddrString(l.IP)), "-"}, l.Switch})
 	}
 	for _, r := range m.Remote {
 		rows = append(rows, row{r.VNI, r.MAC, "remote", []string{
-			"-", addrString(r.VTEP), addrString(r.IP), strconv.FormatUint(uint64(r.Seq), 10)}, ""})
+			"-", orDash(l2.AddrString(r.VTEP)), orDash(l2.AddrString(r.IP)), strconv.FormatUint(uint64(r.Seq), 10)}, ""})
 	}
 	slices.SortStableFunc(rows, func(a, b row) int {
-		return cmp.Or(cmp.Compare(a.vni, b.vni), bytes.Compare(a.mac[:], b.mac[:]),
+		return cmp.Or(cmp.Compare(a.vni, b.vni), a.mac.Compare(b.mac),
 			cmp.Compare(a.kind, b.kind), cmp.Compare(a.origin, b.origin))
 	})
 	t := newTable(w, "VNI", "MAC", "TYPE", "SWITCH", "VTEP", "IP", "SEQ")
@@ -290,7 +280,7 @@ func peersTable(w io.Writer, ps []api.Peer) error {
 		if p.Uptime > 0 {
 			up = p.Uptime.Truncate(time.Second).String()
 		}
-		t.row(addrString(p.Address), strconv.FormatUint(uint64(p.ASN), 10), orDash(p.State), up,
+		t.row(orDash(l2.AddrString(p.Address)), strconv.FormatUint(uint64(p.ASN), 10), orDash(p.State), up,
 			strconv.FormatUint(p.Received, 10), strconv.FormatUint(p.Accepted, 10),
 			strconv.FormatUint(p.Advertised, 10), yesNo(p.EndOfRIB))
 	}

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -79,7 +80,7 @@ func Desired(s Snapshot) Plan {
 		// Several VLANs of one port may share a logical switch (vtep(5)
 		// allows it, ovs-vtep and OVN's tests use it): each gets its own
 		// binding port in the logical switch's bridge.
-		for _, vlan := range sortedInts(port.VLANBindings) {
+		for _, vlan := range slices.Sorted(maps.Keys(port.VLANBindings)) {
 			vni, ok := vniOf(port.VLANBindings[vlan])
 			if !ok || l2.VLAN(vlan).ValidateUsable() != nil || vlan < 0 {
 				invalid = true
@@ -143,13 +144,4 @@ func Desired(s Snapshot) Plan {
 		sw.Flood = append(sw.Flood, ips...)
 	}
 	return p
-}
-
-func sortedInts[V any](m map[int]V) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

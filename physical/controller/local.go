@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -44,12 +45,7 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 			keys = append(keys, k)
 		}
 	}
-	slices.SortFunc(keys, func(a, b l2.MACKey) int {
-		if a.VNI != b.VNI {
-			return int(a.VNI) - int(b.VNI)
-		}
-		return strings.Compare(a.MAC.String(), b.MAC.String())
-	})
+	slices.SortFunc(keys, l2.MACKey.Compare)
 	want := map[lsMAC]string{} // → ipaddr
 	for _, k := range keys {
 		ip := ""
@@ -114,7 +110,7 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 		}
 		ops = append(ops, o...)
 	}
-	for i, vni := range sortedVNIs(c.plan.BoundLS) {
+	for i, vni := range slices.Sorted(maps.Keys(c.plan.BoundLS)) {
 		ls := c.plan.BoundLS[vni]
 		if haveMcast[ls] {
 			continue
@@ -163,15 +159,6 @@ func isBound(p Plan, ls string) bool {
 	return false
 }
 
-func sortedVNIs(m map[l2.VNI]string) []l2.VNI {
-	out := make([]l2.VNI, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // writeStats refreshes Logical_Binding_Stats of every programmed binding.
 func (c *Controller) writeStats(ctx context.Context) error {
 	st, err := c.dp.Stats()
@@ -207,7 +194,7 @@ func (c *Controller) writeStats(ctx context.Context) error {
 				del = append(del, vlan)
 			}
 		}
-		for _, vlan := range sortedInts(p.VLANBindings) {
+		for _, vlan := range slices.Sorted(maps.Keys(p.VLANBindings)) {
 			cnt, ok := st[dataplane.BindingKey{Port: p.Name, VLAN: l2.VLAN(vlan)}]
 			if !ok {
 				continue

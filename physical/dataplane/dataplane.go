@@ -124,7 +124,7 @@ func (d *Dataplane) Apply(ctx context.Context, cfg Config, prune bool) (Result, 
 	var errs []error
 	bridges := map[l2.VNI]netlink.Link{}
 	vxlans := map[l2.VNI]netlink.Link{}
-	for _, vni := range sortedVNIs(cfg.Switches) {
+	for _, vni := range slices.Sorted(maps.Keys(cfg.Switches)) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
@@ -170,7 +170,7 @@ func (d *Dataplane) Apply(ctx context.Context, cfg Config, prune bool) (Result, 
 		trunkWant[b.Port][uint16(b.VLAN)] = inner.Attrs().Index
 		ports[outer.Attrs().Index] = b
 	}
-	for _, name := range sortedKeys(trunkWant) {
+	for _, name := range slices.Sorted(maps.Keys(trunkWant)) {
 		trunk, ok := byName[name]
 		if !ok {
 			continue
@@ -193,7 +193,7 @@ func (d *Dataplane) Apply(ctx context.Context, cfg Config, prune bool) (Result, 
 	}
 	d.mu.Unlock()
 
-	for _, vni := range sortedVNIs(cfg.Switches) {
+	for _, vni := range slices.Sorted(maps.Keys(cfg.Switches)) {
 		vx, ok := vxlans[vni]
 		if !ok {
 			continue
@@ -425,22 +425,4 @@ func (d *Dataplane) Stats() (map[BindingKey]Counters, error) {
 		}
 	}
 	return out, nil
-}
-
-func sortedVNIs(m map[l2.VNI]*Switch) []l2.VNI {
-	out := make([]l2.VNI, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -159,17 +158,6 @@ func adopt(id ebpf.ProgramID) (*trunk, error) {
 	return &trunk{m: vm, progID: id}, nil
 }
 
-// RemoveTrunk detaches the trunk program from link.
-func (m *Manager) RemoveTrunk(link netlink.Link) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if t, ok := m.trunks[link.Attrs().Index]; ok {
-		t.m.Close()
-		delete(m.trunks, link.Attrs().Index)
-	}
-	return m.detach(link)
-}
-
 // SetReturn attaches to link (a binding's inner veth end) the program that
 // tags frames with vlan and sends them out of the trunk. It is a no-op when
 // the same program is already attached.
@@ -191,25 +179,6 @@ func (m *Manager) SetReturn(link netlink.Link, trunkIfindex int, vlan uint16) er
 		return fmt.Errorf("%s: %w", link.Attrs().Name, err)
 	}
 	return nil
-}
-
-// ReturnParams reports the trunk ifindex and VLAN of the return program
-// attached to link, if any.
-func (m *Manager) ReturnParams(link netlink.Link) (trunkIfindex int, vlan uint16, ok bool) {
-	f, err := m.filter(link)
-	if err != nil || f == nil {
-		return 0, 0, false
-	}
-	parts := strings.Split(f.Name, ":")
-	if len(parts) != 3 || parts[0] != returnFilterName {
-		return 0, 0, false
-	}
-	t, err1 := strconv.Atoi(parts[1])
-	v, err2 := strconv.Atoi(parts[2])
-	if err1 != nil || err2 != nil {
-		return 0, 0, false
-	}
-	return t, uint16(v), true
 }
 
 func (m *Manager) filter(link netlink.Link) (*netlink.BpfFilter, error) {
@@ -254,17 +223,6 @@ func (m *Manager) attach(link netlink.Link, prog *ebpf.Program, name string) err
 	}
 	if err := m.h.FilterReplace(f); err != nil {
 		return fmt.Errorf("attaching %s: %w", name, err)
-	}
-	return nil
-}
-
-func (m *Manager) detach(link netlink.Link) error {
-	f, err := m.filter(link)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := m.h.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("detaching from %s: %w", link.Attrs().Name, err)
 	}
 	return nil
 }

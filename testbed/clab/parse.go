@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -303,16 +302,6 @@ func checkKind(at *yaml.Node, kind string) error {
 		return errAt(at, "kind %q is not supported by torlab (supported: %s, %s)", kind, KindLinux, KindBridge)
 	}
 	return nil
-}
-
-// sortedKeys returns the keys of m in order (for stable output).
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func parseLinks(t *Topology, n *yaml.Node) error {

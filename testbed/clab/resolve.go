@@ -1,7 +1,9 @@
 package clab
 
 import (
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -108,7 +110,7 @@ func firstString(vals ...*string) string {
 }
 
 func mergeMap(dst, src map[string]string) {
-	for _, k := range sortedKeys(src) {
+	for _, k := range slices.Sorted(maps.Keys(src)) {
 		dst[k] = src[k]
 	}
 }

@@ -3,6 +3,7 @@ package desired
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,7 +67,7 @@ func (r *run) resolvePort(port l2.PortRef, vlans map[l2.VLAN]map[l2.VNI]*entry, 
 			continue
 		}
 		var parts []string
-		for _, vni := range sortedKeys(vnis) {
+		for _, vni := range slices.Sorted(maps.Keys(vnis)) {
 			parts = append(parts, fmt.Sprintf("%d (%s)", vni, strings.Join(uniqSorted(vnis[vni].pgs), ", ")))
 		}
 		msg := fmt.Sprintf("VLAN %d mapped to several VNIs: %s", vlan, strings.Join(parts, " and "))
@@ -171,7 +172,7 @@ func (p *Planner) Compute(inv Inventory, prev []l2.Binding) Result {
 				set[ref] = true
 			}
 		}
-		switchPorts[sw.Ref] = sortedPorts(set)
+		switchPorts[sw.Ref] = slices.SortedFunc(maps.Keys(set), l2.PortRef.Compare)
 	}
 	res.Stats.HostsWithoutMap = len(unmapped)
 
@@ -181,7 +182,7 @@ func (p *Planner) Compute(inv Inventory, prev []l2.Binding) Result {
 	// Ports facing the same set of switches see the same candidates: build
 	// and check them once per such class of ports.
 	portSwitches := map[l2.PortRef][]string{}
-	for _, swRef := range sortedKeys(switchPorts) {
+	for _, swRef := range slices.Sorted(maps.Keys(switchPorts)) {
 		for _, port := range switchPorts[swRef] {
 			portSwitches[port] = append(portSwitches[port], swRef)
 		}

@@ -38,7 +38,7 @@ func (r *run) macs() []VMMAC {
 		}
 	}
 	slices.SortFunc(out, func(a, b VMMAC) int {
-		return cmp.Or(cmp.Compare(a.VNI, b.VNI), slices.Compare(a.MAC[:], b.MAC[:]),
+		return cmp.Or(cmp.Compare(a.VNI, b.VNI), a.MAC.Compare(b.MAC),
 			cmp.Compare(a.VM, b.VM), cmp.Compare(a.PortGroup, b.PortGroup))
 	})
 	return out
@@ -64,24 +64,6 @@ func (r *run) conflictList() []string {
 			names = append(names, port.String())
 		}
 		out = append(out, msg+" (ports "+strings.Join(names, ", ")+")")
-	}
-	slices.Sort(out)
-	return out
-}
-
-func sortedPorts(set map[l2.PortRef]bool) []l2.PortRef {
-	out := make([]l2.PortRef, 0, len(set))
-	for p := range set {
-		out = append(out, p)
-	}
-	slices.SortFunc(out, l2.PortRef.Compare)
-	return out
-}
-
-func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
-	out := make([]K, 0, len(m))
-	for k := range m {
-		out = append(out, k)
 	}
 	slices.Sort(out)
 	return out

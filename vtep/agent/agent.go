@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -216,15 +215,6 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		}
 	}
 	return a, nil
-}
-
-// OVSDBListenAddr returns the address inbound switches dial, once the
-// agent is running (nil before, or without agent.ovsdb_listen).
-func (a *Agent) OVSDBListenAddr() net.Addr {
-	if a.listener == nil {
-		return nil
-	}
-	return a.listener.Addr()
 }
 
 // Metrics returns the agent's Prometheus registry.

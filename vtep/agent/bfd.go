@@ -84,12 +84,6 @@ func bfdAnchorMAC(vtep netip.Addr) (l2.MAC, bool) {
 	return l2.MAC{0x02, 0xbf, a[0], a[1], a[2], a[3]}, true
 }
 
-// IsBFDAnchor reports whether m is the anchor row kept for a down VTEP.
-func IsBFDAnchor(m l2.RemoteMAC) bool {
-	want, ok := bfdAnchorMAC(m.VTEP)
-	return ok && m.MAC == want
-}
-
 // withoutDown removes the VTEPs in down from a switch's remote MACs and flood
 // lists. For each down VTEP that was referenced, one anchor MAC row stays in
 // the lowest VNI that referenced it, preferring a VNI bound on the switch

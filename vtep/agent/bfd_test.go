@@ -189,8 +189,8 @@ func TestBFDAnchorPrefersBoundVNI(t *testing.T) {
 	if fmt.Sprint(fl) != "map[10200:[10.0.0.22]]" {
 		t.Fatalf("flood = %v", fl)
 	}
-	if !IsBFDAnchor(got[1]) || IsBFDAnchor(got[0]) {
-		t.Fatal("IsBFDAnchor")
+	if !isBFDAnchor(got[1]) || isBFDAnchor(got[0]) {
+		t.Fatal("isBFDAnchor")
 	}
 	if fmt.Sprint(macs[0].VTEP) != "10.0.0.21" {
 		t.Fatal("input modified")
@@ -205,4 +205,10 @@ func emptyObserved(ports ...string) *plan.Observed {
 		o.Ports[p] = &plan.Port{UUID: "p-" + p, Name: p, Bindings: map[l2.VLAN]string{}}
 	}
 	return o
+}
+
+// isBFDAnchor reports whether m is the anchor row kept for a down VTEP.
+func isBFDAnchor(m l2.RemoteMAC) bool {
+	want, ok := bfdAnchorMAC(m.VTEP)
+	return ok && m.MAC == want
 }

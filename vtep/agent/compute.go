@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -126,11 +127,7 @@ func Compute(in Inputs) Outputs {
 		}
 		boundOn[k.Port.Switch][v] = true
 	}
-	vnis := make([]l2.VNI, 0, len(vniSet))
-	for v := range vniSet {
-		vnis = append(vnis, v)
-	}
-	slices.Sort(vnis)
+	vnis := slices.Sorted(maps.Keys(vniSet))
 
 	for i := range in.Switches {
 		s := &in.Switches[i]

@@ -311,7 +311,7 @@ func (s *coreSim) reconcile() error {
 	for _, r := range s.remote {
 		in.Remote.MACs = append(in.Remote.MACs, r)
 	}
-	slices.SortFunc(in.Remote.MACs, func(a, b l2.RemoteMAC) int { return compareRemote(&a, &b) })
+	slices.SortFunc(in.Remote.MACs, l2.CompareRemoteMACs)
 	in.Remote.Flood = s.flood
 	fx := s.c.step(in)
 	s.printf("at %s", s.now.Sub(s.start))
@@ -382,7 +382,10 @@ func opCounts(ch *plan.Changes) string {
 	if ch.Empty() {
 		return "no change"
 	}
-	counts := ch.Count()
+	counts := map[plan.Op]int{}
+	for _, c := range ch.List {
+		counts[c.Op]++
+	}
 	ops := make([]plan.Op, 0, len(counts))
 	for op := range counts {
 		ops = append(ops, op)

@@ -80,13 +80,13 @@ func runAgent(t testing.TB, cfg *config.Config) (*Agent, string) {
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { cancel(); <-done }) })
 	deadline := time.Now().Add(10 * time.Second)
-	for a.OVSDBListenAddr() == nil {
+	for ovsdbListenAddr(a) == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("agent not listening for switches")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return a, fmt.Sprintf("ssl:127.0.0.1:%d", a.OVSDBListenAddr().(*net.TCPAddr).Port)
+	return a, fmt.Sprintf("ssl:127.0.0.1:%d", ovsdbListenAddr(a).(*net.TCPAddr).Port)
 }
 
 func connected(a *Agent, name string) func() error {
@@ -190,4 +190,13 @@ func TestAgentInboundSwitch(t *testing.T) {
 	if got := p.tor1.Dump("tor1"); got != want {
 		t.Fatalf("tor1 after tor3's refusal:\n%s\nwant:\n%s", got, want)
 	}
+}
+
+// ovsdbListenAddr returns the address inbound switches dial, once the
+// agent is running (nil before, or without agent.ovsdb_listen).
+func ovsdbListenAddr(a *Agent) net.Addr {
+	if a.listener == nil {
+		return nil
+	}
+	return a.listener.Addr()
 }

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"cmp"
 	"log/slog"
 	"slices"
 
@@ -39,12 +38,7 @@ func (m macLocations) update(views []SwitchView) []macMove {
 			delete(m, k)
 		}
 	}
-	slices.SortFunc(moves, func(a, b macMove) int {
-		if c := cmp.Compare(a.Key.VNI, b.Key.VNI); c != 0 {
-			return c
-		}
-		return slices.Compare(a.Key.MAC[:], b.Key.MAC[:])
-	})
+	slices.SortFunc(moves, func(a, b macMove) int { return a.Key.Compare(b.Key) })
 	return moves
 }
 

@@ -151,7 +151,7 @@ func (sim *ownershipSim) pass() []string {
 		out = append(out, fmt.Sprintf("%s (%s): advertises %s", v.Name, state, macList(v.LocalMACs)))
 	}
 	slices.SortFunc(st.Dropped, func(a, b SeenKey) int {
-		return cmp.Or(cmp.Compare(a.Switch, b.Switch), cmp.Compare(a.Key.VNI, b.Key.VNI), slices.Compare(a.Key.MAC[:], b.Key.MAC[:]))
+		return cmp.Or(cmp.Compare(a.Switch, b.Switch), a.Key.Compare(b.Key))
 	})
 	for _, d := range st.Dropped {
 		out = append(out, fmt.Sprintf("dropped: %s %d/%s", d.Switch, d.Key.VNI, d.Key.MAC))
@@ -168,7 +168,7 @@ func (sim *ownershipSim) pass() []string {
 			sim.saved = append(sim.saved, store.Owner{VNI: k.VNI, MAC: k.MAC, Switch: sw})
 		}
 		slices.SortFunc(sim.saved, func(a, b store.Owner) int {
-			return cmp.Or(cmp.Compare(a.VNI, b.VNI), slices.Compare(a.MAC[:], b.MAC[:]))
+			return cmp.Or(cmp.Compare(a.VNI, b.VNI), a.MAC.Compare(b.MAC))
 		})
 		var l []string
 		for _, o := range sim.saved {

@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"cmp"
-	"encoding/binary"
 	"maps"
 	"slices"
 
@@ -14,22 +12,10 @@ import (
 // the speaker hands out its MACs sorted by (VNI, MAC) with one entry per key
 // (evpn.RemoteState), and a filtered sorted list stays sorted.
 
-// macUint is a MAC as a number, for fast comparisons.
-func macUint(m l2.MAC) uint64 {
-	return uint64(binary.BigEndian.Uint16(m[0:2]))<<32 | uint64(binary.BigEndian.Uint32(m[2:6]))
-}
-
-func compareRemote(a, b *l2.RemoteMAC) int {
-	if c := cmp.Compare(a.VNI, b.VNI); c != 0 {
-		return c
-	}
-	return cmp.Compare(macUint(a.MAC), macUint(b.MAC))
-}
-
 // strictlySorted reports whether l is sorted by (VNI, MAC) without duplicates.
 func strictlySorted(l []l2.RemoteMAC) bool {
 	for i := 1; i < len(l); i++ {
-		if compareRemote(&l[i-1], &l[i]) >= 0 {
+		if l[i-1].CompareKey(&l[i]) >= 0 {
 			return false
 		}
 	}
@@ -38,10 +24,10 @@ func strictlySorted(l []l2.RemoteMAC) bool {
 
 // sortRemote sorts by (VNI, MAC) unless already sorted.
 func sortRemote(l []l2.RemoteMAC) {
-	if slices.IsSortedFunc(l, func(a, b l2.RemoteMAC) int { return compareRemote(&a, &b) }) {
+	if slices.IsSortedFunc(l, l2.CompareRemoteMACs) {
 		return
 	}
-	slices.SortFunc(l, func(a, b l2.RemoteMAC) int { return compareRemote(&a, &b) })
+	slices.SortFunc(l, l2.CompareRemoteMACs)
 }
 
 // remoteList returns the remote MACs that keep passes, with the pair
@@ -50,7 +36,7 @@ func sortRemote(l []l2.RemoteMAC) {
 // the last one wins) goes through a map as before.
 func remoteList(remote []l2.RemoteMAC, over map[l2.MACKey]l2.RemoteMAC, keep func(*l2.RemoteMAC) bool) []l2.RemoteMAC {
 	extra := slices.Collect(maps.Values(over))
-	slices.SortFunc(extra, func(a, b l2.RemoteMAC) int { return compareRemote(&a, &b) })
+	slices.SortFunc(extra, l2.CompareRemoteMACs)
 	if !strictlySorted(remote) {
 		macs := make(map[l2.MACKey]l2.RemoteMAC, len(remote)+len(over))
 		for i := range remote {
@@ -79,11 +65,11 @@ func remoteList(remote []l2.RemoteMAC, over map[l2.MACKey]l2.RemoteMAC, keep fun
 	j := 0
 	for i := range remote {
 		m := &remote[i]
-		for j < len(extra) && compareRemote(&extra[j], m) < 0 {
+		for j < len(extra) && extra[j].CompareKey(m) < 0 {
 			list = append(list, extra[j])
 			j++
 		}
-		if j < len(extra) && compareRemote(&extra[j], m) == 0 {
+		if j < len(extra) && extra[j].CompareKey(m) == 0 {
 			continue // replaced by the pair switch's entry, appended next
 		}
 		if keep(m) {

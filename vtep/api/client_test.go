@@ -164,7 +164,7 @@ func TestUnixSocketLifecycle(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- api.Serve(ctx, "unix://"+path, api.NewHandler(apitest.Sample(), nil, ""), nil) }()
+	go func() { done <- listenAndServe(ctx, "unix://"+path, api.NewHandler(apitest.Sample(), nil, "")) }()
 	c, err := api.NewClient(path, api.WithTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +176,7 @@ func TestUnixSocketLifecycle(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Serve never answered: %v", err)
+			t.Fatalf("the server never answered: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -425,7 +425,7 @@ func TestUnixSocketErrorsNameThePath(t *testing.T) {
 		{long, "path too long"},
 		{filepath.Join(noDir, "api.sock"), "api socket directory"},
 	} {
-		err := api.Serve(context.Background(), "unix://"+tc.path, api.NewHandler(apitest.Sample(), nil, ""), nil)
+		err := listenAndServe(context.Background(), "unix://"+tc.path, api.NewHandler(apitest.Sample(), nil, ""))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), ".tmp:") {
 			t.Errorf("%s: got %v, want an error with %q naming the path, not the temporary file", tc.path, err, tc.want)
 		}
@@ -433,4 +433,13 @@ func TestUnixSocketErrorsNameThePath(t *testing.T) {
 			t.Errorf("%s: left behind: %v", tc.path, ents)
 		}
 	}
+}
+
+// listenAndServe is what toragent does: api.Listen, then api.ServeListener.
+func listenAndServe(ctx context.Context, addr string, h http.Handler) error {
+	ln, err := api.Listen(ctx, addr, nil)
+	if err != nil {
+		return err
+	}
+	return api.ServeListener(ctx, ln, h)
 }

@@ -60,25 +60,14 @@ func (t Timeouts) withDefaults() Timeouts {
 	return t
 }
 
-// ShutdownTimeout bounds how long Serve waits for requests in flight once its
-// context is done.
+// ShutdownTimeout bounds how long ServeListener waits for requests in flight
+// once its context is done.
 const ShutdownTimeout = 5 * time.Second
 
 // TLSFiles names the PEM files of a TCP listener. ClientCA is optional: when
 // set, clients must present a certificate signed by it.
 type TLSFiles struct {
 	Cert, Key, ClientCA string
-}
-
-// Serve listens on addr (see Listen) and serves h until ctx is done, then
-// shuts down gracefully (requests in flight get ShutdownTimeout) and removes
-// its unix socket. It returns nil after a shutdown caused by ctx.
-func Serve(ctx context.Context, addr string, h http.Handler, tlsCfg *TLSFiles) error {
-	ln, err := Listen(ctx, addr, tlsCfg)
-	if err != nil {
-		return err
-	}
-	return ServeListener(ctx, ln, h)
 }
 
 // Listen opens the API listener.

@@ -9,10 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"reflect"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -157,11 +158,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) (int, error) {
 	}
 	rt, ok := methods[r.Method]
 	if !ok {
-		allow := make([]string, 0, len(methods))
-		for m := range methods {
-			allow = append(allow, m)
-		}
-		sort.Strings(allow)
+		allow := slices.Sorted(maps.Keys(methods))
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return writeError(w, &httpError{code: http.StatusMethodNotAllowed,
 			msg: fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))})
@@ -199,12 +196,7 @@ func (h *handler) authorized(r *http.Request) bool {
 
 func checkQuery(r *http.Request, allowed []string) error {
 	q := r.URL.Query()
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(q)) {
 		ok := false
 		for _, a := range allowed {
 			ok = ok || a == k

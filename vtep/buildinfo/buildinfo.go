@@ -15,7 +15,6 @@
 package buildinfo
 
 import (
-	"fmt"
 	"runtime"
 	"runtime/debug"
 )
@@ -57,11 +56,6 @@ func (i Info) String() string {
 		}
 	}
 	return s + ")"
-}
-
-// VersionLine is what `PROGRAM --version` prints.
-func VersionLine(program string) string {
-	return fmt.Sprintf("%s %s\n", program, Get())
 }
 
 var readBuildInfo = debug.ReadBuildInfo

@@ -2,7 +2,6 @@ package buildinfo
 
 import (
 	"runtime/debug"
-	"strings"
 	"testing"
 )
 
@@ -36,11 +35,5 @@ func TestFromBuild(t *testing.T) {
 		if got != tc.want || got.String() != tc.wantFormatted {
 			t.Errorf("%s: got %+v %q, want %+v %q", tc.name, got, got.String(), tc.want, tc.wantFormatted)
 		}
-	}
-}
-
-func TestVersionLine(t *testing.T) {
-	if l := VersionLine("toragent"); !strings.HasPrefix(l, "toragent ") || !strings.HasSuffix(l, ")\n") {
-		t.Errorf("VersionLine: %q", l)
 	}
 }

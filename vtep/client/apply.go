@@ -22,7 +22,7 @@ import (
 // of 5k+.
 const DefaultBatchRows = 300
 
-// ApplyResult says what one Apply wrote.
+// ApplyResult says what one Reconcile wrote.
 type ApplyResult struct {
 	Transactions int
 	Rows         int // operations sent (inserts, updates, mutates, deletes)
@@ -172,13 +172,6 @@ func optString(s string) ovsdb.OvsSet {
 	return ovsdb.OvsSet{GoSet: []any{s}}
 }
 
-func ipCol(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
-}
-
 // builders appends the operations of one change: one function per op,
 // indexed by op (TestBuilders checks that every plan.Ops has one).
 var builders = [...]func(b *batcher, c *plan.Change) error{
@@ -267,7 +260,7 @@ func (b *batcher) ucastAdd(c *plan.Change) error {
 	b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
 	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.UcastMacsRemoteTable,
 		Row: ovsdb.Row{vtepdb.UcastMacsRemoteColumnMAC: c.MAC.String(), vtepdb.UcastMacsRemoteColumnLogicalSwitch: ref,
-			vtepdb.UcastMacsRemoteColumnLocator: loc, vtepdb.UcastMacsRemoteColumnIpaddr: ipCol(c.IP)}})
+			vtepdb.UcastMacsRemoteColumnLocator: loc, vtepdb.UcastMacsRemoteColumnIpaddr: l2.AddrString(c.IP)}})
 	return nil
 }
 
@@ -275,7 +268,7 @@ func (b *batcher) ucastUpdate(c *plan.Change) error {
 	loc := b.locRef(c.VTEP)
 	b.cur.ucast = append(b.cur.ucast, ucastOp{len(b.cur.ops), c})
 	b.cur.ops = append(b.cur.ops, ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: vtepdb.UcastMacsRemoteTable, Where: byUUID(c.UUID),
-		Row: ovsdb.Row{vtepdb.UcastMacsRemoteColumnLocator: loc, vtepdb.UcastMacsRemoteColumnIpaddr: ipCol(c.IP)}})
+		Row: ovsdb.Row{vtepdb.UcastMacsRemoteColumnLocator: loc, vtepdb.UcastMacsRemoteColumnIpaddr: l2.AddrString(c.IP)}})
 	return nil
 }
 

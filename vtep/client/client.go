@@ -81,7 +81,6 @@ type Client struct {
 	applyMu sync.Mutex // serializes plans and applies; guards remote's rows
 	remote  remoteTable
 	changed chan struct{}
-	local   chan struct{}
 	dbModel model.ClientDBModel
 
 	inbound chan *accepted // identified connections of an inbound switch
@@ -127,21 +126,13 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		log:     log.With("switch", cfg.Name, "ovsdb", cfg.Endpoint),
 		status:  Status{Endpoint: cfg.Endpoint},
 		changed: make(chan struct{}, 1),
-		local:   make(chan struct{}, 1),
 		dbModel: dbm,
 	}, nil
 }
 
-// Name returns the configured switch name.
-func (c *Client) Name() string { return c.cfg.Name }
-
 // Changed is signalled (coalesced) after any change of the monitored tables
 // and after every (re)connection.
 func (c *Client) Changed() <-chan struct{} { return c.changed }
-
-// LocalMACsChanged is signalled (coalesced) when Ucast_Macs_Local or
-// Mcast_Macs_Local change, and after every (re)connection.
-func (c *Client) LocalMACsChanged() <-chan struct{} { return c.local }
 
 func notify(ch chan struct{}) {
 	select {
@@ -292,9 +283,9 @@ func (c *Client) connect(ctx context.Context) (_ client.Client, err error) {
 		return nil, fmt.Errorf("connecting: %w", err)
 	}
 	conn.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-		AddFunc:    func(table string, _ model.Model) { c.onChange(table) },
-		UpdateFunc: func(table string, _, _ model.Model) { c.onChange(table) },
-		DeleteFunc: func(table string, _ model.Model) { c.onChange(table) },
+		AddFunc:    func(string, model.Model) { notify(c.changed) },
+		UpdateFunc: func(string, model.Model, model.Model) { notify(c.changed) },
+		DeleteFunc: func(string, model.Model) { notify(c.changed) },
 	})
 	if _, err := conn.Monitor(cctx, conn.NewMonitor(monitorOptions()...)); err != nil {
 		conn.Close()
@@ -324,13 +315,6 @@ func (c *Client) resyncRemote(ctx context.Context, conn client.Client) error {
 	return nil
 }
 
-func (c *Client) onChange(table string) {
-	if table == vtepdb.UcastMacsLocalTable || table == vtepdb.McastMacsLocalTable {
-		notify(c.local)
-	}
-	notify(c.changed)
-}
-
 // serve publishes a synced connection and holds it until it drops, the
 // liveness probe fails, or ctx ends.
 func (c *Client) serve(ctx context.Context, conn client.Client) {
@@ -346,7 +330,6 @@ func (c *Client) serve(ctx context.Context, conn client.Client) {
 	n := c.status.Connections
 	c.mu.Unlock()
 	c.log.Info("switch database synced", "connection", n)
-	notify(c.local)
 	notify(c.changed)
 
 	defer func() {
@@ -445,22 +428,6 @@ func (c *Client) ObservedWithoutRemote() (*plan.Observed, error) {
 	o := observe(conn.Cache(), c.cfg.Name)
 	o.UcastRemote = nil
 	return o, nil
-}
-
-// Apply sends a plan in batched transactions.
-func (c *Client) Apply(ctx context.Context, ch *plan.Changes) (ApplyResult, error) {
-	conn, ctx, release := c.currentBound(ctx)
-	defer release()
-	if conn == nil {
-		return ApplyResult{}, ErrNotConnected
-	}
-	c.applyMu.Lock()
-	defer c.applyMu.Unlock()
-	res, err := apply(ctx, conn, ch, c.cfg.BatchRows, c.cfg.Window, &c.remote)
-	if err != nil {
-		return res, fmt.Errorf("switch %s: %w", c.cfg.Name, err)
-	}
-	return res, nil
 }
 
 // Reconcile plans desired against the observed state and applies the

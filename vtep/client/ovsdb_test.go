@@ -271,12 +271,12 @@ func TestRealOVSDBLocalMACs(t *testing.T) {
 	c := startClient(t, "tor1", s.Endpoint(), 0)
 	reconcile(t, c, desiredBase())
 	// Drain the notifications of the connection and our own writes.
-	for len(c.LocalMACsChanged()) > 0 {
-		<-c.LocalMACsChanged()
+	for len(c.Changed()) > 0 {
+		<-c.Changed()
 	}
 	s.VtepCtl("add-ucast-local", "vni10100", "02:00:00:aa:00:01", "192.0.2.100")
 	select {
-	case <-c.LocalMACsChanged():
+	case <-c.Changed():
 	case <-time.After(10 * time.Second):
 		t.Fatal("no local MAC notification")
 	}

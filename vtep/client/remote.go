@@ -127,7 +127,7 @@ func (t *remoteTable) record(b *batcher, bt *batch, results []ovsdb.OperationRes
 		switch c.Op {
 		case plan.UcastAdd:
 			uuid := results[u.op].UUID.GoUUID
-			r := &plan.MACRow{UUID: uuid, LS: b.ls[c.VNI], MAC: c.MAC.String(), IP: ipCol(c.IP), Locator: b.loc[c.VTEP]}
+			r := &plan.MACRow{UUID: uuid, LS: b.ls[c.VNI], MAC: c.MAC.String(), IP: l2.AddrString(c.IP), Locator: b.loc[c.VTEP]}
 			t.rows[uuid] = r
 			if t.idx != nil {
 				t.idx[plan.UcastKey{LS: r.LS, MAC: c.MAC}] = r
@@ -136,7 +136,7 @@ func (t *remoteTable) record(b *batcher, bt *batch, results []ovsdb.OperationRes
 			r, ok := t.rows[c.UUID]
 			if ok && results[u.op].Count > 0 {
 				nr := *r
-				nr.IP, nr.Locator = ipCol(c.IP), b.loc[c.VTEP]
+				nr.IP, nr.Locator = l2.AddrString(c.IP), b.loc[c.VTEP]
 				t.rows[c.UUID] = &nr
 				if m, err := l2.ParseMAC(r.MAC); err == nil && t.idx[plan.UcastKey{LS: r.LS, MAC: m}] == r {
 					t.idx[plan.UcastKey{LS: r.LS, MAC: m}] = &nr

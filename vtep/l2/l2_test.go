@@ -1,6 +1,9 @@
 package l2
 
-import "testing"
+import (
+	"net/netip"
+	"testing"
+)
 
 func TestParseMAC(t *testing.T) {
 	for _, tc := range []struct {
@@ -65,5 +68,21 @@ func TestMACUnicast(t *testing.T) {
 	}
 	if err := MustMAC("02:00:00:00:00:01").ValidateUnicast(); err != nil {
 		t.Error(err)
+	}
+}
+
+func TestAddrString(t *testing.T) {
+	for _, tc := range []struct {
+		in   netip.Addr
+		want string
+	}{
+		{netip.Addr{}, ""},
+		{netip.MustParseAddr("192.0.2.1"), "192.0.2.1"},
+		{netip.MustParseAddr("2001:db8::1"), "2001:db8::1"},
+		{netip.IPv4Unspecified(), "0.0.0.0"},
+	} {
+		if got := AddrString(tc.in); got != tc.want {
+			t.Errorf("AddrString(%#v) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -50,7 +51,7 @@ func (pl *planner) conflicts() {
 		wantName[name] = ls.VNI
 		wantVNI[ls.VNI] = true
 	}
-	for _, uuid := range sortedUUIDs(pl.o.Switches) {
+	for _, uuid := range slices.Sorted(maps.Keys(pl.o.Switches)) {
 		ls := pl.o.Switches[uuid]
 		if ls.Owned() {
 			continue

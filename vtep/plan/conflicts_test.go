@@ -91,7 +91,7 @@ func TestPlanConflictsIsolated(t *testing.T) {
 			// the same conflict.
 			again, err := Plan(d, s.o, Options{})
 			if err != nil || !again.Empty() || !slices.Equal(again.Conflicts, ch.Conflicts) {
-				t.Fatalf("not converged around the conflict: %v, %v, %q", err, again.Count(), again.Conflicts)
+				t.Fatalf("not converged around the conflict: %v, %v, %q", err, again.count(), again.Conflicts)
 			}
 			n := 0
 			for _, r := range s.o.UcastRemote {

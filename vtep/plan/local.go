@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"cmp"
 	"net/netip"
 	"slices"
 
@@ -34,11 +33,6 @@ func (o *Observed) LocalMACs() []l2.LocalMAC {
 		ip, _ := netip.ParseAddr(r.IP)
 		out = append(out, l2.LocalMAC{Switch: o.SwitchName, VNI: ls.VNI(), MAC: mac, IP: ip, VTEP: vtep})
 	}
-	slices.SortFunc(out, func(a, b l2.LocalMAC) int {
-		if c := cmp.Compare(a.VNI, b.VNI); c != 0 {
-			return c
-		}
-		return slices.Compare(a.MAC[:], b.MAC[:])
-	})
+	slices.SortFunc(out, l2.CompareLocalMACs)
 	return out
 }

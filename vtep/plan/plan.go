@@ -2,6 +2,7 @@ package plan
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -98,15 +99,6 @@ func (pl *planner) locators() {
 	}
 }
 
-func sortedUUIDs[T any](m map[string]T) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 func (pl *planner) logicalSwitches() {
 	pl.desiredLS = make(map[l2.VNI]LogicalSwitch, len(pl.d.LogicalSwitches))
 	wantName := make(map[string]l2.VNI)
@@ -119,7 +111,7 @@ func (pl *planner) logicalSwitches() {
 	}
 	owned := map[l2.VNI][]*ObservedLS{}
 	ownedByName := map[string]*ObservedLS{}
-	for _, uuid := range sortedUUIDs(pl.o.Switches) {
+	for _, uuid := range slices.Sorted(maps.Keys(pl.o.Switches)) {
 		ls := pl.o.Switches[uuid]
 		if !ls.Owned() || pl.frozen[uuid] {
 			continue // foreign collisions are conflicts (conflicts.go)
@@ -128,12 +120,7 @@ func (pl *planner) logicalSwitches() {
 		ownedByName[ls.Name] = ls
 	}
 	pl.canonical = map[string]l2.VNI{}
-	vnis := make([]l2.VNI, 0, len(pl.desiredLS))
-	for v := range pl.desiredLS {
-		vnis = append(vnis, v)
-	}
-	slices.Sort(vnis)
-	for _, v := range vnis {
+	for _, v := range slices.Sorted(maps.Keys(pl.desiredLS)) {
 		spec := pl.desiredLS[v]
 		var pick *ObservedLS
 		for _, ls := range owned[v] {
@@ -181,14 +168,9 @@ func (pl *planner) bindings() {
 		want[k] = b.VNI
 	}
 	present := make(map[portVLAN]bool)
-	for _, name := range sortedUUIDs(pl.o.Ports) {
+	for _, name := range slices.Sorted(maps.Keys(pl.o.Ports)) {
 		port := pl.o.Ports[name]
-		vlans := make([]l2.VLAN, 0, len(port.Bindings))
-		for v := range port.Bindings {
-			vlans = append(vlans, v)
-		}
-		slices.Sort(vlans)
-		for _, vlan := range vlans {
+		for _, vlan := range slices.Sorted(maps.Keys(port.Bindings)) {
 			lsUUID := port.Bindings[vlan]
 			k := portVLAN{name, vlan}
 			vni, desired := want[k]
@@ -210,13 +192,6 @@ func (pl *planner) bindings() {
 		}
 		pl.add(Change{Op: BindingSet, Port: k.port, PortUUID: pl.o.Ports[k.port].UUID, VLAN: k.vlan, VNI: want[k]})
 	}
-}
-
-func ipString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
 }
 
 func sameIP(col string, a netip.Addr) bool {
@@ -300,7 +275,7 @@ func sortedSet(ips []netip.Addr) []netip.Addr {
 
 func (pl *planner) mcastRemote() {
 	done := map[l2.VNI]bool{}
-	for _, uuid := range sortedUUIDs(pl.o.McastRemote) {
+	for _, uuid := range slices.Sorted(maps.Keys(pl.o.McastRemote)) {
 		row := pl.o.McastRemote[uuid]
 		if !pl.owned(row.LS) || pl.frozen[row.LS] {
 			continue
@@ -319,12 +294,7 @@ func (pl *planner) mcastRemote() {
 		}
 		pl.add(Change{Op: McastSet, UUID: uuid, VNI: v, VTEPs: want})
 	}
-	vnis := make([]l2.VNI, 0, len(pl.d.Flood))
-	for v := range pl.d.Flood {
-		vnis = append(vnis, v)
-	}
-	slices.Sort(vnis)
-	for _, v := range vnis {
+	for _, v := range slices.Sorted(maps.Keys(pl.d.Flood)) {
 		want := sortedSet(pl.d.Flood[v])
 		if done[v] || len(want) == 0 {
 			continue
@@ -369,7 +339,7 @@ func (pl *planner) staleSwitches() {
 	for _, r := range pl.o.McastLocal {
 		referenced[r.LS] = true
 	}
-	for _, uuid := range sortedUUIDs(pl.o.Switches) {
+	for _, uuid := range slices.Sorted(maps.Keys(pl.o.Switches)) {
 		ls := pl.o.Switches[uuid]
 		if !ls.Owned() {
 			continue
@@ -390,7 +360,7 @@ func (pl *planner) tunnelBFD() {
 		return
 	}
 	want := pl.d.BFD.Map()
-	for _, uuid := range sortedUUIDs(pl.o.Tunnels) {
+	for _, uuid := range slices.Sorted(maps.Keys(pl.o.Tunnels)) {
 		t := pl.o.Tunnels[uuid]
 		same := true
 		for k, v := range want {

@@ -80,10 +80,10 @@ func (s *sim) apply(t *testing.T, ch *Changes) {
 			delete(s.o.Ports[c.Port].Bindings, c.VLAN)
 		case UcastAdd:
 			u := s.uuid()
-			s.o.UcastRemote[u] = &MACRow{UUID: u, LS: ls[c.VNI], MAC: c.MAC.String(), IP: ipString(c.IP), Locator: s.locator(c.VTEP, ch)}
+			s.o.UcastRemote[u] = &MACRow{UUID: u, LS: ls[c.VNI], MAC: c.MAC.String(), IP: l2.AddrString(c.IP), Locator: s.locator(c.VTEP, ch)}
 		case UcastUpdate:
 			r := s.o.UcastRemote[c.UUID]
-			r.IP, r.Locator = ipString(c.IP), s.locator(c.VTEP, ch)
+			r.IP, r.Locator = l2.AddrString(c.IP), s.locator(c.VTEP, ch)
 		case UcastDelete:
 			delete(s.o.UcastRemote, c.UUID)
 		case McastSet:
@@ -132,14 +132,14 @@ func (s *sim) converge(t *testing.T, d *Desired, opt Options) map[Op]int {
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
-	first := ch.Count()
+	first := ch.count()
 	s.apply(t, ch)
 	again, err := Plan(d, s.o, opt)
 	if err != nil {
 		t.Fatalf("second plan: %v", err)
 	}
 	if !again.Empty() {
-		t.Fatalf("not converged after one apply: %v", again.Count())
+		t.Fatalf("not converged after one apply: %v", again.count())
 	}
 	return first
 }
@@ -282,14 +282,14 @@ func TestStaleSwitchWaitsForLocalMACs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ch.Count()[LSDelete] != 0 {
+	if ch.count()[LSDelete] != 0 {
 		t.Fatal("logical switch deleted while the switch's local MACs still reference it")
 	}
 	s.apply(t, ch)
 	delete(s.o.UcastLocal, "l1")
 	ch, _ = Plan(d, s.o, Options{})
-	if ch.Count()[LSDelete] != 1 {
-		t.Fatalf("stale logical switch not deleted once unreferenced: %v", ch.Count())
+	if ch.count()[LSDelete] != 1 {
+		t.Fatalf("stale logical switch not deleted once unreferenced: %v", ch.count())
 	}
 }
 
@@ -321,7 +321,7 @@ func TestPlanRejectsBadInput(t *testing.T) {
 			tc.mutate(d, s.o)
 			ch, err := Plan(d, s.o, Options{})
 			if err == nil {
-				t.Fatalf("no error; plan %v", ch.Count())
+				t.Fatalf("no error; plan %v", ch.count())
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %q does not name %q", err, tc.want)
@@ -404,12 +404,12 @@ func TestTunnelBFDParams(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !ch.Empty() {
-				t.Fatalf("not steady: %v", ch.Count())
+				t.Fatalf("not steady: %v", ch.count())
 			}
 			first := newSim("eth1", "eth2")
 			first.o.Tunnels = map[string]*Tunnel{"t1": {UUID: "t1", BFDParams: tc.params}}
 			ch, _ = Plan(&Desired{BFD: tc.bfd}, first.o, Options{})
-			if n := ch.Count()[TunnelBFD]; n != tc.changes {
+			if n := ch.count()[TunnelBFD]; n != tc.changes {
 				t.Fatalf("tunnel-bfd changes = %d, want %d", n, tc.changes)
 			}
 			got := s.o.Tunnels["t1"]
@@ -421,4 +421,13 @@ func TestTunnelBFDParams(t *testing.T) {
 			}
 		})
 	}
+}
+
+// count returns how many changes of each op the plan holds.
+func (c *Changes) count() map[Op]int {
+	m := map[Op]int{}
+	for i := range c.List {
+		m[c.List[i].Op]++
+	}
+	return m
 }

@@ -227,12 +227,3 @@ type Changes struct {
 
 // Empty reports whether the plan changes nothing.
 func (c *Changes) Empty() bool { return c == nil || len(c.List) == 0 }
-
-// Count returns how many changes of each op the plan holds.
-func (c *Changes) Count() map[Op]int {
-	m := map[Op]int{}
-	for i := range c.List {
-		m[c.List[i].Op]++
-	}
-	return m
-}

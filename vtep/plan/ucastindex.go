@@ -45,7 +45,7 @@ func (pl *planner) ucastRemoteIndexed() bool {
 			}
 			v, canonical := pl.canonical[k.LS]
 			if canonical {
-				if _, desired := slices.BinarySearchFunc(pl.d.RemoteMACs, l2.MACKey{VNI: v, MAC: k.MAC}, compareMACKey); desired {
+				if _, desired := slices.BinarySearchFunc(pl.d.RemoteMACs, l2.MACKey{VNI: v, MAC: k.MAC}, l2.CompareRemoteMACKey); desired {
 					continue
 				}
 			}
@@ -56,11 +56,4 @@ func (pl *planner) ucastRemoteIndexed() bool {
 	slices.SortFunc(pl.changes[UcastUpdate], func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
 	slices.SortFunc(pl.changes[UcastDelete], func(a, b Change) int { return cmp.Compare(a.UUID, b.UUID) })
 	return true
-}
-
-func compareMACKey(m l2.RemoteMAC, k l2.MACKey) int {
-	if c := cmp.Compare(m.VNI, k.VNI); c != 0 {
-		return c
-	}
-	return slices.Compare(m.MAC[:], k.MAC[:])
 }

@@ -47,9 +47,7 @@ func TestPlanIndexedSameChanges(t *testing.T) {
 			}
 			byKey[l2.MACKey{VNI: m.VNI, MAC: m.MAC}] = m
 		}
-		d.RemoteMACs = slices.SortedFunc(maps.Values(byKey), func(a, b l2.RemoteMAC) int {
-			return compareMACKey(a, l2.MACKey{VNI: b.VNI, MAC: b.MAC})
-		})
+		d.RemoteMACs = slices.SortedFunc(maps.Values(byKey), l2.CompareRemoteMACs)
 		return d
 	}
 	fast := 0
@@ -121,7 +119,7 @@ func BenchmarkPlan100kIndexed(b *testing.B) {
 		d.RemoteMACs = append(d.RemoteMACs, l2.RemoteMAC{VNI: l2.VNI(i%100 + 1),
 			MAC: l2.MAC{2, 0, byte(i >> 16), byte(i >> 8), byte(i), 1}, VTEP: netip.AddrFrom4([4]byte{192, 0, 2, byte(i%50 + 1)})})
 	}
-	slices.SortFunc(d.RemoteMACs, func(a, b l2.RemoteMAC) int { return compareMACKey(a, l2.MACKey{VNI: b.VNI, MAC: b.MAC}) })
+	slices.SortFunc(d.RemoteMACs, l2.CompareRemoteMACs)
 	s := newSim()
 	var t testing.T
 	s.converge(&t, d, Options{})

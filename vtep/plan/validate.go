@@ -1,9 +1,9 @@
 package plan
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -111,7 +111,7 @@ func Validate(d *Desired) error {
 			continue
 		}
 		if !m.VTEP.IsValid() || !m.VTEP.Is4() || m.VTEP.IsUnspecified() || m.VTEP.IsMulticast() {
-			p.add("remote MAC %s VNI %d: remote VTEP %q is not a unicast IPv4 address", m.MAC, m.VNI, addrString(m.VTEP))
+			p.add("remote MAC %s VNI %d: remote VTEP %q is not a unicast IPv4 address", m.MAC, m.VNI, l2.AddrString(m.VTEP))
 			continue
 		}
 		if m.IP.IsValid() && (m.IP.IsUnspecified() || m.IP.IsMulticast()) {
@@ -129,30 +129,18 @@ func Validate(d *Desired) error {
 		seen[k] = m.VTEP
 	}
 
-	vnis := make([]l2.VNI, 0, len(d.Flood))
-	for v := range d.Flood {
-		vnis = append(vnis, v)
-	}
-	slices.Sort(vnis)
-	for _, v := range vnis {
+	for _, v := range slices.Sorted(maps.Keys(d.Flood)) {
 		if _, ok := byVNI[v]; !ok {
 			p.add("flood list of VNI %d: VNI has no logical switch in the desired state", v)
 			continue
 		}
 		for _, ip := range d.Flood[v] {
 			if !ip.IsValid() || !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() {
-				p.add("flood list of VNI %d: remote VTEP %q is not a unicast IPv4 address", v, addrString(ip))
+				p.add("flood list of VNI %d: remote VTEP %q is not a unicast IPv4 address", v, l2.AddrString(ip))
 			}
 		}
 	}
 	return p.err()
-}
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
 }
 
 // normMAC parses a MAC column value; ok is false for values that are not MACs.
@@ -165,8 +153,7 @@ func normMAC(s string) (l2.MAC, bool) {
 // listed twice.
 func strictlySortedMACs(l []l2.RemoteMAC) bool {
 	for i := 1; i < len(l); i++ {
-		a, b := &l[i-1], &l[i]
-		if a.VNI > b.VNI || (a.VNI == b.VNI && bytes.Compare(a.MAC[:], b.MAC[:]) >= 0) {
+		if l[i-1].CompareKey(&l[i]) >= 0 {
 			return false
 		}
 	}

@@ -421,17 +421,6 @@ func (c *Config) defaults() {
 	}
 }
 
-// Validate checks every field and reports all problems at once (an Errors;
-// lines are known when the configuration came from Parse or Load).
-func (c *Config) Validate() error {
-	errs := c.validate()
-	if len(errs) == 0 {
-		return nil
-	}
-	sortErrors(errs)
-	return Errors(errs)
-}
-
 // SwitchNames returns the configured switch names in order.
 func (c *Config) SwitchNames() []string {
 	out := make([]string, len(c.Switches))

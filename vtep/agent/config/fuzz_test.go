@@ -27,8 +27,8 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if err := c.Validate(); err != nil {
-			t.Fatalf("accepted configuration fails Validate: %v", err)
+		if errs := c.validate(); len(errs) > 0 {
+			t.Fatalf("accepted configuration fails validation: %v", Errors(errs))
 		}
 		if c.BGP != nil {
 			if _, err := c.Speaker(); err != nil {

@@ -167,14 +167,6 @@ func group(m map[l2.PortVLAN]l2.VNI) []l2.Binding {
 	return out
 }
 
-// VNI returns the stored VNI of (port, VLAN).
-func (s *Store) VNI(p l2.PortRef, vlan l2.VLAN) (l2.VNI, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[l2.PortVLAN{Port: p, VLAN: vlan}]
-	return v, ok
-}
-
 // Update applies fn to a copy of the bindings and persists the result
 // atomically; on any error the store is unchanged.
 func (s *Store) Update(fn func(m map[l2.PortVLAN]l2.VNI) error) error {
@@ -297,10 +289,7 @@ func decodeOwners(b []byte) ([]Owner, error) {
 func SaveOwners(dir string, owners []Owner) error {
 	owners = slices.Clone(owners)
 	slices.SortFunc(owners, func(a, b Owner) int {
-		if a.VNI != b.VNI {
-			return int(a.VNI) - int(b.VNI)
-		}
-		return slices.Compare(a.MAC[:], b.MAC[:])
+		return l2.MACKey{VNI: a.VNI, MAC: a.MAC}.Compare(l2.MACKey{VNI: b.VNI, MAC: b.MAC})
 	})
 	b, err := json.MarshalIndent(ownersFormat{Version: 1, Owners: owners}, "", "  ")
 	if err != nil {

@@ -41,7 +41,7 @@ func TestStorePersistsAndFailsAtomically(t *testing.T) {
 	if len(got) != 2 || got[0].VLAN != 0 || got[1].VLAN != 100 || len(got[1].Ports) != 2 {
 		t.Fatalf("reloaded bindings = %+v", got)
 	}
-	if v, ok := re.VNI(p1, 100); !ok || v != 10100 {
+	if v, ok := storedVNI(re, p1, 100); !ok || v != 10100 {
 		t.Fatalf("failed update leaked: %v %v", v, ok)
 	}
 	if err := os.WriteFile(filepath.Join(dir, FileName), []byte("{"), 0o600); err != nil {
@@ -72,4 +72,12 @@ func TestOwnersRoundTrip(t *testing.T) {
 	if _, err := LoadOwners(dir); err == nil || !strings.Contains(err.Error(), "mac-owners.json is corrupt") {
 		t.Fatalf("corrupt file: %v", err)
 	}
+}
+
+// storedVNI returns the stored VNI of (port, VLAN).
+func storedVNI(s *Store, p l2.PortRef, vlan l2.VLAN) (l2.VNI, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[l2.PortVLAN{Port: p, VLAN: vlan}]
+	return v, ok
 }
