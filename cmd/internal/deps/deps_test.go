@@ -52,7 +52,7 @@ var sourcesAndSinks = []string{"vdsvlan/...", "evpn/...", "vtep/agent/store", "v
 var controllerSide = []string{"vtep/agent/...", "vtep/client", "vtep/plan", "vtep/api/...", "evpn/...", "vdsvlan/..."}
 
 // Test harnesses, for tests and labs only.
-var harnesses = []string{"vtep/vteptest", "vtep/api/apitest", "evpn/evpntest", "physical/nstest", "vdsvlan/vcsimlab",
+var harnesses = []string{"vtep/vteptest", "vtep/api/apitest", "vtep/plan/plantest", "evpn/evpntest", "physical/nstest", "vdsvlan/vcsimlab",
 	"github.com/vmware/govmomi/simulator/...", "github.com/vmware/govmomi/vapi/simulator/..."}
 
 // none: no package outside the module and the standard library.
@@ -68,7 +68,8 @@ var rules = []rule{
 		others: []string{"github.com/ovn-org/libovsdb/model", "github.com/ovn-org/libovsdb/ovsdb"}},
 
 	// Pure cores.
-	{pkgs: "vtep/plan", why: "the planner does no I/O", mine: []string{"vtep/l2"}, others: none, pure: true},
+	{pkgs: "vtep/plan", why: "the planner does no I/O", mine: []string{"vtep/l2", "vtep/vtepdb"}, others: none, pure: true},
+	{pkgs: "vtep/plan/plantest", why: "an in-memory switch for tests above the planner: no I/O", mine: []string{"vtep/l2", "vtep/plan"}, others: none, pure: true},
 	{pkgs: "vdsvlan/desired", why: "vCenter discovery's pure core: no vCenter, no I/O, no clock",
 		mine: []string{"vtep/l2"}, never: []string{"github.com/vmware/..."}, pure: true},
 	{pkgs: "vdsvlan/publish", why: "published networks' pure core: no vCenter, no I/O, no clock",
@@ -90,7 +91,7 @@ var rules = []rule{
 	{pkgs: "vtep/agent/config", why: "configuration: the config types of evpn, vdsvlan and client",
 		mine: []string{"vtep/l2", "vtep/plan", "vtep/client", "evpn", "vdsvlan", "vdsvlan/publish"}, never: harnesses},
 	{pkgs: "vtep/agent", why: "the core sees every source and sink, no harness, not the switch side",
-		mine: []string{"vtep/l2", "vtep/plan", "vtep/client", "vtep/api", "vtep/buildinfo", "vtep/agent/config",
+		mine: []string{"vtep/l2", "vtep/plan", "vtep/vtepdb", "vtep/client", "vtep/api", "vtep/buildinfo", "vtep/agent/config",
 			"vtep/agent/store", "evpn", "vdsvlan", "vdsvlan/publish"},
 		never: slices.Concat(harnesses, []string{"physical/...", "testbed/..."})},
 
