@@ -16,6 +16,7 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/server"
 
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/wake"
 )
 
 // Speaker is an EVPN BGP speaker (an embedded GoBGP server) that advertises
@@ -29,8 +30,8 @@ type Speaker struct {
 	bgp     *server.BgpServer
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	changed chan struct{}
-	kick    chan struct{}
+	changed wake.Signal
+	kick    wake.Signal
 
 	expMu      sync.Mutex // serializes export reconciliation
 	advertised map[advKey]advRoute
@@ -69,7 +70,7 @@ func New(cfg Config, log *slog.Logger) (*Speaker, error) {
 	}
 	return &Speaker{
 		cfg: c, nbrs: nbrs, log: log, rts: newRTPolicy(c.ASN, c.RouteTargets),
-		changed: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		changed: wake.New(), kick: wake.New(),
 		advertised: map[advKey]advRoute{}, own: map[netip.Addr]bool{}, remote: newRemoteTable(),
 		localWins: map[l2.MACKey]bool{}, mob: newMobility(c.MobilityMaxMoves, c.MobilityWindow),
 		dropped: map[string]uint64{}, eor: map[netip.Addr]int{}, added: map[netip.Addr]bool{},
@@ -317,19 +318,9 @@ func (r advRoute) describe() string {
 	return b.String()
 }
 
-func (s *Speaker) kickExport() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
+func (s *Speaker) kickExport() { s.kick.Notify() }
 
-func (s *Speaker) notify() {
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
-}
+func (s *Speaker) notify() { s.changed.Notify() }
 
 // exportLoop re-plans when remote routes touch local MACs (MAC mobility)
 // and retries failed exports.

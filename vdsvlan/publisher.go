@@ -19,6 +19,7 @@ import (
 
 	"github.com/torstitch/torstitch/vdsvlan/publish"
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/wake"
 )
 
 // Publisher creates, keeps and retires the port groups of published
@@ -37,7 +38,7 @@ type Publisher struct {
 	pool  publish.Pool
 	log   *slog.Logger
 
-	trigger chan struct{}
+	trigger wake.Signal
 	reqs    chan func(context.Context, *conn)
 
 	mu       sync.Mutex
@@ -101,7 +102,7 @@ func NewPublisher(cfg Config, agent string, log *slog.Logger) (*Publisher, error
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Publisher{cfg: cfg, agent: agent, pool: pool, log: log.With("component", "publisher"),
-		trigger: make(chan struct{}, 1), reqs: make(chan func(context.Context, *conn)),
+		trigger: wake.New(), reqs: make(chan func(context.Context, *conn)),
 		state: StateConnecting, passDone: make(chan struct{}),
 		last: map[l2.VNI]l2.VLAN{}, prev: map[l2.VNI]publish.Status{}, drift: map[l2.VNI]string{}}
 	for _, n := range cfg.Publish {
@@ -120,12 +121,7 @@ func (p *Publisher) SetDesired(nets []publish.Network) {
 	p.kick()
 }
 
-func (p *Publisher) kick() {
-	select {
-	case p.trigger <- struct{}{}:
-	default:
-	}
-}
+func (p *Publisher) kick() { p.trigger.Notify() }
 
 // Sync wakes the publisher and waits until a pass that started after the
 // call has finished (successfully or not), or ctx ends.

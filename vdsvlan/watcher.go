@@ -11,6 +11,7 @@ import (
 
 	"github.com/torstitch/torstitch/vdsvlan/desired"
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/wake"
 )
 
 // Connection states reported in Status.State.
@@ -64,7 +65,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	snap    Snapshot
-	changed chan struct{}
+	changed wake.Signal
 
 	// Owned by the Run goroutine.
 	neighbours map[string][]desired.Neighbour // host Ref → LLDP/CDP, kept when a query fails
@@ -86,7 +87,7 @@ func New(cfg Config, log *slog.Logger) (*Watcher, error) {
 	return &Watcher{
 		cfg: cfg, log: log.With("component", "vdsvlan"), planner: pl, now: time.Now,
 		snap:       Snapshot{Status: Status{State: StateConnecting}},
-		changed:    make(chan struct{}, 1),
+		changed:    wake.New(),
 		neighbours: map[string][]desired.Neighbour{},
 		tags:       map[string][]string{},
 	}, nil
@@ -104,12 +105,7 @@ func (w *Watcher) Snapshot() Snapshot {
 // status-only changes. Read Snapshot after a receive.
 func (w *Watcher) Changed() <-chan struct{} { return w.changed }
 
-func (w *Watcher) notify() {
-	select {
-	case w.changed <- struct{}{}:
-	default:
-	}
-}
+func (w *Watcher) notify() { w.changed.Notify() }
 
 // Run connects, watches, resyncs and reconnects with backoff until ctx is
 // done; then it returns nil.

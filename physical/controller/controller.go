@@ -23,6 +23,7 @@ import (
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/vtepdb"
+	"github.com/torstitch/torstitch/vtep/wake"
 )
 
 // Config configures a Controller.
@@ -68,8 +69,8 @@ type Controller struct {
 	dp  Dataplane
 	log *slog.Logger
 
-	kernelDirty chan struct{}
-	localDirty  chan struct{}
+	kernelDirty wake.Signal
+	localDirty  wake.Signal
 
 	learned map[l2.MACKey]dataplane.BindingKey
 	hostIPs map[l2.MACKey]netip.Addr // ipaddr of local MACs, from ARP
@@ -126,8 +127,8 @@ func New(cfg Config, ovs client.Client, dp Dataplane) *Controller {
 	}
 	return &Controller{
 		cfg: cfg, ovs: ovs, dp: dp, log: cfg.Logger,
-		kernelDirty: make(chan struct{}, 1),
-		localDirty:  make(chan struct{}, 1),
+		kernelDirty: wake.New(),
+		localDirty:  wake.New(),
 		learned:     map[l2.MACKey]dataplane.BindingKey{},
 		hostIPs:     map[l2.MACKey]netip.Addr{},
 	}
@@ -138,13 +139,6 @@ var errNoSwitch = errors.New("no Physical_Switch row")
 // wipeHoldDown is how long kernel state is kept after the database lost the
 // switch's rows, when Config.HoldDown does not say.
 const wipeHoldDown = 60 * time.Second
-
-func poke(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
 
 var kernelTables = map[string]bool{
 	vtepdb.PhysicalSwitchTable: true, vtepdb.PhysicalPortTable: true, vtepdb.LogicalSwitchTable: true,
@@ -175,10 +169,10 @@ func ownWrite(old, new model.Model) bool {
 
 func (c *Controller) onEvent(table string) {
 	if kernelTables[table] {
-		poke(c.kernelDirty)
+		c.kernelDirty.Notify()
 	}
 	if localTables[table] {
-		poke(c.localDirty)
+		c.localDirty.Notify()
 	}
 }
 
@@ -190,7 +184,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.pruneFrom = time.Now().Add(c.cfg.HoldDown)
 	if c.cfg.HoldDown > 0 {
-		t := time.AfterFunc(c.cfg.HoldDown, func() { poke(c.kernelDirty) })
+		t := time.AfterFunc(c.cfg.HoldDown, func() { c.kernelDirty.Notify() })
 		defer t.Stop()
 	}
 	c.ovs.Cache().AddEventHandler(&cache.EventHandlerFuncs{
@@ -206,7 +200,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.dp.Learn(ctx, learnCh); err != nil {
 		return err
 	}
-	if err := c.dp.WatchLinks(ctx, c.cfg.Ports, func() { poke(c.kernelDirty) }); err != nil {
+	if err := c.dp.WatchLinks(ctx, c.cfg.Ports, func() { c.kernelDirty.Notify() }); err != nil {
 		return err
 	}
 	arpCh := make(chan dataplane.HostIP, 1024)
@@ -223,7 +217,7 @@ func (c *Controller) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					poke(c.kernelDirty)
+					c.kernelDirty.Notify()
 				}
 			}
 		}()
@@ -234,7 +228,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.resyncLearned(); err != nil {
 		c.log.Error("reading learned MACs", "err", err)
 	}
-	poke(c.localDirty)
+	c.localDirty.Notify()
 	var statsC <-chan time.Time
 	if c.cfg.StatsInterval > 0 {
 		t := time.NewTicker(c.cfg.StatsInterval)
@@ -249,7 +243,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			if err := c.reconcileKernel(ctx); err != nil && ctx.Err() == nil {
 				c.log.Error("kernel reconcile", "err", err)
 				// Retry; the level is recomputed from scratch.
-				time.AfterFunc(time.Second, func() { poke(c.kernelDirty) })
+				time.AfterFunc(time.Second, func() { c.kernelDirty.Notify() })
 			}
 		case ev := <-learnCh:
 			c.learn(ev)
@@ -262,18 +256,18 @@ func (c *Controller) Run(ctx context.Context) error {
 					break drain
 				}
 			}
-			poke(c.localDirty)
+			c.localDirty.Notify()
 		case h := <-arpCh:
 			k := l2.MACKey{VNI: h.VNI, MAC: h.MAC}
 			if c.hostIPs[k] != h.IP {
 				c.hostIPs[k] = h.IP
-				poke(c.localDirty)
+				c.localDirty.Notify()
 			}
 		case <-c.localDirty:
 			if err := c.reconcileLocal(ctx); err != nil && ctx.Err() == nil {
 				c.log.Error("local MAC reconcile", "err", err)
 				// Retry later; the level is recomputed from scratch.
-				time.AfterFunc(200*time.Millisecond, func() { poke(c.localDirty) })
+				time.AfterFunc(200*time.Millisecond, func() { c.localDirty.Notify() })
 			}
 		case <-statsC:
 			if err := c.writeStats(ctx); err != nil && ctx.Err() == nil {
@@ -359,7 +353,7 @@ func (c *Controller) reconcileKernel(ctx context.Context) error {
 			hold = wipeHoldDown
 		}
 		c.pruneFrom = time.Now().Add(hold)
-		time.AfterFunc(hold, func() { poke(c.kernelDirty) })
+		time.AfterFunc(hold, func() { c.kernelDirty.Notify() })
 		c.log.Warn("switch rows missing from the database: recreated them, holding kernel state", "hold_down", hold)
 		s, err = c.snapshot(ctx, true)
 	}
@@ -393,7 +387,7 @@ func (c *Controller) reconcileKernel(ctx context.Context) error {
 			c.log.Warn("reading learned MACs", "err", err)
 		}
 	}
-	poke(c.localDirty)
+	c.localDirty.Notify()
 	return errors.Join(err, c.writePortFaults(ctx, s, plan.Faults))
 }
 

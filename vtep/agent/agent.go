@@ -30,6 +30,7 @@ import (
 	"github.com/torstitch/torstitch/vtep/client"
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
+	"github.com/torstitch/torstitch/vtep/wake"
 )
 
 // minGap spaces reconcile passes during bursts of events.
@@ -38,7 +39,7 @@ const minGap = 5 * time.Millisecond
 type switchState struct {
 	name   string
 	client *client.Client
-	kick   chan struct{} // wakes the switch's writer (cap 1)
+	kick   wake.Signal // wakes the switch's writer
 
 	bfd config.BFD // switches[].bfd
 
@@ -90,10 +91,7 @@ func (s *switchState) submit(j *switchJob) (idle bool) {
 	}
 	s.next, idle = j, !s.busy
 	s.mu.Unlock()
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
+	s.kick.Notify()
 	return idle
 }
 
@@ -110,7 +108,7 @@ type Agent struct {
 	// listener accepts inbound switches (agent.ovsdb_listen); nil without.
 	listener *client.Listener
 
-	wake chan struct{}
+	wake wake.Signal
 
 	core     *core            // the pure core's state between passes (reconcile loop only)
 	now      func() time.Time // the clock (time.Now; tests may set another)
@@ -172,7 +170,7 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var err error
-	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: make(chan struct{}, 1), keepStale: true, now: time.Now}
+	a := &Agent{cfg: cfg, log: log, met: newMetrics(), wake: wake.New(), keepStale: true, now: time.Now}
 	a.met.reg.MustRegister(speakerCollector{a})
 	a.genCond = sync.NewCond(&a.mu)
 	var inbound []*client.Client
@@ -184,7 +182,7 @@ func build(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		if s.OVSDB == client.Inbound {
 			inbound = append(inbound, c)
 		}
-		a.sw = append(a.sw, &switchState{name: s.Name, client: c, kick: make(chan struct{}, 1), bfd: s.BFD})
+		a.sw = append(a.sw, &switchState{name: s.Name, client: c, kick: wake.New(), bfd: s.BFD})
 	}
 	if len(inbound) > 0 {
 		lc := client.ListenerConfig{Address: cfg.Agent.OVSDBListen,
@@ -222,10 +220,7 @@ func (a *Agent) Metrics() *prometheus.Registry { return a.met.reg }
 
 // Kick wakes the reconcile loop.
 func (a *Agent) Kick() {
-	select {
-	case a.wake <- struct{}{}:
-	default:
-	}
+	a.wake.Notify()
 }
 
 func (a *Agent) forward(ctx context.Context, ch <-chan struct{}) {

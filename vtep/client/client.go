@@ -25,6 +25,7 @@ import (
 
 	"github.com/torstitch/torstitch/vtep/plan"
 	"github.com/torstitch/torstitch/vtep/vtepdb"
+	"github.com/torstitch/torstitch/vtep/wake"
 )
 
 // ErrNotConnected is returned while the client has no synced connection.
@@ -80,7 +81,7 @@ type Client struct {
 
 	applyMu sync.Mutex // serializes plans and applies; guards remote's rows
 	remote  remoteTable
-	changed chan struct{}
+	changed wake.Signal
 	dbModel model.ClientDBModel
 
 	inbound chan *accepted // identified connections of an inbound switch
@@ -125,7 +126,7 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		cfg:     cfg,
 		log:     log.With("switch", cfg.Name, "ovsdb", cfg.Endpoint),
 		status:  Status{Endpoint: cfg.Endpoint},
-		changed: make(chan struct{}, 1),
+		changed: wake.New(),
 		dbModel: dbm,
 	}, nil
 }
@@ -133,13 +134,6 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 // Changed is signalled (coalesced) after any change of the monitored tables
 // and after every (re)connection.
 func (c *Client) Changed() <-chan struct{} { return c.changed }
-
-func notify(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
 
 // Status returns the connection state.
 func (c *Client) Status() Status {
@@ -283,9 +277,9 @@ func (c *Client) connect(ctx context.Context) (_ client.Client, err error) {
 		return nil, fmt.Errorf("connecting: %w", err)
 	}
 	conn.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-		AddFunc:    func(string, model.Model) { notify(c.changed) },
-		UpdateFunc: func(string, model.Model, model.Model) { notify(c.changed) },
-		DeleteFunc: func(string, model.Model) { notify(c.changed) },
+		AddFunc:    func(string, model.Model) { c.changed.Notify() },
+		UpdateFunc: func(string, model.Model, model.Model) { c.changed.Notify() },
+		DeleteFunc: func(string, model.Model) { c.changed.Notify() },
 	})
 	if _, err := conn.Monitor(cctx, conn.NewMonitor(monitorOptions()...)); err != nil {
 		conn.Close()
@@ -310,7 +304,7 @@ func (c *Client) resyncRemote(ctx context.Context, conn client.Client) error {
 	before := c.remote.len()
 	c.remote.replace(rows)
 	if before != len(rows) {
-		notify(c.changed)
+		c.changed.Notify()
 	}
 	return nil
 }
@@ -330,7 +324,7 @@ func (c *Client) serve(ctx context.Context, conn client.Client) {
 	n := c.status.Connections
 	c.mu.Unlock()
 	c.log.Info("switch database synced", "connection", n)
-	notify(c.changed)
+	c.changed.Notify()
 
 	defer func() {
 		cancelConn() // first: ends transactions in flight so Close can lock
@@ -344,7 +338,7 @@ func (c *Client) serve(ctx context.Context, conn client.Client) {
 		}
 		c.mu.Unlock()
 		conn.Close()
-		notify(c.changed)
+		c.changed.Notify()
 	}()
 	probe := time.NewTicker(c.cfg.Probe)
 	defer probe.Stop()

@@ -64,6 +64,7 @@ var rules = []rule{
 	// Leaves.
 	{pkgs: "vtep/l2", why: "leaf value types: the standard library only", mine: nil, others: none, pure: true},
 	{pkgs: "vtep/buildinfo", why: "the version every binary prints", mine: nil, others: none},
+	{pkgs: "vtep/wake", why: "the coalescing wake-up of every loop: the standard library only", mine: nil, others: none, pure: true},
 	{pkgs: "vtep/vtepdb", why: "schema and generated models", mine: nil,
 		others: []string{"github.com/ovn-org/libovsdb/model", "github.com/ovn-org/libovsdb/ovsdb"}},
 
@@ -77,27 +78,27 @@ var rules = []rule{
 
 	// Sources and the sink.
 	{pkgs: "vdsvlan", why: "vCenter discovery: its cores and leaf types; the simulator stays out of the agent",
-		mine: []string{"vtep/l2", "vdsvlan/desired", "vdsvlan/publish"}, never: without(slices.Concat(sourcesAndSinks, harnesses), "vdsvlan/...")},
+		mine: []string{"vtep/l2", "vtep/wake", "vdsvlan/desired", "vdsvlan/publish"}, never: without(slices.Concat(sourcesAndSinks, harnesses), "vdsvlan/...")},
 	{pkgs: "evpn", why: "the only package that sees GoBGP: GoBGP, protobuf and leaf types",
-		mine: []string{"vtep/l2"}, others: []string{"github.com/osrg/gobgp/v3/...", "google.golang.org/protobuf/..."},
+		mine: []string{"vtep/l2", "vtep/wake"}, others: []string{"github.com/osrg/gobgp/v3/...", "google.golang.org/protobuf/..."},
 		never: without(sourcesAndSinks, "evpn/...")},
 	{pkgs: "vtep/agent/store", why: "torctl's bindings on disk", mine: []string{"vtep/l2"}, others: none,
 		never: without(sourcesAndSinks, "vtep/agent/store")},
 	{pkgs: "vtep/client", why: "one switch's database: planner, models, leaf types",
-		mine: []string{"vtep/l2", "vtep/plan", "vtep/vtepdb"}, never: without(sourcesAndSinks, "vtep/client")},
+		mine: []string{"vtep/l2", "vtep/wake", "vtep/plan", "vtep/vtepdb"}, never: without(sourcesAndSinks, "vtep/client")},
 
 	// The agent and its API.
 	{pkgs: "vtep/api", why: "the operator API knows leaf types only", mine: []string{"vtep/l2"}},
 	{pkgs: "vtep/agent/config", why: "configuration: the config types of evpn, vdsvlan and client",
 		mine: []string{"vtep/l2", "vtep/plan", "vtep/client", "evpn", "vdsvlan", "vdsvlan/publish"}, never: harnesses},
 	{pkgs: "vtep/agent", why: "the core sees every source and sink, no harness, not the switch side",
-		mine: []string{"vtep/l2", "vtep/plan", "vtep/vtepdb", "vtep/client", "vtep/api", "vtep/buildinfo", "vtep/agent/config",
+		mine: []string{"vtep/l2", "vtep/wake", "vtep/plan", "vtep/vtepdb", "vtep/client", "vtep/api", "vtep/buildinfo", "vtep/agent/config",
 			"vtep/agent/store", "evpn", "vdsvlan", "vdsvlan/publish"},
 		never: slices.Concat(harnesses, []string{"physical/...", "testbed/..."})},
 
 	// The switch side (torswitch) never depends on the controller side.
 	{pkgs: "physical/...", why: "torswitch: netlink, eBPF, libovsdb, models and leaf types",
-		mine: []string{"physical/...", "vtep/l2", "vtep/vtepdb"}, never: controllerSide},
+		mine: []string{"physical/...", "vtep/l2", "vtep/wake", "vtep/vtepdb"}, never: controllerSide},
 
 	// Test harnesses.
 	{pkgs: "vtep/vteptest", why: "hardware_vtep databases for tests", mine: []string{"vtep/vtepdb"}},
