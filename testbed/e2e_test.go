@@ -379,71 +379,18 @@ func (e *e2e) bindingsFromVCenter(t *testing.T) {
 // ways, across hosts) and none of the other segment (one /16: only layer 2
 // separates them).
 func (e *e2e) pingMatrix(t *testing.T) {
-	type vm struct{ name, seg, ip string }
-	var vms []vm
-	for _, n := range e.lab.Topo().Nodes {
-		if seg, ok := n.Labels["torstitch.segment"]; ok {
-			ip, _, _ := strings.Cut(n.Env["VM_IP"], "/")
-			vms = append(vms, vm{n.Name, seg, ip})
-		}
+	m := testbed.PingMatrix(e.ctx, e.lab, 30*time.Second)
+	if len(m.VMs) != 6 {
+		t.Fatalf("VMs %v", m.VMs)
 	}
-	if len(vms) != 6 {
-		t.Fatalf("VMs %v", vms)
-	}
-	start := time.Now()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var fails []string
-	reach, isolated := 0, 0
-	for _, a := range vms {
-		for _, b := range vms {
-			if a == b || a.seg != b.seg {
-				continue
-			}
-			reach++
-			wg.Go(func() {
-				deadline := time.Now().Add(30 * time.Second)
-				for {
-					err := e.ping(a.name, b.ip)
-					if err == nil {
-						return
-					}
-					if time.Now().After(deadline) || e.ctx.Err() != nil {
-						mu.Lock()
-						fails = append(fails, fmt.Sprintf("%s(%s) cannot reach %s(%s)", a.name, a.seg, b.name, b.seg))
-						mu.Unlock()
-						return
-					}
-				}
-			})
-		}
-	}
-	wg.Wait()
-	converged := time.Since(start)
-	// Isolation, once every MAC is known: one try each.
-	for _, a := range vms {
-		for _, b := range vms {
-			if a.seg == b.seg {
-				continue
-			}
-			isolated++
-			wg.Go(func() {
-				if e.ping(a.name, b.ip) == nil {
-					mu.Lock()
-					fails = append(fails, fmt.Sprintf("LEAK %s(%s) reaches %s(%s)", a.name, a.seg, b.name, b.seg))
-					mu.Unlock()
-				}
-			})
-		}
-	}
-	wg.Wait()
-	if len(fails) > 0 {
+	if fails := m.Failures(); len(fails) > 0 {
 		t.Fatalf("ping matrix:\n%s", strings.Join(fails, "\n"))
 	}
+	reach, isolated := m.Counts()
 	// Full-size frames across OVS userspace and VXLAN.
 	if out, err := e.lab.Exec(e.ctx, "vm11", "ping", "-c", "2", "-s", "1472", "-M", "do", "-W", "1", "192.168.100.31"); err != nil {
 		t.Errorf("1500-byte frames vm11 -> kvm11: %v\n%s", err, out)
 	}
 	e.result(t, "ok: %d same-segment pairs reach each other (all within %s), %d cross-segment pairs isolated",
-		reach, converged.Round(time.Millisecond), isolated)
+		reach, m.Converged.Round(time.Millisecond), isolated)
 }

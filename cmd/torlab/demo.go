@@ -7,18 +7,11 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/torstitch/torstitch/testbed"
-	"github.com/torstitch/torstitch/testbed/clab"
 )
-
-// SegmentLabel marks a VM node with its L2 segment (the VNI its VLAN is
-// stitched into): VMs of one segment must reach each other, others not.
-const SegmentLabel = "torstitch.segment"
 
 func newDemoCmd(g *globalFlags) *cobra.Command {
 	var (
@@ -80,7 +73,8 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(out, "\n== ping matrix (VMs of one segment reach each other, others do not)\n")
-			ok := pingMatrix(ctx, out, lab, converge)
+			matrix := testbed.PingMatrix(ctx, lab, converge)
+			matrix.WriteTable(out)
 			printMACTables(ctx, out, lab)
 			if teardown {
 				if err := lab.Destroy(ctx); err != nil {
@@ -90,7 +84,7 @@ func newDemoCmd(g *globalFlags) *cobra.Command {
 			} else {
 				fmt.Fprintf(out, "\nlab %s is up (runtime %s).\n%s", lab.LabName(), lab.Kind(), how)
 			}
-			if !ok {
+			if !matrix.OK() {
 				return errors.New("ping matrix does not match the expected reachability")
 			}
 			return nil
@@ -136,87 +130,4 @@ func printMACTables(ctx context.Context, out io.Writer, lab testbed.Runtime) {
 func firstLine(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
-}
-
-type vm struct {
-	name, segment, ip string
-}
-
-func labVMs(t *clab.Topology) []vm {
-	var vms []vm
-	for _, n := range t.Nodes {
-		seg, ok := n.Labels[SegmentLabel]
-		ip, _, _ := strings.Cut(n.Env["VM_IP"], "/")
-		if ok && ip != "" {
-			vms = append(vms, vm{n.Name, seg, ip})
-		}
-	}
-	return vms
-}
-
-// pingMatrix pings every VM from every other, in parallel per source, and
-// prints the matrix; it reports whether it matches the segments.
-func pingMatrix(ctx context.Context, w io.Writer, lab testbed.Runtime, converge time.Duration) bool {
-	vms := labVMs(lab.Topo())
-	got := make([][]bool, len(vms))
-	var wg sync.WaitGroup
-	for i := range vms {
-		got[i] = make([]bool, len(vms))
-		for j := range vms {
-			if i == j {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				want := vms[i].segment == vms[j].segment
-				deadline := time.Now().Add(converge)
-				if !want {
-					deadline = time.Now() // one try: isolation must hold at once
-				}
-				for {
-					_, err := lab.Exec(ctx, vms[i].name, "ping", "-c", "1", "-W", "1", vms[j].ip)
-					got[i][j] = err == nil
-					if got[i][j] || time.Now().After(deadline) || ctx.Err() != nil {
-						return
-					}
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
-	header := []string{"from \\ to"}
-	for _, v := range vms {
-		header = append(header, fmt.Sprintf("%s(%s)", v.name, v.segment))
-	}
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	ok := true
-	for i, src := range vms {
-		row := []string{src.name}
-		for j, dst := range vms {
-			cell := "-"
-			if i != j {
-				want := src.segment == dst.segment
-				switch {
-				case got[i][j] && want:
-					cell = "ok"
-				case !got[i][j] && !want:
-					cell = "isolated"
-				case got[i][j]:
-					cell = "LEAK"
-				default:
-					cell = "FAIL"
-				}
-				if got[i][j] != want {
-					ok = false
-				}
-			}
-			row = append(row, cell)
-		}
-		fmt.Fprintln(tw, strings.Join(row, "\t"))
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "matrix %s\n", map[bool]string{true: "as expected", false: "NOT as expected"}[ok])
-	return ok
 }
