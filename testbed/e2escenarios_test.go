@@ -245,14 +245,23 @@ func (e *e2e) torFailover(t *testing.T) {
 		if back || e.ctx.Err() != nil {
 			return
 		}
+		// As the scenario does it: tor1's daemons, then (once tor1 is
+		// programmed) its ports, then kvm1 back on tor1; the scenarios
+		// after this one start from a converged lab, not from a failback.
 		if !started {
 			if err := e.lab.StartNode(e.ctx, "tor1"); err != nil {
 				t.Logf("restoring tor1 after the failure: %v", err)
 				return
 			}
 		}
+		if err := poll(e.ctx, 60*time.Second, func() error { return e.programmed("tor1") }); err != nil {
+			t.Logf("restoring tor1 after the failure: not programmed: %v", err)
+		}
 		if _, err := e.lab.Exec(e.ctx, "tor1", "sh", "-c", "ip link set eth1 up && ip link set eth2 up"); err != nil {
 			t.Logf("restoring tor1's ports after the failure: %v", err)
+		}
+		if err := poll(e.ctx, 60*time.Second, e.fdbAt("kvm1", "10.0.0.11", vmMACs)); err != nil {
+			t.Logf("restoring tor1 after the failure: kvm1 not back on tor1: %v", err)
 		}
 	})
 	conv := e.fdbAt("kvm1", "10.0.0.12", vmMACs)
