@@ -149,7 +149,7 @@ func benchRaw(b *testing.B, n, batch int, report bool) time.Duration {
 	for _, ls := range d.LogicalSwitches {
 		lsIdx[ls.VNI] = len(ops)
 		ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.LogicalSwitchTable,
-			Row: ovsdb.Row{"name": plan.DefaultName(ls.VNI), "tunnel_key": ovsdb.OvsSet{GoSet: []any{int(ls.VNI)}}}})
+			Row: ovsdb.Row{vtepdb.LogicalSwitchColumnName: plan.DefaultName(ls.VNI), vtepdb.LogicalSwitchColumnTunnelKey: ovsdb.OvsSet{GoSet: []any{int(ls.VNI)}}}})
 	}
 	res, err := cli.Transact(ctx, ops...)
 	if err != nil {
@@ -186,10 +186,11 @@ func benchRaw(b *testing.B, n, batch int, report bool) time.Duration {
 			pendingLoc[len(ops)] = m.VTEP
 			locUUID[m.VTEP] = loc
 			ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorTable, UUIDName: loc,
-				Row: ovsdb.Row{"encapsulation_type": plan.EncapVXLAN, "dst_ip": m.VTEP.String()}})
+				Row: ovsdb.Row{vtepdb.PhysicalLocatorColumnEncapsulationType: vtepdb.PhysicalLocatorEncapsulationTypeVxlanOverIpv4, vtepdb.PhysicalLocatorColumnDstIP: m.VTEP.String()}})
 		}
 		ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.UcastMacsRemoteTable,
-			Row: ovsdb.Row{"MAC": m.MAC.String(), "logical_switch": ovsdb.UUID{GoUUID: lsUUID[m.VNI]}, "locator": ovsdb.UUID{GoUUID: loc}, "ipaddr": ""}})
+			Row: ovsdb.Row{vtepdb.UcastMacsRemoteColumnMAC: m.MAC.String(), vtepdb.UcastMacsRemoteColumnLogicalSwitch: ovsdb.UUID{GoUUID: lsUUID[m.VNI]},
+				vtepdb.UcastMacsRemoteColumnLocator: ovsdb.UUID{GoUUID: loc}, vtepdb.UcastMacsRemoteColumnIpaddr: ""}})
 		if len(ops) >= batch {
 			flush()
 		}

@@ -11,37 +11,24 @@ const DatabaseName = "hardware_vtep"
 // ColumnUUID is the column every OVSDB row has: its UUID (RFC 7047).
 const ColumnUUID = "_uuid"
 
-// Column names that torstitch reads or writes by name (raw operations,
-// selects, mutations). Each is <model struct>Column<model field>, and
-// TestColumnNames checks it against that field's ovsdb tag. Add the ones a
-// new operation needs here.
+// Column names that torstitch spells out: in selects and in hand-built
+// operations (the rows it writes come from the models, see DatabaseModel).
+// Each is <model struct>Column<model field>, and TestColumnNames checks it
+// against that field's ovsdb tag and the schema. Add the ones a new select
+// or hand-built operation needs here.
 const (
-	LogicalSwitchColumnName            = "name"
-	LogicalSwitchColumnDescription     = "description"
-	LogicalSwitchColumnTunnelKey       = "tunnel_key"
-	LogicalSwitchColumnReplicationMode = "replication_mode"
-	LogicalSwitchColumnOtherConfig     = "other_config"
+	LogicalSwitchColumnName      = "name"
+	LogicalSwitchColumnTunnelKey = "tunnel_key"
 
 	PhysicalSwitchColumnName = "name"
 
-	PhysicalPortColumnVLANBindings = "vlan_bindings"
-
 	PhysicalLocatorColumnEncapsulationType = "encapsulation_type"
 	PhysicalLocatorColumnDstIP             = "dst_ip"
-
-	PhysicalLocatorSetColumnLocators = "locators"
 
 	UcastMacsRemoteColumnMAC           = "MAC"
 	UcastMacsRemoteColumnLogicalSwitch = "logical_switch"
 	UcastMacsRemoteColumnLocator       = "locator"
 	UcastMacsRemoteColumnIpaddr        = "ipaddr"
-
-	McastMacsRemoteColumnMAC           = "MAC"
-	McastMacsRemoteColumnLogicalSwitch = "logical_switch"
-	McastMacsRemoteColumnLocatorSet    = "locator_set"
-	McastMacsRemoteColumnIpaddr        = "ipaddr"
-
-	TunnelColumnBFDParams = "bfd_params"
 )
 
 // UnknownDst is the MAC column value of the Mcast_Macs_Remote and

@@ -8,8 +8,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/ovn-org/libovsdb/model"
 )
 
 // TestColumnNames checks every <model>Column<field> constant of names.go
@@ -17,15 +15,11 @@ import (
 // model's table against the schema: a misspelt or renamed column fails
 // here, not on a switch.
 func TestColumnNames(t *testing.T) {
-	cdm, err := FullDatabaseModel()
+	dbm, err := DatabaseModel()
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema := Schema()
-	dbm, errs := model.NewDatabaseModel(schema, cdm)
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
+	schema := dbm.Schema
 	models := map[string]reflect.Type{} // struct name -> type
 	tables := map[string]string{}       // struct name -> table
 	for table, typ := range dbm.Types() {
