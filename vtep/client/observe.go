@@ -43,17 +43,7 @@ func rows(tc *cache.TableCache, table string) map[string]model.Model {
 // selects the Physical_Switch when the database holds several; "" takes the
 // only one.
 func observe(tc *cache.TableCache, switchName string) *plan.Observed {
-	o := &plan.Observed{
-		Ports:       map[string]*plan.Port{},
-		Switches:    map[string]*plan.ObservedLS{},
-		Locators:    map[string]plan.Locator{},
-		LocatorSets: map[string][]string{},
-		UcastRemote: map[string]*plan.MACRow{},
-		McastRemote: map[string]*plan.McastRow{},
-		UcastLocal:  map[string]*plan.MACRow{},
-		McastLocal:  map[string]*plan.McastRow{},
-		Tunnels:     map[string]*plan.Tunnel{},
-	}
+	o := plan.NewObserved("")
 	var ps *vtepdb.PhysicalSwitch
 	for _, m := range rows(tc, vtepdb.PhysicalSwitchTable) {
 		s := m.(*vtepdb.PhysicalSwitch)

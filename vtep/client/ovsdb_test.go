@@ -43,6 +43,17 @@ func withForeign(s *vteptest.OVSDB) {
 	s.VtepCtl("add-ucast-remote", "theirs", "02:ff:00:00:00:01", "192.0.2.77")
 }
 
+// baseSwitch starts a real ovsdb-server with another controller's rows
+// (withForeign) and a client that has reconciled desiredBase into it.
+func baseSwitch(t *testing.T) (*vteptest.OVSDB, *Client) {
+	t.Helper()
+	s := vteptest.StartOVSDB(t)
+	withForeign(s)
+	c := startClient(t, "tor1", s.Endpoint(), 0)
+	reconcile(t, c, desiredBase())
+	return s, c
+}
+
 func reconcile(t *testing.T, c *Client, d *plan.Desired) ApplyResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -149,10 +160,7 @@ func TestRealOVSDBLifecycle(t *testing.T) {
 }
 
 func TestRealOVSDBBadInputChangesNothing(t *testing.T) {
-	s := vteptest.StartOVSDB(t)
-	withForeign(s)
-	c := startClient(t, "tor1", s.Endpoint(), 0)
-	reconcile(t, c, desiredBase())
+	s, c := baseSwitch(t)
 	tests := []struct {
 		name   string
 		mutate func(d *plan.Desired)
@@ -189,10 +197,7 @@ func TestRealOVSDBBadInputChangesNothing(t *testing.T) {
 // same reconcile (vtep-ctl shows it). Before plan.Conflict one collision
 // failed the switch's whole plan and stopped all its remote MACs.
 func TestRealOVSDBConflictsIsolated(t *testing.T) {
-	s := vteptest.StartOVSDB(t)
-	withForeign(s)
-	c := startClient(t, "tor1", s.Endpoint(), 0)
-	reconcile(t, c, desiredBase())
+	s, c := baseSwitch(t)
 	tests := []struct {
 		name   string
 		mutate func(d *plan.Desired)
@@ -232,10 +237,7 @@ func TestRealOVSDBConflictsIsolated(t *testing.T) {
 }
 
 func TestRealOVSDBRestartAndOutage(t *testing.T) {
-	s := vteptest.StartOVSDB(t)
-	withForeign(s)
-	c := startClient(t, "tor1", s.Endpoint(), 0)
-	reconcile(t, c, desiredBase())
+	s, c := baseSwitch(t)
 	checkDump(t, s, baseDump)
 	first := c.Status().Connections
 
@@ -266,10 +268,7 @@ func TestRealOVSDBRestartAndOutage(t *testing.T) {
 }
 
 func TestRealOVSDBLocalMACs(t *testing.T) {
-	s := vteptest.StartOVSDB(t)
-	withForeign(s)
-	c := startClient(t, "tor1", s.Endpoint(), 0)
-	reconcile(t, c, desiredBase())
+	s, c := baseSwitch(t)
 	// Drain the notifications of the connection and our own writes.
 	for len(c.Changed()) > 0 {
 		<-c.Changed()

@@ -20,17 +20,7 @@ type sim struct {
 }
 
 func newSim(ports ...string) *sim {
-	o := &Observed{
-		SwitchName:  "tor1",
-		Ports:       map[string]*Port{},
-		Switches:    map[string]*ObservedLS{},
-		Locators:    map[string]Locator{},
-		LocatorSets: map[string][]string{},
-		UcastRemote: map[string]*MACRow{},
-		McastRemote: map[string]*McastRow{},
-		UcastLocal:  map[string]*MACRow{},
-		McastLocal:  map[string]*McastRow{},
-	}
+	o := NewObserved("tor1")
 	s := &sim{o: o}
 	for _, p := range ports {
 		o.Ports[p] = &Port{UUID: s.uuid(), Name: p, Bindings: map[l2.VLAN]string{}}

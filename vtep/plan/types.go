@@ -128,6 +128,23 @@ type Observed struct {
 	Tunnels          map[string]*Tunnel
 }
 
+// NewObserved returns an Observed of the named switch with every map made
+// and empty.
+func NewObserved(switchName string) *Observed {
+	return &Observed{
+		SwitchName:  switchName,
+		Ports:       map[string]*Port{},
+		Switches:    map[string]*ObservedLS{},
+		Locators:    map[string]Locator{},
+		LocatorSets: map[string][]string{},
+		UcastRemote: map[string]*MACRow{},
+		McastRemote: map[string]*McastRow{},
+		UcastLocal:  map[string]*MACRow{},
+		McastLocal:  map[string]*McastRow{},
+		Tunnels:     map[string]*Tunnel{},
+	}
+}
+
 // Port is an observed Physical_Port.
 type Port struct {
 	UUID     string

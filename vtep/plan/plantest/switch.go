@@ -25,19 +25,8 @@ type Switch struct {
 // New returns a switch with a Physical_Switch of that name, tunnel IP and
 // ports, and nothing else.
 func New(name string, tunnelIP netip.Addr, ports ...string) *Switch {
-	s := &Switch{O: &plan.Observed{
-		SwitchName:  name,
-		TunnelIPs:   []string{tunnelIP.String()},
-		Ports:       map[string]*plan.Port{},
-		Switches:    map[string]*plan.ObservedLS{},
-		Locators:    map[string]plan.Locator{},
-		LocatorSets: map[string][]string{},
-		UcastRemote: map[string]*plan.MACRow{},
-		McastRemote: map[string]*plan.McastRow{},
-		UcastLocal:  map[string]*plan.MACRow{},
-		McastLocal:  map[string]*plan.McastRow{},
-		Tunnels:     map[string]*plan.Tunnel{},
-	}}
+	s := &Switch{O: plan.NewObserved(name)}
+	s.O.TunnelIPs = []string{tunnelIP.String()}
 	for _, p := range ports {
 		s.O.Ports[p] = &plan.Port{UUID: s.uuid(), Name: p, Bindings: map[l2.VLAN]string{}}
 	}
