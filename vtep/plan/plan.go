@@ -239,14 +239,14 @@ func (pl *planner) ucastRemote() {
 		}
 		have[k] = obsRow{uuid, row}
 	}
-	pl.changes[UcastAdd] = make([]Change, 0, max(0, len(pl.d.RemoteMACs)-len(have)))
+	adds := make([]Change, 0, max(0, len(pl.d.RemoteMACs)-len(have))) // the bulk: appended in place
 	for i := range pl.d.RemoteMACs {
 		w := &pl.d.RemoteMACs[i]
 		k := l2.MACKey{VNI: w.VNI, MAC: w.MAC}
 		o, ok := have[k]
 		switch {
 		case !ok:
-			pl.add(Change{Op: UcastAdd, VNI: w.VNI, MAC: w.MAC, IP: w.IP, VTEP: w.VTEP})
+			adds = append(adds, Change{Op: UcastAdd, VNI: w.VNI, MAC: w.MAC, IP: w.IP, VTEP: w.VTEP})
 			have[k] = obsRow{} // done: a repeated entry adds nothing
 			continue
 		case o.row == nil:
@@ -258,6 +258,7 @@ func (pl *planner) ucastRemote() {
 		}
 		pl.add(Change{Op: UcastUpdate, UUID: o.uuid, VNI: k.VNI, MAC: k.MAC, IP: w.IP, VTEP: w.VTEP})
 	}
+	pl.changes[UcastAdd] = adds
 	for k, o := range have {
 		if o.row != nil { // owned, not desired
 			del(o.uuid, k.VNI, k.MAC)
