@@ -226,16 +226,16 @@ func BenchmarkAdvertise10k(b *testing.B) {
 	b.ReportMetric(time.Since(t1).Seconds()*1000, "noop-setlocal-ms")
 }
 
-// BenchmarkPlan10k: the pure planning step of SetLocal for 10k local MACs
+// BenchmarkWanted10k: the pure planning step of SetLocal for 10k local MACs
 // (steady state: nothing changes).
-func BenchmarkPlan10k(b *testing.B) {
+func BenchmarkWanted10k(b *testing.B) {
 	st := genLocal(10_000, 5000, ip("192.0.2.1"))
 	rts := newRTPolicy(65000, RouteTargets{})
 	mob := newMobility(5, 180*time.Second)
 	none := func(l2.MACKey) *remoteBest { return nil }
-	prev := plan(st, rts, mob, none, time.Unix(0, 0)).routes
+	prev := wanted(st, rts, mob, none, time.Unix(0, 0)).routes
 	for b.Loop() {
-		res := plan(st, rts, mob, none, time.Unix(1, 0))
+		res := wanted(st, rts, mob, none, time.Unix(1, 0))
 		if add, del := diffRoutes(prev, res.routes); len(add)+len(del) != 0 {
 			b.Fatal("steady state planned changes")
 		}

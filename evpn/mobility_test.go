@@ -88,7 +88,7 @@ func TestMobilityDuplicateDetection(t *testing.T) {
 	}
 }
 
-func TestPlan(t *testing.T) {
+func TestWanted(t *testing.T) {
 	vtepA, vtepB := ip("192.0.2.1"), ip("192.0.2.2")
 	mac := l2.MustMAC("02:00:00:00:00:01")
 	rts := newRTPolicy(65000, RouteTargets{})
@@ -102,7 +102,7 @@ func TestPlan(t *testing.T) {
 			{Switch: "tor1", VNI: 70000, MAC: l2.MustMAC("02:00:00:00:00:02"), VTEP: vtepB},
 		},
 	}
-	res := plan(st, rts, mob, func(l2.MACKey) *remoteBest { return nil }, time.Unix(0, 0))
+	res := wanted(st, rts, mob, func(l2.MACKey) *remoteBest { return nil }, time.Unix(0, 0))
 	if res.invalid != 2 {
 		t.Errorf("invalid = %d, want 2 (VNI 0, multicast MAC)", res.invalid)
 	}
@@ -115,13 +115,13 @@ func TestPlan(t *testing.T) {
 		t.Errorf("got %d routes, want 3: %+v", len(res.routes), res.routes)
 	}
 	// Identical input: no change.
-	res2 := plan(st, rts, mob, func(l2.MACKey) *remoteBest { return nil }, time.Unix(1, 0))
+	res2 := wanted(st, rts, mob, func(l2.MACKey) *remoteBest { return nil }, time.Unix(1, 0))
 	if add, del := diffRoutes(res.routes, res2.routes); len(add)+len(del) != 0 {
 		t.Errorf("repeat planned changes: add %v del %v", add, del)
 	}
 	// Withdraw one MAC.
 	st.MACs = st.MACs[:2]
-	res3 := plan(st, rts, mob, func(l2.MACKey) *remoteBest { return nil }, time.Unix(2, 0))
+	res3 := wanted(st, rts, mob, func(l2.MACKey) *remoteBest { return nil }, time.Unix(2, 0))
 	add, del := diffRoutes(res.routes, res3.routes)
 	if len(add) != 0 || len(del) != 1 || del[0].MAC != l2.MustMAC("02:00:00:00:00:02") {
 		t.Errorf("withdraw: add %v del %v", add, del)

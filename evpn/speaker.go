@@ -262,7 +262,7 @@ func (s *Speaker) reconcileExport(ctx context.Context) error {
 		s.mu.Unlock()
 		return errors.New("evpn: speaker not running")
 	}
-	res := plan(s.local, s.rts, s.mob, func(k l2.MACKey) *remoteBest {
+	res := wanted(s.local, s.rts, s.mob, func(k l2.MACKey) *remoteBest {
 		if m, ok := s.remote.best(k, s.own); ok {
 			return &remoteBest{VTEP: m.VTEP, Seq: m.Seq}
 		}

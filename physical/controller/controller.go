@@ -76,7 +76,7 @@ type Controller struct {
 	hostIPs map[l2.MACKey]netip.Addr // ipaddr of local MACs, from ARP
 	// bindingErrs are the bindings the last kernel pass could not program.
 	bindingErrs map[dataplane.BindingKey]string
-	plan        Plan
+	want        Want
 	applied     bool
 	pruneFrom   time.Time
 }
@@ -360,13 +360,13 @@ func (c *Controller) reconcileKernel(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	plan := Desired(s)
+	want := Desired(s)
 	start := time.Now()
-	res, err := c.dp.Apply(ctx, plan.Config, !time.Now().Before(c.pruneFrom))
-	c.log.Debug("kernel applied", "switches", len(plan.Config.Switches), "bindings", len(plan.Config.Bindings),
+	res, err := c.dp.Apply(ctx, want.Config, !time.Now().Before(c.pruneFrom))
+	c.log.Debug("kernel applied", "switches", len(want.Config.Switches), "bindings", len(want.Config.Bindings),
 		"fdb_changes", res.FDBChanges, "took", time.Since(start))
-	bindingsChanged := !c.applied || !sameBindings(c.plan.Config.Bindings, plan.Config.Bindings)
-	c.plan, c.applied = plan, true
+	bindingsChanged := !c.applied || !sameBindings(c.want.Config.Bindings, want.Config.Bindings)
+	c.want, c.applied = want, true
 	// Log a binding's error when it appears or changes, not on every pass
 	// (a binding on an uncabled port stays unprogrammed until it appears).
 	errs := map[dataplane.BindingKey]string{}
@@ -388,7 +388,7 @@ func (c *Controller) reconcileKernel(ctx context.Context) error {
 		}
 	}
 	c.localDirty.Notify()
-	return errors.Join(err, c.writePortFaults(ctx, s, plan.Faults))
+	return errors.Join(err, c.writePortFaults(ctx, s, want.Faults))
 }
 
 func sameBindings(a, b []dataplane.Binding) bool {

@@ -32,8 +32,8 @@ type Faults struct {
 	Port map[string][]string
 }
 
-// Plan is what the database asks of the kernel.
-type Plan struct {
+// Want is what the database asks of the kernel (Desired computes it).
+type Want struct {
 	Config dataplane.Config
 	Faults Faults
 	// BoundLS maps the VNI of every bound logical switch to its row UUID.
@@ -42,8 +42,8 @@ type Plan struct {
 
 // Desired computes the kernel configuration and port faults from a database
 // snapshot. It does no I/O.
-func Desired(s Snapshot) Plan {
-	p := Plan{
+func Desired(s Snapshot) Want {
+	p := Want{
 		Config:  dataplane.Config{TunnelIP: s.TunnelIP, Ports: slices.Clone(s.PortNames), Switches: map[l2.VNI]*dataplane.Switch{}},
 		Faults:  Faults{Port: map[string][]string{}},
 		BoundLS: map[l2.VNI]string{},

@@ -41,7 +41,7 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 
 	keys := make([]l2.MACKey, 0, len(c.learned))
 	for k := range c.learned {
-		if _, ok := c.plan.BoundLS[k.VNI]; ok {
+		if _, ok := c.want.BoundLS[k.VNI]; ok {
 			keys = append(keys, k)
 		}
 	}
@@ -52,7 +52,7 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 		if a, ok := c.hostIPs[k]; ok {
 			ip = a.String()
 		}
-		want[lsMAC{c.plan.BoundLS[k.VNI], k.MAC.String()}] = ip
+		want[lsMAC{c.want.BoundLS[k.VNI], k.MAC.String()}] = ip
 	}
 	kept := map[lsMAC]bool{}
 	for _, r := range s.UcastLocal {
@@ -78,7 +78,7 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 	exhausted := false
 	count := len(kept)
 	for _, k := range keys {
-		lm := lsMAC{c.plan.BoundLS[k.VNI], k.MAC.String()}
+		lm := lsMAC{c.want.BoundLS[k.VNI], k.MAC.String()}
 		if kept[lm] {
 			continue
 		}
@@ -99,7 +99,7 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 	}
 	haveMcast := map[string]bool{}
 	for _, r := range s.McastLocal {
-		if r.MAC == vtepdb.UnknownDst && isBound(c.plan, r.LogicalSwitch) && !haveMcast[r.LogicalSwitch] &&
+		if r.MAC == vtepdb.UnknownDst && isBound(c.want, r.LogicalSwitch) && !haveMcast[r.LogicalSwitch] &&
 			len(sets[r.LocatorSet]) == 1 && locOK(sets[r.LocatorSet][0]) {
 			haveMcast[r.LogicalSwitch] = true
 			continue
@@ -110,8 +110,8 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 		}
 		ops = append(ops, o...)
 	}
-	for i, vni := range slices.Sorted(maps.Keys(c.plan.BoundLS)) {
-		ls := c.plan.BoundLS[vni]
+	for i, vni := range slices.Sorted(maps.Keys(c.want.BoundLS)) {
+		ls := c.want.BoundLS[vni]
 		if haveMcast[ls] {
 			continue
 		}
@@ -150,7 +150,7 @@ func (c *Controller) reconcileLocal(ctx context.Context) error {
 	return c.transact(ctx, "writing local MACs", ops)
 }
 
-func isBound(p Plan, ls string) bool {
+func isBound(p Want, ls string) bool {
 	for _, u := range p.BoundLS {
 		if u == ls {
 			return true

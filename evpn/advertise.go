@@ -50,18 +50,18 @@ func (a advRoute) equal(b advRoute) bool {
 	return a.advKey == b.advKey && a.Seq == b.Seq && slices.Equal(a.RTs, b.RTs)
 }
 
-// planResult is the desired set of advertisements.
-type planResult struct {
+// wantedRoutes is the desired set of advertisements.
+type wantedRoutes struct {
 	routes    map[advKey]advRoute
 	localWins map[l2.MACKey]bool // local MACs we advertise (not yielded)
 	invalid   int                // local entries skipped as invalid
 }
 
-// plan computes the routes to advertise for local state st. remote returns
+// wanted computes the routes to advertise for local state st. remote returns
 // the best remote route of a MAC (ignoring our own VTEPs). It updates the
 // mobility state.
-func plan(st LocalState, rts *rtPolicy, mob *mobility, remote func(l2.MACKey) *remoteBest, now time.Time) planResult {
-	res := planResult{routes: make(map[advKey]advRoute, len(st.MACs)+len(st.IMET)), localWins: make(map[l2.MACKey]bool, len(st.MACs))}
+func wanted(st LocalState, rts *rtPolicy, mob *mobility, remote func(l2.MACKey) *remoteBest, now time.Time) wantedRoutes {
+	res := wantedRoutes{routes: make(map[advKey]advRoute, len(st.MACs)+len(st.IMET)), localWins: make(map[l2.MACKey]bool, len(st.MACs))}
 
 	// Candidates per MAC, and the VNIs of each VTEP for RD numbering.
 	vnisOf := map[netip.Addr][]l2.VNI{}
