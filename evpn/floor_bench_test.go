@@ -1,0 +1,216 @@
+package evpn
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/torstitch/torstitch/evpn/evpntest"
+	"github.com/torstitch/torstitch/vtep/l2"
+)
+
+// BenchmarkIntakeFloor separates what the speaker adds to route intake from
+// what GoBGP v3 itself costs (issue 18). A fabric (a bare GoBGP server in the
+// same process, preloaded with n type-2 routes before each session, as the
+// shared instrument's evpnload does) serves two receivers in turn, in the
+// same run, each over its own fresh session:
+//
+//   - gobgp: a bare GoBGP v3 server (the version the speaker embeds) with no
+//     watcher: its table counted by GetTable. This is the floor the speaker
+//     cannot go below while GoBGP receives the routes.
+//   - speaker: our Speaker, counted by its remote MACs (decoded, best route
+//     chosen, route targets imported).
+//
+// For each: time from its session Established to all n routes, then the
+// fabric withdraws everything in one call and the time until none are left;
+// the process CPU of both phases (fabric included, the same for both).
+func BenchmarkIntakeFloor(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) { benchIntakeFloor(b, n) })
+	}
+}
+
+// intakeReceiver is one side under test: start connects it to the fabric,
+// count reports the routes it holds (-1 before Established).
+type intakeReceiver struct {
+	name  string
+	start func(b *testing.B) (count func() int, stop func())
+}
+
+func benchIntakeFloor(b *testing.B, n int) {
+	evpntest.RequireNetns(b)
+	ctx := context.Background()
+	port := evpntest.FreePort(b, "127.0.0.1")
+	gr := GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}
+	fabric := newFabric(b, port, n)
+	receivers := []intakeReceiver{
+		{name: "gobgp", start: func(b *testing.B) (func() int, func()) { return bareGoBGP(b, port) }},
+		{name: "speaker", start: func(b *testing.B) (func() int, func()) {
+			rx, err := New(Config{ASN: 65031, RouterID: ip("10.0.0.31"), ListenPort: -1, ConnectRetry: time.Second,
+				Neighbors:       []Neighbor{{Address: ip("127.0.0.1"), ASN: 65030, Port: uint16(port), LocalAddress: ip("127.0.0.2")}},
+				GracefulRestart: gr}, testLogger(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := rx.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			count := func() int {
+				ps, err := rx.Peers(ctx)
+				if err != nil || len(ps) != 1 || ps[0].State != "established" {
+					return -1
+				}
+				return rx.Stats().RemoteMACs
+			}
+			return count, func() {
+				if err := rx.Stop(ctx); err != nil {
+					b.Errorf("stop: %v", err)
+				}
+			}
+		}},
+	}
+	for i := 0; i < b.N; i++ {
+		order := receivers
+		if i%2 == 1 {
+			order = []intakeReceiver{receivers[1], receivers[0]}
+		}
+		for _, r := range order {
+			fabric.load(b)
+			count, stop := r.start(b)
+			up, all := waitCount(b, count, func(c int) bool { return c >= n }, r.name+": all routes")
+			cpuIn := processCPU()
+			b.ReportMetric(all.Sub(up).Seconds(), r.name+"-install-s")
+			t0 := time.Now()
+			fabric.withdrawAll(b)
+			_, none := waitCount(b, count, func(c int) bool { return c == 0 }, r.name+": every route withdrawn")
+			b.ReportMetric(none.Sub(t0).Seconds(), r.name+"-withdraw-s")
+			b.Logf("%-7s n=%d: install %s after Established (%.0f routes/s), withdraw %s; process CPU install+withdraw %s",
+				r.name, n, all.Sub(up).Round(time.Millisecond), float64(n)/all.Sub(up).Seconds(),
+				none.Sub(t0).Round(time.Millisecond), (processCPU() - cpuIn).Round(time.Millisecond))
+			stop()
+		}
+	}
+}
+
+// waitCount polls count every 2 ms: it returns when the receiver first was
+// Established and when done held.
+func waitCount(b *testing.B, count func() int, done func(int) bool, what string) (up, at time.Time) {
+	b.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	last := -1
+	for time.Now().Before(deadline) {
+		c := count()
+		if c >= 0 && up.IsZero() {
+			up = time.Now()
+		}
+		if c >= 0 && done(c) {
+			return up, time.Now()
+		}
+		last = c
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.Fatalf("%s: not within 5 minutes (last count %d)", what, last)
+	return
+}
+
+// bareGoBGP starts a GoBGP v3 server that peers with the fabric and counts
+// the type-2 destinations of its global EVPN table.
+func bareGoBGP(b *testing.B, fabricPort int) (count func() int, stop func()) {
+	ctx := context.Background()
+	s := server.NewBgpServer(server.LoggerOption(slogAdapter{slog.New(slog.DiscardHandler)}))
+	go s.Serve()
+	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65032, RouterId: "10.0.0.32", ListenPort: -1}}); err != nil {
+		b.Fatal(err)
+	}
+	peer := &api.Peer{
+		Conf:   &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65030},
+		Timers: &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1}},
+		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: evpnFamily, Enabled: true},
+			MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}}},
+		GracefulRestart: &api.GracefulRestart{Enabled: true, RestartTime: 60, NotificationEnabled: true},
+		Transport:       &api.Transport{RemotePort: uint32(fabricPort), LocalAddress: "127.0.0.3"},
+	}
+	if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
+		b.Fatal(err)
+	}
+	count = func() int {
+		est := false
+		if err := s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			est = p.GetState().GetSessionState() == api.PeerState_ESTABLISHED
+		}); err != nil || !est {
+			return -1
+		}
+		t, err := s.GetTable(ctx, &api.GetTableRequest{TableType: api.TableType_GLOBAL, Family: evpnFamily})
+		if err != nil {
+			return -1
+		}
+		return int(t.NumDestination)
+	}
+	return count, func() { s.Stop() }
+}
+
+// intakeFabric is a bare GoBGP v3 server that serves n type-2 routes
+// (genLocal's MACs, as the speaker would advertise them) to the receivers:
+// preloaded before each session, withdrawn all at once.
+type intakeFabric struct {
+	s     *server.BgpServer
+	paths []*api.Path
+}
+
+func newFabric(b *testing.B, port, n int) *intakeFabric {
+	ctx := context.Background()
+	s := server.NewBgpServer(server.LoggerOption(slogAdapter{slog.New(slog.DiscardHandler)}))
+	go s.Serve()
+	b.Cleanup(s.Stop)
+	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65030, RouterId: "10.0.0.30",
+		ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"}}}); err != nil {
+		b.Fatal(err)
+	}
+	for _, nb := range []struct {
+		addr string
+		asn  uint32
+	}{{"127.0.0.2", 65031}, {"127.0.0.3", 65032}} {
+		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+			Conf:            &api.PeerConf{NeighborAddress: nb.addr, PeerAsn: nb.asn},
+			Transport:       &api.Transport{PassiveMode: true},
+			AfiSafis:        []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: evpnFamily, Enabled: true}}},
+			GracefulRestart: &api.GracefulRestart{Enabled: true, RestartTime: 60},
+		}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rts := newRTPolicy(65030, RouteTargets{})
+	res := wanted(genLocal(n, 5000, ip("192.0.2.1")), rts, newMobility(5, 180*time.Second),
+		func(l2.MACKey) *remoteBest { return nil }, time.Unix(0, 0))
+	f := &intakeFabric{s: s}
+	for _, r := range res.routes {
+		if r.Kind == kindMAC {
+			f.paths = append(f.paths, toAPIPath(r, false))
+		}
+	}
+	if len(f.paths) != n {
+		b.Fatalf("fabric: %d type-2 paths, want %d", len(f.paths), n)
+	}
+	return f
+}
+
+// load puts every route into the fabric's table (before a session).
+func (f *intakeFabric) load(b *testing.B) {
+	for _, p := range f.paths {
+		if _, err := f.s.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// withdrawAll deletes every EVPN route of the fabric in one call.
+func (f *intakeFabric) withdrawAll(b *testing.B) {
+	if err := f.s.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: evpnFamily}); err != nil {
+		b.Fatal(err)
+	}
+}
