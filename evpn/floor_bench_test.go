@@ -81,6 +81,7 @@ func benchIntakeFloor(b *testing.B, n int) {
 		}
 		for _, r := range order {
 			fabric.load(b)
+			cpu0 := processCPU()
 			count, stop := r.start(b)
 			up, all := waitCount(b, count, func(c int) bool { return c >= n }, r.name+": all routes")
 			cpuIn := processCPU()
@@ -89,9 +90,10 @@ func benchIntakeFloor(b *testing.B, n int) {
 			fabric.withdrawAll(b)
 			_, none := waitCount(b, count, func(c int) bool { return c == 0 }, r.name+": every route withdrawn")
 			b.ReportMetric(none.Sub(t0).Seconds(), r.name+"-withdraw-s")
-			b.Logf("%-7s n=%d: install %s after Established (%.0f routes/s), withdraw %s; process CPU install+withdraw %s",
+			b.Logf("%-7s n=%d: install %s after Established (%.0f routes/s), withdraw %s; process CPU install %s, withdraw %s",
 				r.name, n, all.Sub(up).Round(time.Millisecond), float64(n)/all.Sub(up).Seconds(),
-				none.Sub(t0).Round(time.Millisecond), (processCPU() - cpuIn).Round(time.Millisecond))
+				none.Sub(t0).Round(time.Millisecond), (cpuIn - cpu0).Round(time.Millisecond), (processCPU() - cpuIn).Round(time.Millisecond))
+			b.ReportMetric((cpuIn - cpu0).Seconds(), r.name+"-install-cpu-s")
 			stop()
 		}
 	}
