@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torstitch/torstitch/internal/netnstest"
 )
 
 // Emulator is Open vSwitch's ovs-vtep hardware-VTEP emulator running inside
@@ -16,7 +18,7 @@ import (
 // The recipe follows the environment notes.
 type Emulator struct {
 	t      testing.TB
-	NS     *Netns
+	NS     *netnstest.Netns
 	Dir    string
 	Switch string
 	env    []string
@@ -28,7 +30,7 @@ func (e *Emulator) Endpoint() string { return "unix:" + filepath.Join(e.Dir, "db
 // StartEmulator starts the emulator for physical switch ps with the given
 // tunnel IP. The tunnel IP must already be configured on an interface in
 // the namespace (see UnderlayBridge).
-func StartEmulator(t testing.TB, ns *Netns, ps, tunnelIP string) *Emulator {
+func StartEmulator(t testing.TB, ns *netnstest.Netns, ps, tunnelIP string) *Emulator {
 	t.Helper()
 	return StartEmulatorWith(t, ns, ps, tunnelIP, EmulatorOptions{})
 }
@@ -44,7 +46,7 @@ type EmulatorOptions struct {
 }
 
 // StartEmulatorWith is StartEmulator with options.
-func StartEmulatorWith(t testing.TB, ns *Netns, ps, tunnelIP string, opt EmulatorOptions) *Emulator {
+func StartEmulatorWith(t testing.TB, ns *netnstest.Netns, ps, tunnelIP string, opt EmulatorOptions) *Emulator {
 	t.Helper()
 	RequireBinaries(t, "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "vtep-ctl", "ovsdb-tool")
 	const script = "/usr/share/openvswitch/scripts/ovs-vtep"
@@ -136,7 +138,7 @@ func (e *Emulator) VtepCtl(args ...string) string {
 
 // WaitPing pings dst from inside ns until one reply arrives or the
 // deadline passes; it returns the number of attempts.
-func WaitPing(t testing.TB, ns *Netns, dst string, deadline time.Duration) int {
+func WaitPing(t testing.TB, ns *netnstest.Netns, dst string, deadline time.Duration) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
