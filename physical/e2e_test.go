@@ -62,7 +62,7 @@ func newVDSLab(t *testing.T) *vdsLab {
 
 	// The VDS: an OVS userspace bridge tagging host ports, trunk to the switch.
 	l.Veth(l.vds, "trunk", l.sw, "eth1", 0)
-	ovs := nstest.StartOVS(t, l.vds)
+	ovs := netnstest.StartOVS(t, l.vds, netnstest.OVSOptions{})
 	ovs.Vsctl("add-br", "vds", "--", "set", "bridge", "vds", "datapath_type=netdev")
 	ovs.Vsctl("add-port", "vds", "trunk")
 	for i, h := range []struct {

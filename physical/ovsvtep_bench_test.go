@@ -27,7 +27,7 @@ func ovsVtepLab(b *testing.B, prefix string) (*netnstest.Netns, *vteptest.Emulat
 	b.Helper()
 	l := netnstest.NewLab(b, prefix)
 	host := l.NS("host")
-	swNS := netnstest.New(b, prefix+"-ovsvtep") // IPv6 on, as ovs-vtep runs in a real switch
+	swNS := netnstest.New(b, prefix+"-ovsvtep") // not one of the Lab's: IPv6 stays on
 	rem := l.NS("rem")
 	l.Veth(swNS, "und", rem, "und", 1600)
 	swNS.Addr("und", swTunnel+"/24")

@@ -87,20 +87,16 @@ func StartFRR(t testing.TB, ns *netnstest.Netns, cfg FRRConfig) *FRR {
 		ns.Run(append([]string{"/usr/lib/frr/" + name, "-f", filepath.Join(dir, name+".conf"), "-i", filepath.Join(dir, name+".pid")}, common...)...)
 	}
 	daemon("zebra")
-	t.Cleanup(func() { f.kill("zebra") })
+	t.Cleanup(func() { netnstest.KillPIDFile(filepath.Join(dir, "zebra.pid"), syscall.SIGKILL) })
 	netnstest.Eventually(t, 10*time.Second, 20*time.Millisecond, "zebra socket", func() error {
 		_, err := os.Stat(zsock)
 		return err
 	})
 	daemon("bgpd")
-	t.Cleanup(func() { f.kill("bgpd") })
+	t.Cleanup(func() { netnstest.KillPIDFile(filepath.Join(dir, "bgpd.pid"), syscall.SIGKILL) })
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, l := range []string{"bgpd.log", "zebra.log"} {
-				if b, err := os.ReadFile(filepath.Join(dir, l)); err == nil {
-					t.Logf("--- FRR %s (last 3000 bytes)\n%s", l, tail(string(b), 3000))
-				}
-			}
+			netnstest.LogTail(t, filepath.Join(dir, "bgpd.log"), filepath.Join(dir, "zebra.log"))
 		}
 	})
 	return f
@@ -128,23 +124,6 @@ func frrDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-func (f *FRR) kill(daemon string) {
-	b, err := os.ReadFile(filepath.Join(f.Dir, daemon+".pid"))
-	if err != nil {
-		return
-	}
-	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
 }
 
 // Bridge and VXLAN name the devices of a VNI.

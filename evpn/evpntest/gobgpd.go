@@ -79,9 +79,7 @@ func StartGoBGPd(t testing.TB, ns *netnstest.Netns, cfg GoBGPdConfig) *GoBGPd {
 		_ = cmd.Wait()
 		logf.Close()
 		if t.Failed() {
-			if b, err := os.ReadFile(logf.Name()); err == nil {
-				t.Logf("--- gobgpd log (last 3000 bytes)\n%s", tail(string(b), 3000))
-			}
+			netnstest.LogTail(t, logf.Name())
 		}
 	})
 	g := &GoBGPd{NS: ns, Dir: dir, cfg: cfg}

@@ -1,11 +1,11 @@
 // Package netnstest is the network-namespace kit of torstitch's tests:
 // named namespaces removed (with whatever still runs in them) when the test
 // ends, commands run inside them, veth pairs and bridges, test binaries
-// re-executed inside a namespace of their own, free ports and condition
-// polling. It knows nothing of the product. The domain kits build on it:
-// physical/nstest (frames, a VLAN tagger, an OVS bridge as a VDS),
-// evpn/evpntest (FRR, gobgpd) and vtep/vteptest (ovsdb-server, the ovs-vtep
-// emulator, PKI).
+// re-executed inside a namespace of their own, Open vSwitch on the
+// userspace datapath for a namespace, daemons' pid files and logs, free
+// ports and condition polling. It knows nothing of the product. The domain
+// kits build on it: physical/nstest (frames, a VLAN tagger), evpn/evpntest
+// (FRR, gobgpd) and vtep/vteptest (ovsdb-server, the ovs-vtep emulator, PKI).
 //
 // Everything here needs root; the Require functions skip a test, saying why,
 // when it does not run as root or a program is missing.
