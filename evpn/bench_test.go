@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/torstitch/torstitch/evpn/evpntest"
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
@@ -57,12 +58,12 @@ func BenchmarkReceive(b *testing.B) {
 }
 
 func benchReceive(b *testing.B, n int) {
-	evpntest.RequireNetns(b, "/usr/lib/frr/bgpd", "vtysh", "ss")
+	netnstest.RequireIsolated(b, "/usr/lib/frr/bgpd", "vtysh", "ss")
 	ctx := context.Background()
-	br := evpntest.NewBridge(b, "ev-br3", "10.99.3.10/24")
-	srcNS, dstNS := evpntest.NewNetns(b, "bsrc"), evpntest.NewNetns(b, "bdst")
-	br.Attach(b, srcNS, "ev-bsrc", "eth0", "10.99.3.3/24")
-	br.Attach(b, dstNS, "ev-bdst", "eth0", "10.99.3.2/24")
+	br := netnstest.NewBridge(b, "ev-br3", "10.99.3.10/24")
+	srcNS, dstNS := netnstest.New(b, "bsrc"), netnstest.New(b, "bdst")
+	br.Attach(srcNS, "ev-bsrc", "eth0", "10.99.3.3/24")
+	br.Attach(dstNS, "ev-bdst", "eth0", "10.99.3.2/24")
 	rxAddr, srcAddr, dstAddr := ip("10.99.3.10"), "10.99.3.3", "10.99.3.2"
 
 	src := evpntest.StartFRR(b, srcNS, evpntest.FRRConfig{ASN: 65030, RouterID: srcAddr, VTEP: srcAddr,
@@ -80,7 +81,7 @@ func benchReceive(b *testing.B, n int) {
 		macs[i] = l2.MAC{0x02, 0x10, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}.String()
 	}
 	src.AddLocalMACs(b, frrVNI, macs)
-	evpntest.Eventually(b, 120*time.Second, 500*time.Millisecond, "sender FRR has all local routes", func() error {
+	netnstest.Eventually(b, 120*time.Second, 500*time.Millisecond, "sender FRR has all local routes", func() error {
 		c, err := src.LocalMACRoutes(ctx)
 		if err == nil && c < n {
 			err = fmt.Errorf("%d of %d", c, n)
@@ -186,7 +187,7 @@ func processCPU() time.Duration {
 // (a second speaker) has them all.
 func BenchmarkAdvertise10k(b *testing.B) {
 	const n = 10_000
-	port := evpntest.FreePort(b, "127.0.0.1")
+	port := netnstest.FreePort(b, "127.0.0.1")
 	tx := startSpeaker(b, Config{ASN: 65020, RouterID: ip("10.0.0.20"), ListenAddress: "127.0.0.1", ListenPort: int32(port),
 		Neighbors:       []Neighbor{{Address: ip("127.0.0.2"), ASN: 65021, Port: 1}},
 		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/torstitch/torstitch/evpn/evpntest"
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
@@ -47,9 +48,9 @@ func fdbCond(f *evpntest.FRR, want map[string]string, absent []string) func() er
 // TestFRRInteropEBGP runs FRR 8.4 as a VTEP (kernel VXLAN, bridge,
 // advertise-all-vni) peering over eBGP with TCP MD5 with our speaker.
 func TestFRRInteropEBGP(t *testing.T) {
-	evpntest.RequireNetns(t, "/usr/lib/frr/bgpd", "vtysh")
-	frrNS := evpntest.NewNetns(t, "frr1")
-	evpntest.Link(t, frrNS, "ev-frr1", "10.99.1.1/24", "eth0", "10.99.1.2/24")
+	netnstest.RequireIsolated(t, "/usr/lib/frr/bgpd", "vtysh")
+	frrNS := netnstest.New(t, "frr1")
+	netnstest.Link(t, frrNS, "ev-frr1", "10.99.1.1/24", "eth0", "10.99.1.2/24")
 	frr := evpntest.StartFRR(t, frrNS, evpntest.FRRConfig{ASN: 65002, RouterID: "10.99.1.2", VTEP: "10.99.1.2",
 		VNIs: []uint32{frrVNI}, Neighbors: []evpntest.FRRNeighbor{{Address: "10.99.1.1", ASN: 65001, Password: "s3cret"}}})
 	pw := filepath.Join(t.TempDir(), "bgp.pw")
@@ -74,7 +75,7 @@ func testFRRExchange(t *testing.T, s *Speaker, frr *evpntest.FRR, ours, theirs n
 	// FRR's type-2 and type-3 arrive decoded.
 	waitRemote(t, s, 30*time.Second, "FRR routes", both(
 		hasMAC(l2.RemoteMAC{VNI: frrVNI, MAC: frrMAC, VTEP: theirs}), floodIs(frrVNI, theirs)))
-	evpntest.Eventually(t, 10*time.Second, 50*time.Millisecond, "synced (End-of-RIB from FRR)", func() error {
+	netnstest.Eventually(t, 10*time.Second, 50*time.Millisecond, "synced (End-of-RIB from FRR)", func() error {
 		if !s.Synced() {
 			return errNotYet
 		}
@@ -91,7 +92,7 @@ func testFRRExchange(t *testing.T, s *Speaker, frr *evpntest.FRR, ours, theirs n
 		t.Fatal(err)
 	}
 	o := ours.String()
-	evpntest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR kernel FDB has our routes",
+	netnstest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR kernel FDB has our routes",
 		fdbCond(frr, map[string]string{mac1.String(): o, mac2.String(): o, "00:00:00:00:00:00": o}, nil))
 	if onAdvertised != nil {
 		onAdvertised(mac1, mac2, frrMAC)
@@ -106,16 +107,16 @@ func testFRRExchange(t *testing.T, s *Speaker, frr *evpntest.FRR, ours, theirs n
 	if err := s.SetLocal(ctx, local); err != nil {
 		t.Fatal(err)
 	}
-	evpntest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR FDB after withdrawing mac2",
+	netnstest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR FDB after withdrawing mac2",
 		fdbCond(frr, map[string]string{mac1.String(): o}, []string{mac2.String()}))
 	if err := s.SetLocal(ctx, LocalState{}); err != nil {
 		t.Fatal(err)
 	}
-	evpntest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR FDB after withdrawing all",
+	netnstest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR FDB after withdrawing all",
 		fdbCond(frr, nil, []string{mac1.String(), "00:00:00:00:00:00"}))
 
 	// FRR withdraws its MAC: it leaves our remote state.
-	frr.NS.Run(t, "bridge", "fdb", "del", frrMAC.String(), "dev", fmt.Sprintf("vm%d", frrVNI), "master")
+	frr.NS.Run("bridge", "fdb", "del", frrMAC.String(), "dev", fmt.Sprintf("vm%d", frrVNI), "master")
 	waitRemote(t, s, 20*time.Second, "FRR MAC withdrawn", noMAC(frrVNI, frrMAC))
 	peers, err := s.Peers(ctx)
 	if err != nil || len(peers) != 1 || peers[0].State != "established" || !peers[0].EndOfRIB {
@@ -127,11 +128,11 @@ func testFRRExchange(t *testing.T, s *Speaker, frr *evpntest.FRR, ours, theirs n
 // Debian's gobgpd acting as route reflector; the reflector's RIB is checked
 // with its gobgp CLI.
 func TestFRRInteropIBGPRouteReflector(t *testing.T) {
-	evpntest.RequireNetns(t, "/usr/lib/frr/bgpd", "vtysh", "gobgpd", "gobgp")
-	br := evpntest.NewBridge(t, "ev-br2", "10.99.2.1/24")
-	rrNS, frrNS := evpntest.NewNetns(t, "rr"), evpntest.NewNetns(t, "frr2")
-	br.Attach(t, rrNS, "ev-rr", "eth0", "10.99.2.3/24")
-	br.Attach(t, frrNS, "ev-frr2", "eth0", "10.99.2.2/24")
+	netnstest.RequireIsolated(t, "/usr/lib/frr/bgpd", "vtysh", "gobgpd", "gobgp")
+	br := netnstest.NewBridge(t, "ev-br2", "10.99.2.1/24")
+	rrNS, frrNS := netnstest.New(t, "rr"), netnstest.New(t, "frr2")
+	br.Attach(rrNS, "ev-rr", "eth0", "10.99.2.3/24")
+	br.Attach(frrNS, "ev-frr2", "eth0", "10.99.2.2/24")
 	rr := evpntest.StartGoBGPd(t, rrNS, evpntest.GoBGPdConfig{ASN: 65000, RouterID: "10.99.2.3",
 		Clients: []string{"10.99.2.1", "10.99.2.2"}})
 	frr := evpntest.StartFRR(t, frrNS, evpntest.FRRConfig{ASN: 65000, RouterID: "10.99.2.2", VTEP: "10.99.2.2",
@@ -143,7 +144,7 @@ func TestFRRInteropIBGPRouteReflector(t *testing.T) {
 	testFRRExchange(t, s, frr, ip("10.99.2.1"), ip("10.99.2.2"), func(macs ...l2.MAC) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		evpntest.Eventually(t, 10*time.Second, 100*time.Millisecond, "route reflector RIB", func() error {
+		netnstest.Eventually(t, 10*time.Second, 100*time.Millisecond, "route reflector RIB", func() error {
 			out, err := rr.CLI(ctx, "global", "rib", "-a", "evpn")
 			if err != nil {
 				return fmt.Errorf("gobgp global rib: %w: %s", err, out)
@@ -171,9 +172,9 @@ func TestFRRInteropIBGPRouteReflector(t *testing.T) {
 // learn locally is advertised by us with sequence 1, and FRR points its FDB
 // entry to our VTEP.
 func TestFRRMACMobility(t *testing.T) {
-	evpntest.RequireNetns(t, "/usr/lib/frr/bgpd", "vtysh")
-	frrNS := evpntest.NewNetns(t, "frr4")
-	evpntest.Link(t, frrNS, "ev-frr4", "10.99.6.1/24", "eth0", "10.99.6.2/24")
+	netnstest.RequireIsolated(t, "/usr/lib/frr/bgpd", "vtysh")
+	frrNS := netnstest.New(t, "frr4")
+	netnstest.Link(t, frrNS, "ev-frr4", "10.99.6.1/24", "eth0", "10.99.6.2/24")
 	frr := evpntest.StartFRR(t, frrNS, evpntest.FRRConfig{ASN: 65002, RouterID: "10.99.6.2", VTEP: "10.99.6.2",
 		VNIs: []uint32{frrVNI}, Neighbors: []evpntest.FRRNeighbor{{Address: "10.99.6.1", ASN: 65001}}})
 	s := startSpeaker(t, Config{ASN: 65001, RouterID: ip("10.99.6.1"), ListenAddress: "10.99.6.1",
@@ -188,17 +189,17 @@ func TestFRRMACMobility(t *testing.T) {
 	if err := s.SetLocal(ctx, local); err != nil {
 		t.Fatal(err)
 	}
-	evpntest.Eventually(t, 30*time.Second, 50*time.Millisecond, "FRR FDB has our MAC",
+	netnstest.Eventually(t, 30*time.Second, 50*time.Millisecond, "FRR FDB has our MAC",
 		fdbCond(frr, map[string]string{moving.String(): ours.String()}, nil))
 
 	// The MAC shows up behind FRR (a dynamic entry: a real learn, not sticky).
-	frr.NS.Run(t, "bridge", "fdb", "replace", moving.String(), "dev", fmt.Sprintf("vm%d", frrVNI), "master", "dynamic")
+	frr.NS.Run("bridge", "fdb", "replace", moving.String(), "dev", fmt.Sprintf("vm%d", frrVNI), "master", "dynamic")
 	waitRemote(t, s, 20*time.Second, "FRR's sequence-1 route wins",
 		hasMAC(l2.RemoteMAC{VNI: frrVNI, MAC: moving, VTEP: theirs, Seq: 1}))
 	if st := s.Stats(); st.LocalWins != 0 {
 		t.Errorf("we still advertise the moved MAC: local wins %d", st.LocalWins)
 	}
-	evpntest.Eventually(t, 10*time.Second, 100*time.Millisecond, "our route withdrawn at FRR", func() error {
+	netnstest.Eventually(t, 10*time.Second, 100*time.Millisecond, "our route withdrawn at FRR", func() error {
 		out, err := frr.Vtysh(ctx, "show bgp l2vpn evpn route rd 10.99.6.1:5000 type macip")
 		if err != nil || strings.Contains(out, moving.String()) {
 			return fmt.Errorf("still present (%v):\n%s", err, out)
@@ -209,13 +210,13 @@ func TestFRRMACMobility(t *testing.T) {
 	// The reverse: FRR's own MAC is learned on our side while FRR still
 	// advertises it; we send sequence 1 and FRR moves it to us.
 	frrMAC := l2.MustMAC("aa:bb:cc:00:00:42")
-	frr.NS.Run(t, "bridge", "fdb", "add", frrMAC.String(), "dev", fmt.Sprintf("vm%d", frrVNI), "master", "dynamic")
+	frr.NS.Run("bridge", "fdb", "add", frrMAC.String(), "dev", fmt.Sprintf("vm%d", frrVNI), "master", "dynamic")
 	waitRemote(t, s, 20*time.Second, "FRR's MAC", hasMAC(l2.RemoteMAC{VNI: frrVNI, MAC: frrMAC, VTEP: theirs}))
 	local.MACs = append(local.MACs, l2.LocalMAC{Switch: "tor1", VNI: frrVNI, MAC: frrMAC, VTEP: ours})
 	if err := s.SetLocal(ctx, local); err != nil {
 		t.Fatal(err)
 	}
-	evpntest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR FDB points the MAC to us",
+	netnstest.Eventually(t, 20*time.Second, 50*time.Millisecond, "FRR FDB points the MAC to us",
 		fdbCond(frr, map[string]string{frrMAC.String(): ours.String()}, nil))
 	out, _ := frr.Vtysh(ctx, "show bgp l2vpn evpn route rd 10.99.6.1:5000 type macip")
 	if !strings.Contains(out, "MM:1") {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/torstitch/torstitch/evpn/evpntest"
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
@@ -46,7 +46,7 @@ func startSpeaker(t testing.TB, cfg Config) *Speaker {
 func waitRemote(t testing.TB, s *Speaker, timeout time.Duration, what string, cond func(RemoteState) error) RemoteState {
 	t.Helper()
 	var last RemoteState
-	evpntest.Eventually(t, timeout, 20*time.Millisecond, what, func() error {
+	netnstest.Eventually(t, timeout, 20*time.Millisecond, what, func() error {
 		last = s.Remote()
 		return cond(last)
 	})

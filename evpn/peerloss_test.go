@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/torstitch/torstitch/evpn/evpntest"
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
@@ -19,7 +19,7 @@ func TestPeerLoss(t *testing.T) {
 	}{{"graceful-restart", true}, {"no-graceful-restart", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			port := evpntest.FreePort(t, "127.0.0.1")
+			port := netnstest.FreePort(t, "127.0.0.1")
 			gr := GracefulRestart{Enabled: tc.gr, RestartTime: 3 * time.Second}
 			a, err := New(Config{ASN: 65001, RouterID: ip("10.0.0.1"), ListenAddress: "127.0.0.1", ListenPort: int32(port),
 				Neighbors: []Neighbor{{Address: ip("127.0.0.2"), ASN: 65002, Port: 1}}, GracefulRestart: gr}, testLogger(t))

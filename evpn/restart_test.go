@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/torstitch/torstitch/evpn/evpntest"
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
@@ -38,7 +38,7 @@ func TestRestartKeepsRoutesAtHelper(t *testing.T) {
 	}{{"deferred-neighbors", true}, {"neighbors-at-start", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			port := evpntest.FreePort(t, "127.0.0.1")
+			port := netnstest.FreePort(t, "127.0.0.1")
 			gr := GracefulRestart{Enabled: true, RestartTime: 30 * time.Second}
 			b := startSpeaker(t, Config{ASN: 65002, RouterID: ip("10.0.0.2"), ListenAddress: "127.0.0.1", ListenPort: int32(port),
 				Neighbors: []Neighbor{{Address: ip("127.0.0.2"), ASN: 65001, Port: 1}}, GracefulRestart: gr})
@@ -98,7 +98,7 @@ func TestRestartKeepsRoutesAtHelper(t *testing.T) {
 			if err := a2.SetLocal(ctx, local); err != nil {
 				t.Fatal(err)
 			}
-			evpntest.Eventually(t, 10*time.Second, 5*time.Millisecond, "B has End-of-RIB from the new A", func() error {
+			netnstest.Eventually(t, 10*time.Second, 5*time.Millisecond, "B has End-of-RIB from the new A", func() error {
 				if got := b.endOfRIBs(ip("127.0.0.2")); got < 2 {
 					return fmt.Errorf("%d End-of-RIB markers", got)
 				}

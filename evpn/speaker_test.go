@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/torstitch/torstitch/evpn/evpntest"
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
 // pair starts two in-process speakers on loopback: A listens, B connects.
 func pair(t *testing.T, asnA, asnB uint32) (a, b *Speaker) {
 	t.Helper()
-	port := evpntest.FreePort(t, "127.0.0.1")
+	port := netnstest.FreePort(t, "127.0.0.1")
 	a = startSpeaker(t, Config{ASN: asnA, RouterID: ip("10.0.0.1"), ListenAddress: "127.0.0.1", ListenPort: int32(port),
 		Neighbors:       []Neighbor{{Address: ip("127.0.0.2"), ASN: asnB, Port: 1}}, // never dials a real peer
 		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 30 * time.Second}})
@@ -50,7 +50,7 @@ func TestTwoSpeakersExchangeRoutes(t *testing.T) {
 				hasMAC(l2.RemoteMAC{VNI: 5000, MAC: mac1, IP: ip("10.1.0.1"), VTEP: vtepA}),
 				hasMAC(l2.RemoteMAC{VNI: 70000, MAC: mac2, VTEP: vtepA}),
 				floodIs(5000, vtepA), floodIs(70000, vtepA)))
-			evpntest.Eventually(t, 10*time.Second, 20*time.Millisecond, "B synced", func() error {
+			netnstest.Eventually(t, 10*time.Second, 20*time.Millisecond, "B synced", func() error {
 				if !b.Synced() {
 					return errNotYet
 				}
@@ -91,7 +91,7 @@ const errNotYet = sentinel("not yet")
 
 // Our speaker as iBGP route reflector: B's routes reach C through A.
 func TestRouteReflectorClient(t *testing.T) {
-	port := evpntest.FreePort(t, "127.0.0.1")
+	port := netnstest.FreePort(t, "127.0.0.1")
 	gr := GracefulRestart{Enabled: true, RestartTime: 30 * time.Second}
 	startSpeaker(t, Config{ASN: 65000, RouterID: ip("10.0.0.1"), ListenAddress: "127.0.0.1", ListenPort: int32(port),
 		Neighbors: []Neighbor{

@@ -1,9 +1,9 @@
 package physical
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/nstest"
@@ -39,12 +40,12 @@ func BenchmarkFirstFrameToLocalRow(b *testing.B) {
 	endpoint := startServer(b)
 	newSwitch(b, endpoint, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 	a := newAgent(b, endpoint)
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth1", 10, ls)
 	nstest.Eventually(b, 10*time.Second, func() (bool, string) {
-		out, _ := l.Try(l.sw, "ip", "-br", "link")
+		out, _ := l.sw.Try("ip", "-br", "link")
 		return strings.Contains(out, "v10a"), out
 	})
 	var mu sync.Mutex
@@ -112,9 +113,9 @@ func benchRemoteMACs(b *testing.B, endpoint string, batch, vteps int) {
 	l := newTrunkLab(b)
 	newSwitch(b, endpoint, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 	a := newAgent(b, endpoint)
-	nl, err := netlink.NewHandleAt(l.Handle(l.sw))
+	nl, err := netlink.NewHandleAt(l.sw.Handle())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -175,56 +176,59 @@ func benchRemoteMACs(b *testing.B, endpoint string, batch, vteps int) {
 // through torswitch to a kernel VXLAN VTEP, next to a plain kernel VXLAN
 // bridge in the same namespaces, in the same run.
 func BenchmarkIperfVLANToVXLAN(b *testing.B) {
-	nstest.RequireCommands(b, "iperf3")
+	netnstest.RequireCommands(b, "iperf3")
 	l := newTrunkLab(b)
-	rem := strings.Replace(l.sw, "-sw-", "-rem-", 1)
+	rem := l.rem
 	hb, ra, rb := l.NS("hb"), l.NS("ra"), l.NS("rb")
 	// Remote VTEP: VNI 7000 (torswitch path) and 7100 (plain path).
 	for _, r := range []struct {
 		vni  int
-		host string
+		host *netnstest.Netns
 		ip   string
 	}{{7000, ra, "10.88.1.2/24"}, {7100, rb, "10.88.2.2/24"}} {
 		br, vx := fmt.Sprintf("br%d", r.vni), fmt.Sprintf("vx%d", r.vni)
-		l.Run(rem, "ip", "link", "add", br, "type", "bridge")
-		l.Run(rem, "ip", "link", "add", vx, "type", "vxlan", "id", fmt.Sprint(r.vni), "local", remTunnel, "dstport", "4789", "nolearning")
-		l.Run(rem, "ip", "link", "set", vx, "master", br, "up")
-		l.Run(rem, "ip", "link", "set", br, "up")
-		l.Run(rem, "bridge", "fdb", "append", "00:00:00:00:00:00", "dev", vx, "dst", swTunnel)
+		rem.Run("ip", "link", "add", br, "type", "bridge")
+		rem.Run("ip", "link", "add", vx, "type", "vxlan", "id", fmt.Sprint(r.vni), "local", remTunnel, "dstport", "4789", "nolearning")
+		rem.Run("ip", "link", "set", vx, "master", br, "up")
+		rem.Run("ip", "link", "set", br, "up")
+		rem.Run("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", vx, "dst", swTunnel)
 		l.Veth(rem, fmt.Sprintf("p%d", r.vni), r.host, "eth0", 0)
-		l.Run(rem, "ip", "link", "set", fmt.Sprintf("p%d", r.vni), "master", br)
-		l.Addr(r.host, "eth0", r.ip)
+		rem.Run("ip", "link", "set", fmt.Sprintf("p%d", r.vni), "master", br)
+		r.host.Addr("eth0", r.ip)
 	}
 	// Plain kernel VXLAN next to torswitch in the switch namespace.
-	l.Run(l.sw, "ip", "link", "add", "plbr", "type", "bridge")
-	l.Run(l.sw, "ip", "link", "add", "plvx", "type", "vxlan", "id", "7100", "local", swTunnel, "dstport", "4789", "nolearning")
-	l.Run(l.sw, "ip", "link", "set", "plvx", "master", "plbr", "up")
-	l.Run(l.sw, "ip", "link", "set", "plbr", "up")
-	l.Run(l.sw, "bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "plvx", "dst", remTunnel)
+	l.sw.Run("ip", "link", "add", "plbr", "type", "bridge")
+	l.sw.Run("ip", "link", "add", "plvx", "type", "vxlan", "id", "7100", "local", swTunnel, "dstport", "4789", "nolearning")
+	l.sw.Run("ip", "link", "set", "plvx", "master", "plbr", "up")
+	l.sw.Run("ip", "link", "set", "plbr", "up")
+	l.sw.Run("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "plvx", "dst", remTunnel)
 	l.Veth(l.sw, "plh", hb, "eth0", 0)
-	l.Run(l.sw, "ip", "link", "set", "plh", "master", "plbr")
-	l.Addr(hb, "eth0", "10.88.2.1/24")
+	l.sw.Run("ip", "link", "set", "plh", "master", "plbr")
+	hb.Addr("eth0", "10.88.2.1/24")
 	// VLAN host on the torswitch trunk.
-	l.Addr(l.host, "t0", "10.88.1.1/24")
+	l.host.Addr("t0", "10.88.1.1/24")
 	if err := nstest.AttachTagger(l.host, "t0", 10); err != nil {
 		b.Fatal(err)
 	}
 	endpoint := startServer(b)
 	newSwitch(b, endpoint, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 	a := newAgent(b, endpoint)
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth1", 10, ls)
 	a.flood(ls, remTunnel)
-	for _, p := range [][2]string{{l.host, "10.88.1.2"}, {hb, "10.88.2.2"}} {
+	for _, p := range []struct {
+		from *netnstest.Netns
+		to   string
+	}{{l.host, "10.88.1.2"}, {hb, "10.88.2.2"}} {
 		nstest.Eventually(b, 20*time.Second, func() (bool, string) {
-			out, err := l.Try(p[0], "ping", "-c", "1", "-W", "1", p[1])
+			out, err := p.from.Try("ping", "-c", "1", "-W", "1", p.to)
 			return err == nil, out
 		})
 	}
-	iperf := func(client, server, ip string) float64 {
-		srv := exec.Command("ip", "netns", "exec", server, "iperf3", "-s", "-1")
+	iperf := func(client, server *netnstest.Netns, ip string) float64 {
+		srv := server.Cmd(context.Background(), nil, "iperf3", "-s", "-1")
 		if err := srv.Start(); err != nil {
 			b.Fatal(err)
 		}
@@ -239,7 +243,7 @@ func BenchmarkIperfVLANToVXLAN(b *testing.B) {
 		}
 		// iperf3 -J exits 0 on "connection refused": retry until the server listens.
 		nstest.Eventually(b, 10*time.Second, func() (bool, string) {
-			out, err := l.Try(client, "iperf3", "-c", ip, "-t", "3", "-J")
+			out, err := client.Try("iperf3", "-c", ip, "-t", "3", "-J")
 			if err != nil {
 				return false, out
 			}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/nstest"
@@ -19,8 +20,8 @@ import (
 //	h3 (VLAN 300) ─┘    (emulated ESXi VDS)    eth1                       192.168.77.0/24     │ VNI 5000 → rh5 10.77.0.3
 //	                                                                                          │ VNI 6000 → rh6 10.77.0.4
 type vdsLab struct {
-	*nstest.Lab
-	sw, vds, h1, h2, h3, rem, rh5, rh6 string
+	*netnstest.Lab
+	sw, vds, h1, h2, h3, rem, rh5, rh6 *netnstest.Netns
 }
 
 const (
@@ -30,61 +31,62 @@ const (
 
 func newVDSLab(t *testing.T) *vdsLab {
 	t.Helper()
-	nstest.RequireCommands(t, "ethtool", "bridge", "ping")
-	l := &vdsLab{Lab: nstest.New(t, "ts")}
+	netnstest.RequireCommands(t, "ethtool", "bridge", "ping")
+	l := &vdsLab{Lab: netnstest.NewLab(t, "ts")}
 	l.sw, l.vds, l.rem = l.NS("sw"), l.NS("vds"), l.NS("rem")
 	l.h1, l.h2, l.h3 = l.NS("h1"), l.NS("h2"), l.NS("h3")
 	l.rh5, l.rh6 = l.NS("rh5"), l.NS("rh6")
 
 	// Underlay.
 	l.Veth(l.sw, "und", l.rem, "und", 1600)
-	l.Addr(l.sw, "und", swTunnel+"/24")
-	l.Addr(l.rem, "und", remTunnel+"/24")
+	l.sw.Addr("und", swTunnel+"/24")
+	l.rem.Addr("und", remTunnel+"/24")
 
 	// Remote plain kernel VTEP with one host per VNI.
 	for _, r := range []struct {
 		vni  int
-		host string
+		host *netnstest.Netns
 		ip   string
 	}{{5000, l.rh5, "10.77.0.3/24"}, {6000, l.rh6, "10.77.0.4/24"}} {
 		br, vx := fmt.Sprintf("br%d", r.vni), fmt.Sprintf("vx%d", r.vni)
-		l.Run(l.rem, "ip", "link", "add", br, "type", "bridge")
-		l.Run(l.rem, "ip", "link", "add", vx, "type", "vxlan", "id", fmt.Sprint(r.vni), "local", remTunnel,
+		l.rem.Run("ip", "link", "add", br, "type", "bridge")
+		l.rem.Run("ip", "link", "add", vx, "type", "vxlan", "id", fmt.Sprint(r.vni), "local", remTunnel,
 			"dstport", "4789")
-		l.Run(l.rem, "ip", "link", "set", vx, "master", br, "up")
-		l.Run(l.rem, "ip", "link", "set", br, "up")
-		l.Run(l.rem, "bridge", "fdb", "append", "00:00:00:00:00:00", "dev", vx, "dst", swTunnel)
+		l.rem.Run("ip", "link", "set", vx, "master", br, "up")
+		l.rem.Run("ip", "link", "set", br, "up")
+		l.rem.Run("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", vx, "dst", swTunnel)
 		l.Veth(l.rem, "p"+fmt.Sprint(r.vni), r.host, "eth0", 0)
-		l.Run(l.rem, "ip", "link", "set", "p"+fmt.Sprint(r.vni), "master", br)
-		l.Addr(r.host, "eth0", r.ip)
+		l.rem.Run("ip", "link", "set", "p"+fmt.Sprint(r.vni), "master", br)
+		r.host.Addr("eth0", r.ip)
 	}
 
 	// The VDS: an OVS userspace bridge tagging host ports, trunk to the switch.
 	l.Veth(l.vds, "trunk", l.sw, "eth1", 0)
-	ovs := l.StartOVS(l.vds)
+	ovs := netnstest.StartOVS(t, l.vds, netnstest.OVSOptions{})
 	ovs.Vsctl("add-br", "vds", "--", "set", "bridge", "vds", "datapath_type=netdev")
 	ovs.Vsctl("add-port", "vds", "trunk")
 	for i, h := range []struct {
-		ns, ip string
-		vlan   int
+		ns   *netnstest.Netns
+		ip   string
+		vlan int
 	}{{l.h1, "10.77.0.1/24", 100}, {l.h2, "10.77.0.2/24", 200}, {l.h3, "10.77.0.5/24", 300}} {
 		p := fmt.Sprintf("vm%d", i+1)
 		l.Veth(l.vds, p, h.ns, "eth0", 0)
-		l.Addr(h.ns, "eth0", h.ip)
+		h.ns.Addr("eth0", h.ip)
 		ovs.Vsctl("add-port", "vds", p, fmt.Sprintf("tag=%d", h.vlan))
 	}
 	return l
 }
 
-func (l *vdsLab) ping(from, to string) error {
-	out, err := l.Try(from, "ping", "-c", "1", "-W", "1", to)
+func (l *vdsLab) ping(from *netnstest.Netns, to string) error {
+	out, err := from.Try("ping", "-c", "1", "-W", "1", to)
 	if err != nil {
-		return fmt.Errorf("ping %s from %s: %v\n%s", to, from, err, out)
+		return fmt.Errorf("ping %s from %s: %v\n%s", to, from.Name, err, out)
 	}
 	return nil
 }
 
-func (l *vdsLab) pingEventually(t *testing.T, from, to string) {
+func (l *vdsLab) pingEventually(t *testing.T, from *netnstest.Netns, to string) {
 	t.Helper()
 	nstest.Eventually(t, 20*time.Second, func() (bool, string) {
 		err := l.ping(from, to)
@@ -101,14 +103,14 @@ func TestVLANToVXLAN(t *testing.T) {
 	endpoint := startServer(t)
 	newSwitch(t, endpoint, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: 500 * time.Millisecond,
-	}, dataplane.Options{NetNS: l.Handle(l.sw), ARPSuppression: true})
+	}, dataplane.Options{NetNS: l.sw.Handle(), ARPSuppression: true})
 	a := newAgent(t, endpoint)
 
 	ls5 := a.logicalSwitch("ls5000", 5000)
 	ls6 := a.logicalSwitch("ls6000", 6000)
 	a.bind("tor1", "eth1", 100, ls5)
 	a.bind("tor1", "eth1", 200, ls6)
-	rh5, rh6 := l.MAC(l.rh5, "eth0"), l.MAC(l.rh6, "eth0")
+	rh5, rh6 := l.rh5.MAC("eth0"), l.rh6.MAC("eth0")
 	a.remoteMACs(ls5, remTunnel, map[string]string{rh5: "10.77.0.3"})
 	a.remoteMACs(ls6, remTunnel, map[string]string{rh6: "10.77.0.4"})
 	a.flood(ls5, remTunnel)
@@ -127,15 +129,15 @@ func TestVLANToVXLAN(t *testing.T) {
 		for _, c := range []struct{ dev, mac string }{
 			{"tsvx5000", rh5}, {"tsvx5000", "00:00:00:00:00:00"}, {"tsvx6000", rh6}, {"tsvx6000", "00:00:00:00:00:00"},
 		} {
-			nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.Lab, l.sw, c.dev, c.mac, remTunnel) })
+			nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.sw, c.dev, c.mac, remTunnel) })
 		}
-		out := l.Run(l.sw, "ip", "-d", "link", "show", "tsvx5000")
+		out := l.sw.Run("ip", "-d", "link", "show", "tsvx5000")
 		for _, want := range []string{"vxlan id 5000", "local " + swTunnel, "dstport 4789", "nolearning", "master tsbr5000"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("tsvx5000 lacks %q:\n%s", want, out)
 			}
 		}
-		out = l.Run(l.sw, "ip", "neigh", "show", "dev", "tsbr5000")
+		out = l.sw.Run("ip", "neigh", "show", "dev", "tsbr5000")
 		if !strings.Contains(out, "10.77.0.3 lladdr "+rh5) {
 			t.Errorf("no ARP-suppression neighbour for 10.77.0.3:\n%s", out)
 		}
@@ -148,19 +150,22 @@ func TestVLANToVXLAN(t *testing.T) {
 		l.pingEventually(t, l.h2, "10.77.0.4")
 	})
 	t.Run("isolation", func(t *testing.T) {
-		for _, c := range []struct{ from, to string }{
+		for _, c := range []struct {
+			from *netnstest.Netns
+			to   string
+		}{
 			{l.h1, "10.77.0.4"}, // VLAN 100 must not reach VNI 6000
 			{l.h2, "10.77.0.3"}, // VLAN 200 must not reach VNI 5000
 			{l.h3, "10.77.0.3"}, // unbound VLAN 300 reaches nothing
 			{l.h3, "10.77.0.1"}, // nor other VLANs on the same trunk
 		} {
 			if err := l.ping(c.from, c.to); err == nil {
-				t.Errorf("ping %s from %s succeeded across VLANs", c.to, c.from)
+				t.Errorf("ping %s from %s succeeded across VLANs", c.to, c.from.Name)
 			}
 		}
 	})
 	t.Run("local MAC learning", func(t *testing.T) {
-		h1, h2 := l.MAC(l.h1, "eth0"), l.MAC(l.h2, "eth0")
+		h1, h2 := l.h1.MAC("eth0"), l.h2.MAC("eth0")
 		nstest.Eventually(t, 5*time.Second, func() (bool, string) {
 			return a.hasLocalMAC(ls5, h1) && a.hasLocalMAC(ls6, h2), fmt.Sprint(a.localMACs())
 		})
@@ -190,11 +195,11 @@ func TestVLANToVXLAN(t *testing.T) {
 		if _, err := sock.Collect(50 * time.Millisecond); err != nil { // drain
 			t.Fatal(err)
 		}
-		l.Run(l.h1, "ip", "neigh", "flush", "dev", "eth0")
+		l.h1.Run("ip", "neigh", "flush", "dev", "eth0")
 		if err := l.ping(l.h1, "10.77.0.3"); err != nil {
 			t.Fatal(err)
 		}
-		if out := l.Run(l.h1, "ip", "neigh", "show", "10.77.0.3"); !strings.Contains(out, rh5) {
+		if out := l.h1.Run("ip", "neigh", "show", "10.77.0.3"); !strings.Contains(out, rh5) {
 			t.Fatalf("h1 did not resolve 10.77.0.3 to %s: %s", rh5, out)
 		}
 		frames, err := sock.Collect(300 * time.Millisecond)
@@ -216,7 +221,7 @@ func TestVLANToVXLAN(t *testing.T) {
 	t.Run("unbind removes the binding port", func(t *testing.T) {
 		a.unbind("tor1", "eth1", 200)
 		nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-			out, _ := l.Try(l.sw, "ip", "-br", "link")
+			out, _ := l.sw.Try("ip", "-br", "link")
 			return !strings.Contains(out, "v200a"), out
 		})
 		if err := l.ping(l.h2, "10.77.0.4"); err == nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/nstest"
@@ -51,7 +52,7 @@ func startServer(t testing.TB) string {
 
 func startServed(t testing.TB) *ovsdbserver.Server {
 	t.Helper()
-	nstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool")
+	netnstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool")
 	dir, err := os.MkdirTemp("", "ts-db-")
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +69,7 @@ func startServed(t testing.TB) *ovsdbserver.Server {
 // startOvsdbServer runs a real ovsdb-server with the hardware_vtep schema.
 func startOvsdbServer(t testing.TB) string {
 	t.Helper()
-	nstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool")
+	netnstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool")
 	dir, err := os.MkdirTemp("", "ts-ovsdb-")
 	if err != nil {
 		t.Fatal(err)
@@ -333,8 +334,8 @@ func (a *agent) physicalSwitch(name string) (vtepdb.PhysicalSwitch, error) {
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
-func fdbHas(l *nstest.Lab, ns, dev, mac, dst string) (bool, string) {
-	out, _ := l.Try(ns, "bridge", "fdb", "show", "dev", dev)
+func fdbHas(ns *netnstest.Netns, dev, mac, dst string) (bool, string) {
+	out, _ := ns.Try("bridge", "fdb", "show", "dev", dev)
 	return strings.Contains(out, fmt.Sprintf("%s dst %s", mac, dst)), out
 }
 

@@ -31,7 +31,7 @@ func TestDrivenByAgentClient(t *testing.T) {
 	endpoint := startServer(t)
 	newSwitch(t, endpoint, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw), ARPSuppression: true})
+	}, dataplane.Options{NetNS: l.sw.Handle(), ARPSuppression: true})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -66,14 +66,14 @@ func TestDrivenByAgentClient(t *testing.T) {
 		return err == nil, fmt.Sprint(err)
 	})
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-		ok1, out := fdbHas(l.Lab, l.sw, "tsvx7000", "06:00:00:00:01:2c", remTunnel)
-		ok2, _ := fdbHas(l.Lab, l.sw, "tsvx7000", "00:00:00:00:00:00", remTunnel)
+		ok1, out := fdbHas(l.sw, "tsvx7000", "06:00:00:00:01:2c", remTunnel)
+		ok2, _ := fdbHas(l.sw, "tsvx7000", "00:00:00:00:00:00", remTunnel)
 		return ok1 && ok2, out
 	})
-	if out, _ := l.Try(l.sw, "ip", "neigh", "show", "dev", "tsbr7000"); !strings.Contains(out, "10.9.0.200 lladdr 06:00:00:00:00:01") {
+	if out, _ := l.sw.Try("ip", "neigh", "show", "dev", "tsbr7000"); !strings.Contains(out, "10.9.0.200 lladdr 06:00:00:00:00:01") {
 		t.Errorf("ipaddr of a remote MAC not installed for ARP suppression:\n%s", out)
 	}
-	if ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", "00:00:00:00:00:00", swTunnel); ok {
+	if ok, out := fdbHas(l.sw, "tsvx7000", "00:00:00:00:00:00", swTunnel); ok {
 		t.Errorf("flood list includes the switch's own tunnel IP:\n%s", out)
 	}
 
@@ -154,7 +154,7 @@ func TestDialsIntoAgent(t *testing.T) {
 	t.Cleanup(srv.Close)
 	newSwitch(t, srv.Endpoint(), controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1, Managers: []string{manager},
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 
 	rem := netip.MustParseAddr(remTunnel)
 	desired := func(n int) *plan.Desired {
@@ -180,7 +180,7 @@ func TestDialsIntoAgent(t *testing.T) {
 		})
 		mac := l2.MAC{0x06, 0, 0, 0, 0, byte(n)}.String()
 		nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-			ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", mac, remTunnel)
+			ok, out := fdbHas(l.sw, "tsvx7000", mac, remTunnel)
 			return ok, out
 		})
 	}
@@ -195,7 +195,7 @@ func TestDialsIntoAgent(t *testing.T) {
 	}
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) { return srv.PID() != old, "not restarted" })
 	reconciled(3) // dialed again; the new MAC reaches the kernel
-	if ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", l2.MAC{0x06, 0, 0, 0, 0, 1}.String(), remTunnel); !ok {
+	if ok, out := fdbHas(l.sw, "tsvx7000", l2.MAC{0x06, 0, 0, 0, 0, 1}.String(), remTunnel); !ok {
 		t.Errorf("a remote MAC left the kernel across the restart:\n%s", out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/nstest"
@@ -18,19 +19,18 @@ import (
 // trunkLab is a switch namespace whose trunk eth1 faces a namespace where the
 // test writes raw (tagged or untagged) frames, plus an underlay.
 type trunkLab struct {
-	*nstest.Lab
-	sw, host string
+	*netnstest.Lab
+	sw, host, rem *netnstest.Netns
 }
 
 func newTrunkLab(t testing.TB) *trunkLab {
 	t.Helper()
-	nstest.RequireCommands(t, "ethtool", "bridge", "tc")
-	l := &trunkLab{Lab: nstest.New(t, "tsl")}
-	l.sw, l.host = l.NS("sw"), l.NS("host")
-	rem := l.NS("rem")
-	l.Veth(l.sw, "und", rem, "und", 1600)
-	l.Addr(l.sw, "und", swTunnel+"/24")
-	l.Addr(rem, "und", remTunnel+"/24")
+	netnstest.RequireCommands(t, "ethtool", "bridge", "tc")
+	l := &trunkLab{Lab: netnstest.NewLab(t, "tsl")}
+	l.sw, l.host, l.rem = l.NS("sw"), l.NS("host"), l.NS("rem")
+	l.Veth(l.sw, "und", l.rem, "und", 1600)
+	l.sw.Addr("und", swTunnel+"/24")
+	l.rem.Addr("und", remTunnel+"/24")
 	l.Veth(l.host, "t0", l.sw, "eth1", 0)
 	return l
 }
@@ -62,14 +62,14 @@ func TestLearningAgingAndMACLimit(t *testing.T) {
 	endpoint := startServer(t)
 	newSwitch(t, endpoint, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, MACLimit: 3, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw), AgeingTime: 2 * time.Second})
+	}, dataplane.Options{NetNS: l.sw.Handle(), AgeingTime: 2 * time.Second})
 	a := newAgent(t, endpoint)
 	ls10 := a.logicalSwitch("ls7000", 7000)
 	ls0 := a.logicalSwitch("ls7001", 7001)
 	a.bind("tor1", "eth1", 10, ls10)
 	a.bind("tor1", "eth1", 0, ls0)
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-		out, _ := l.Try(l.sw, "ip", "-br", "link")
+		out, _ := l.sw.Try("ip", "-br", "link")
 		return strings.Contains(out, "v10a") && strings.Contains(out, "v0a"), out
 	})
 	s := l.socket(t)
@@ -121,7 +121,7 @@ func TestInvalidVLANMap(t *testing.T) {
 	endpoint := startServer(t)
 	newSwitch(t, endpoint, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 	a := newAgent(t, endpoint)
 	good := a.logicalSwitch("good", 7000)
 	bad := a.logicalSwitch("bad", 7000) // duplicate tunnel_key: ambiguous
@@ -137,7 +137,7 @@ func TestInvalidVLANMap(t *testing.T) {
 	p.TunnelKey = &key
 	a.update(&p, &p.TunnelKey)
 	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
-		out, _ := l.Try(l.sw, "ip", "-br", "link")
+		out, _ := l.sw.Try("ip", "-br", "link")
 		return len(faults()) == 0 && strings.Contains(out, "v20a") && strings.Contains(out, "v10a"),
 			fmt.Sprintf("faults %v\n%s", faults(), out)
 	})
@@ -147,7 +147,7 @@ var progID = regexp.MustCompile(`\bid (\d+)`)
 
 func (l *trunkLab) state(t *testing.T) string {
 	t.Helper()
-	links := l.Run(l.sw, "ip", "-o", "link", "show")
+	links := l.sw.Run("ip", "-o", "link", "show")
 	var keep []string
 	for _, line := range strings.Split(links, "\n") {
 		if strings.Contains(line, ": ts") {
@@ -156,7 +156,7 @@ func (l *trunkLab) state(t *testing.T) string {
 		}
 	}
 	slices.Sort(keep)
-	tc := l.Run(l.sw, "tc", "filter", "show", "dev", "eth1", "ingress")
+	tc := l.sw.Run("tc", "filter", "show", "dev", "eth1", "ingress")
 	return strings.Join(keep, " ") + " trunk-prog " + progID.FindString(tc)
 }
 
@@ -169,14 +169,14 @@ func TestRestartKeepsKernelState(t *testing.T) {
 	l := newTrunkLab(t)
 	endpoint := startOvsdbServer(t)
 	cfg := controller.Config{Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1}
-	dpOpts := dataplane.Options{NetNS: l.Handle(l.sw)}
+	dpOpts := dataplane.Options{NetNS: l.sw.Handle()}
 	first := newSwitch(t, endpoint, cfg, dpOpts)
 	a := newAgent(t, endpoint)
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth1", 10, ls)
 	a.remoteMACs(ls, remTunnel, map[string]string{"02:00:00:00:99:01": ""})
 	a.flood(ls, remTunnel)
-	nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel) })
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel) })
 	s := l.socket(t)
 	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
 		send(t, s, "02:00:00:00:10:01", 10)
@@ -191,11 +191,11 @@ func TestRestartKeepsKernelState(t *testing.T) {
 	}
 	newSwitch(t, endpoint, cfg, dpOpts)
 	a.remoteMACs(ls, remTunnel, map[string]string{"02:00:00:00:99:02": ""})
-	nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:02", remTunnel) })
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.sw, "tsvx7000", "02:00:00:00:99:02", remTunnel) })
 	if after := l.state(t); after != before {
 		t.Errorf("restart rebuilt kernel state:\nbefore %s\nafter  %s", before, after)
 	}
-	if ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel); !ok {
+	if ok, out := fdbHas(l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel); !ok {
 		t.Errorf("restart lost remote MAC:\n%s", out)
 	}
 	if got := a.localMACRowUUIDs(); !slices.Equal(got, rowsBefore) {
@@ -211,12 +211,12 @@ func TestRestartKeepsKernelState(t *testing.T) {
 		b := newAgent(t, empty)
 		b.port("tor1", "eth1") // the switch is up
 		if time.Since(start) < cfg.HoldDown {
-			if ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel); !ok {
+			if ok, out := fdbHas(l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel); !ok {
 				t.Errorf("state flushed before hold-down ended:\n%s", out)
 			}
 		}
 		nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-			out, _ := l.Try(l.sw, "ip", "-br", "link")
+			out, _ := l.sw.Try("ip", "-br", "link")
 			return !strings.Contains(out, "tsvx7000"), out
 		})
 	})
@@ -230,18 +230,18 @@ func TestTrunkCabledLater(t *testing.T) {
 	endpoint := startServer(t)
 	newSwitch(t, endpoint, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1", "eth2"}, StatsInterval: -1, ResyncInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 	a := newAgent(t, endpoint)
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth2", 10, ls)
 	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
-		out, _ := l.Try(l.sw, "ip", "-br", "link")
+		out, _ := l.sw.Try("ip", "-br", "link")
 		return strings.Contains(out, "tsvx7000"), out
 	})
 	l.Veth(l.host, "t2", l.sw, "eth2", 0)
 	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
-		out, _ := l.Try(l.sw, "tc", "filter", "show", "dev", "eth2", "ingress")
-		links, _ := l.Try(l.sw, "ip", "-br", "link")
+		out, _ := l.sw.Try("tc", "filter", "show", "dev", "eth2", "ingress")
+		links, _ := l.sw.Try("ip", "-br", "link")
 		return strings.Contains(out, "ts_trunk") && strings.Contains(links, "v10a"), out + links
 	})
 }
@@ -255,12 +255,12 @@ func TestDatabaseWipe(t *testing.T) {
 	db := vteptest.StartOVSDB(t)
 	newSwitch(t, db.Endpoint(), controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1, HoldDown: 3 * time.Second,
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 	a := newAgent(t, db.Endpoint())
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth1", 10, ls)
 	a.remoteMACs(ls, remTunnel, map[string]string{"02:00:00:00:99:01": ""})
-	nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel) })
+	nstest.Eventually(t, 10*time.Second, func() (bool, string) { return fdbHas(l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel) })
 	s := l.socket(t)
 	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
 		send(t, s, "02:00:00:00:10:01", 10)
@@ -271,7 +271,7 @@ func TestDatabaseWipe(t *testing.T) {
 	wiped := time.Now()
 	b := newAgent(t, db.Endpoint())
 	b.port("tor1", "eth1") // torswitch recreated its rows
-	if ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel); !ok && time.Since(wiped) < 3*time.Second {
+	if ok, out := fdbHas(l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel); !ok && time.Since(wiped) < 3*time.Second {
 		t.Fatalf("kernel state flushed right after the wipe:\n%s", out)
 	}
 	// The controller writes its picture again; the learned MAC comes back.
@@ -282,7 +282,7 @@ func TestDatabaseWipe(t *testing.T) {
 	})
 	// Remote MACs the new picture lacks go once the hold-down has passed.
 	nstest.Eventually(t, 15*time.Second, func() (bool, string) {
-		ok, out := fdbHas(l.Lab, l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel)
+		ok, out := fdbHas(l.sw, "tsvx7000", "02:00:00:00:99:01", remTunnel)
 		return !ok, out
 	})
 }
@@ -299,24 +299,24 @@ func TestOnlyHostMACsReported(t *testing.T) {
 	// The test kit turns IPv6 off in its namespaces; a switch has it on,
 	// and a new interface then speaks on its own.
 	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0"} {
-		l.Run(l.sw, "sysctl", "-q", "-w", k)
+		l.sw.Run("sysctl", "-q", "-w", k)
 	}
 	endpoint := startServer(t)
 	newSwitch(t, endpoint, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw), ARPSuppression: true})
+	}, dataplane.Options{NetNS: l.sw.Handle(), ARPSuppression: true})
 	a := newAgent(t, endpoint)
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth1", 10, ls)
 	a.flood(ls, remTunnel)
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-		out, _ := l.Try(l.sw, "ip", "-br", "link")
+		out, _ := l.sw.Try("ip", "-br", "link")
 		return strings.Contains(out, "v10a") && strings.Contains(out, "v10b") && strings.Contains(out, "tsvx7000"), out
 	})
 	// Dynamic (learned) FDB entries of the switch's bridge: what would
 	// become Ucast_Macs_Local rows.
 	learned := func() string {
-		out, _ := l.Try(l.sw, "bridge", "fdb", "show", "br", "tsbr7000")
+		out, _ := l.sw.Try("bridge", "fdb", "show", "br", "tsbr7000")
 		var dyn []string
 		for _, line := range strings.Split(out, "\n") {
 			if line != "" && !strings.Contains(line, "permanent") && !strings.Contains(line, " dst ") {
@@ -367,23 +367,23 @@ func TestTwoVLANsOneLogicalSwitch(t *testing.T) {
 	endpoint := startServer(t)
 	newSwitch(t, endpoint, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 	a := newAgent(t, endpoint)
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth1", 10, ls)
 	var first string
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-		out, _ := l.Try(l.sw, "ip", "-o", "link", "show", "master", "tsbr7000")
+		out, _ := l.sw.Try("ip", "-o", "link", "show", "master", "tsbr7000")
 		first = out
 		return strings.Contains(out, "v10a"), out
 	})
 	idx := strings.Fields(first)[0]
 	a.bind("tor1", "eth1", 20, ls)
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-		out, _ := l.Try(l.sw, "ip", "-o", "link", "show", "master", "tsbr7000")
+		out, _ := l.sw.Try("ip", "-o", "link", "show", "master", "tsbr7000")
 		return strings.Contains(out, "v10a") && strings.Contains(out, "v20a"), out
 	})
-	if out := l.Run(l.sw, "ip", "-o", "link", "show", "master", "tsbr7000"); !strings.Contains(out, idx+" ts") {
+	if out := l.sw.Run("ip", "-o", "link", "show", "master", "tsbr7000"); !strings.Contains(out, idx+" ts") {
 		t.Errorf("the VLAN 10 binding port was recreated when VLAN 20 was bound (was %s):\n%s", idx, out)
 	}
 	if f := a.port("tor1", "eth1").PortFaultStatus; len(f) != 0 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/nstest"
@@ -26,8 +27,8 @@ import (
 // plain kernel VXLAN device whose flood entry points at torswitch, the part
 // of an OVN hypervisor that sends to the VTEP gateway.
 type ovnLab struct {
-	*nstest.Lab
-	sw, vm1, hv1, vm3 string
+	*netnstest.Lab
+	sw, vm1, hv1, vm3 *netnstest.Netns
 	vtepDB            string
 	ovn               *ovn
 	vifMAC            string
@@ -46,25 +47,25 @@ const (
 // tor1/eth1 VLAN 100, and waits until ovn-controller-vtep set the tunnel key.
 func newOVNLab(t *testing.T, vtepDB func(t testing.TB) string) *ovnLab {
 	t.Helper()
-	nstest.RequireCommands(t, "ethtool", "bridge", "ping", "tc")
-	l := &ovnLab{Lab: nstest.New(t, "tso"), vifMAC: ovnVifMAC}
+	netnstest.RequireCommands(t, "ethtool", "bridge", "ping", "tc")
+	l := &ovnLab{Lab: netnstest.NewLab(t, "tso"), vifMAC: ovnVifMAC}
 	l.sw, l.vm1, l.hv1, l.vm3 = l.NS("sw"), l.NS("vm1"), l.NS("hv1"), l.NS("vm3")
 	l.Veth(l.sw, "und", l.hv1, "und", 1600)
-	l.Addr(l.sw, "und", swTunnel+"/24")
-	l.Addr(l.hv1, "und", remTunnel+"/24")
+	l.sw.Addr("und", swTunnel+"/24")
+	l.hv1.Addr("und", remTunnel+"/24")
 	l.Veth(l.vm1, "eth0", l.sw, "eth1", 0)
-	l.Addr(l.vm1, "eth0", ovnVM1IP+"/24")
+	l.vm1.Addr("eth0", ovnVM1IP+"/24")
 	if err := nstest.AttachTagger(l.vm1, "eth0", 100); err != nil {
 		t.Fatal(err)
 	}
 	l.Veth(l.hv1, "vif1", l.vm3, "eth0", 0)
-	l.Run(l.vm3, "ip", "link", "set", "eth0", "address", ovnVifMAC)
-	l.Addr(l.vm3, "eth0", ovnVM3IP+"/24")
+	l.vm3.Run("ip", "link", "set", "eth0", "address", ovnVifMAC)
+	l.vm3.Addr("eth0", ovnVM3IP+"/24")
 
 	l.vtepDB = vtepDB(t)
 	newSwitch(t, l.vtepDB, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw), ARPSuppression: true})
+	}, dataplane.Options{NetNS: l.sw.Handle(), ARPSuppression: true})
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
 		out, _ := vtepctl(l.vtepDB, "list-ports", "tor1")
 		return strings.TrimSpace(out) == "eth1", out
@@ -105,13 +106,13 @@ func newOVNLab(t *testing.T, vtepDB func(t testing.TB) string) *ovnLab {
 	}
 
 	// hv1's data plane: VNI = the datapath's tunnel key, unknown MACs to the switch.
-	l.Run(l.hv1, "ip", "link", "add", "br0", "type", "bridge")
-	l.Run(l.hv1, "ip", "link", "add", "vx0", "type", "vxlan", "id", strconv.Itoa(l.key), "local", remTunnel,
+	l.hv1.Run("ip", "link", "add", "br0", "type", "bridge")
+	l.hv1.Run("ip", "link", "add", "vx0", "type", "vxlan", "id", strconv.Itoa(l.key), "local", remTunnel,
 		"dstport", "4789", "nolearning")
-	l.Run(l.hv1, "ip", "link", "set", "vx0", "master", "br0", "up")
-	l.Run(l.hv1, "ip", "link", "set", "vif1", "master", "br0")
-	l.Run(l.hv1, "ip", "link", "set", "br0", "up")
-	l.Run(l.hv1, "bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", swTunnel)
+	l.hv1.Run("ip", "link", "set", "vx0", "master", "br0", "up")
+	l.hv1.Run("ip", "link", "set", "vif1", "master", "br0")
+	l.hv1.Run("ip", "link", "set", "br0", "up")
+	l.hv1.Run("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", swTunnel)
 	return l
 }
 
@@ -122,7 +123,7 @@ func (l *ovnLab) vx() string { return fmt.Sprintf("tsvx%d", l.key) }
 func (l *ovnLab) waitFDB(t *testing.T, mac, dst string, want bool) {
 	t.Helper()
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-		ok, out := fdbHas(l.Lab, l.sw, l.vx(), mac, dst)
+		ok, out := fdbHas(l.sw, l.vx(), mac, dst)
 		return ok == want, fmt.Sprintf("want %s dst %s present=%v in fdb of %s:\n%s\nUcast_Macs_Remote:\n%s",
 			mac, dst, want, l.vx(), out, l.remoteMACs())
 	})
@@ -133,15 +134,15 @@ func (l *ovnLab) remoteMACs() string {
 	return out
 }
 
-func (l *ovnLab) ping(from, to string) error {
-	out, err := l.Try(from, "ping", "-c", "1", "-W", "1", to)
+func (l *ovnLab) ping(from *netnstest.Netns, to string) error {
+	out, err := from.Try("ping", "-c", "1", "-W", "1", to)
 	if err != nil {
-		return fmt.Errorf("ping %s from %s: %v\n%s", to, from, err, out)
+		return fmt.Errorf("ping %s from %s: %v\n%s", to, from.Name, err, out)
 	}
 	return nil
 }
 
-func (l *ovnLab) pingEventually(t *testing.T, from, to string) {
+func (l *ovnLab) pingEventually(t *testing.T, from *netnstest.Netns, to string) {
 	t.Helper()
 	nstest.Eventually(t, 15*time.Second, func() (bool, string) {
 		err := l.ping(from, to)
@@ -162,10 +163,10 @@ func TestOVNControllerVtepForwarding(t *testing.T) {
 	t.Run("remote MAC and flood entry in the kernel", func(t *testing.T) {
 		l.waitFDB(t, ovnVifMAC, remTunnel, true)
 		l.waitFDB(t, "00:00:00:00:00:00", remTunnel, true)
-		if ok, out := fdbHas(l.Lab, l.sw, l.vx(), "00:00:00:00:00:00", swTunnel); ok {
+		if ok, out := fdbHas(l.sw, l.vx(), "00:00:00:00:00:00", swTunnel); ok {
 			t.Errorf("flood list holds the switch's own tunnel IP:\n%s", out)
 		}
-		out := l.Run(l.sw, "ip", "-d", "link", "show", l.vx())
+		out := l.sw.Run("ip", "-d", "link", "show", l.vx())
 		if !strings.Contains(out, fmt.Sprintf("vxlan id %d ", l.key)) {
 			t.Errorf("%s is not VNI %d:\n%s", l.vx(), l.key, out)
 		}
@@ -187,7 +188,7 @@ func TestOVNControllerVtepForwarding(t *testing.T) {
 		l.pingEventually(t, l.vm3, ovnVM1IP)
 	})
 	t.Run("only the host's MAC is reported local", func(t *testing.T) {
-		vm1 := l.MAC(l.vm1, "eth0")
+		vm1 := l.vm1.MAC("eth0")
 		want := "ucast-mac-local\n  " + vm1 + " -> vxlan_over_ipv4/" + swTunnel + "\n\nmcast-mac-local\n"
 		nstest.Eventually(t, 10*time.Second, func() (bool, string) {
 			out, _ := vtepctl(l.vtepDB, "list-local-macs", "ls0")
@@ -237,7 +238,7 @@ func TestOVNControllerVtepBindingAndExit(t *testing.T) {
 	t.Run("unbind and rebind", func(t *testing.T) {
 		mustVtepctl(t, l.vtepDB, "unbind-ls", "tor1", "eth1", "100")
 		nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-			out, _ := l.Try(l.sw, "ip", "-br", "link")
+			out, _ := l.sw.Try("ip", "-br", "link")
 			return !strings.Contains(out, "v100a"), out
 		})
 		// OVN releases the vtep port from the switch's chassis.
@@ -250,7 +251,7 @@ func TestOVNControllerVtepBindingAndExit(t *testing.T) {
 		}
 		// ovn-controller-vtep withdraws ls0's remote MACs (seen with OVN 23.03);
 		// torswitch keeps no kernel entry towards hv1.
-		if fdb, _ := l.Try(l.sw, "bridge", "fdb", "show"); strings.Contains(fdb, "dst "+remTunnel) {
+		if fdb, _ := l.sw.Try("bridge", "fdb", "show"); strings.Contains(fdb, "dst "+remTunnel) {
 			t.Errorf("kernel entries towards hv1 left after unbind:\n%s\nremote MACs:\n%s", fdb, l.remoteMACs())
 		}
 
@@ -301,8 +302,8 @@ func TestOVNControllerVtepBindingAndExit(t *testing.T) {
 			t.Errorf("binding lost on ovn-controller-vtep exit:\n%s", out)
 		}
 		nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-			links, _ := l.Try(l.sw, "ip", "-br", "link")
-			fdb, _ := l.Try(l.sw, "bridge", "fdb", "show")
+			links, _ := l.sw.Try("ip", "-br", "link")
+			fdb, _ := l.sw.Try("bridge", "fdb", "show")
 			return !strings.Contains(links, l.vx()) && !strings.Contains(fdb, ovnVifMAC) && !strings.Contains(fdb, mac4) &&
 				!strings.Contains(fdb, "dst "+remTunnel), links + fdb
 		})
@@ -344,7 +345,7 @@ func TestOVNControllerVtepDatabaseRestart(t *testing.T) {
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if ok, out := fdbHas(l.Lab, l.sw, l.vx(), ovnVifMAC, remTunnel); !ok {
+	if ok, out := fdbHas(l.sw, l.vx(), ovnVifMAC, remTunnel); !ok {
 		t.Errorf("remote MAC gone right after the database died:\n%s", out)
 	}
 	if err := l.ping(l.vm1, ovnVM3IP); err != nil {
@@ -362,7 +363,7 @@ func TestOVNControllerVtepDatabaseRestart(t *testing.T) {
 	l.pingEventually(t, l.vm1, ovnVM3IP)
 	l.pingEventually(t, l.vm3, ovnVM1IP)
 	// The host's MAC, learned around the kill, is in the database again.
-	vm1 := l.MAC(l.vm1, "eth0")
+	vm1 := l.vm1.MAC("eth0")
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
 		out, _ := vtepctl(l.vtepDB, "list-local-macs", "ls0")
 		return strings.Contains(out, vm1+" -> vxlan_over_ipv4/"+swTunnel), out

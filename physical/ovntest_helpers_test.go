@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/nstest"
 )
 
@@ -182,7 +183,7 @@ const (
 
 func startOVN(t testing.TB, vtepDB string) *ovn {
 	t.Helper()
-	nstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool", "ovn-northd", "ovn-controller-vtep", "ovn-nbctl",
+	netnstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool", "ovn-northd", "ovn-controller-vtep", "ovn-nbctl",
 		"ovn-sbctl", "vtep-ctl", "ovs-appctl")
 	for _, s := range []string{ovnNBSchema, ovnSBSchema} {
 		if _, err := os.Stat(s); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/nstest"
 	"github.com/torstitch/torstitch/vtep/vtepdb"
 	"github.com/torstitch/torstitch/vtep/vteptest"
@@ -22,15 +23,15 @@ import (
 // and logical switch ls7000 (VNI 7000) bound to eth1 VLAN 10. It returns
 // the host namespace, the emulator, the controller stand-in and the
 // logical switch's UUID.
-func ovsVtepLab(b *testing.B, prefix string) (string, *vteptest.Emulator, *agent, string) {
+func ovsVtepLab(b *testing.B, prefix string) (*netnstest.Netns, *vteptest.Emulator, *agent, string) {
 	b.Helper()
-	l := nstest.New(b, prefix)
+	l := netnstest.NewLab(b, prefix)
 	host := l.NS("host")
-	swNS := vteptest.NewNetns(b, fmt.Sprintf("%s-ovsvtep-%d", prefix, os.Getpid()%100000))
+	swNS := netnstest.New(b, prefix+"-ovsvtep") // not one of the Lab's: IPv6 stays on
 	rem := l.NS("rem")
-	l.Veth(swNS.Name, "und", rem, "und", 1600)
-	l.Addr(swNS.Name, "und", swTunnel+"/24")
-	l.Veth(host, "t0", swNS.Name, "eth1", 0)
+	l.Veth(swNS, "und", rem, "und", 1600)
+	swNS.Addr("und", swTunnel+"/24")
+	l.Veth(host, "t0", swNS, "eth1", 0)
 	e := vteptest.StartEmulator(b, swNS, "tor1", swTunnel)
 	e.AddPort("eth1")
 	e.Run()

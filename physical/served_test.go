@@ -17,6 +17,7 @@ import (
 
 	"github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/nstest"
@@ -42,7 +43,7 @@ func sampleFDB(l *trunkLab, dev string) *fdbSampler {
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
-			out, err := l.Try(l.sw, "bridge", "fdb", "show", "dev", dev)
+			out, err := l.sw.Try("bridge", "fdb", "show", "dev", dev)
 			if err == nil {
 				n := strings.Count(out, " dst ")
 				s.mu.Lock()
@@ -76,7 +77,7 @@ func TestServedDatabaseRestart(t *testing.T) {
 	srv := startServed(t)
 	newSwitch(t, srv.Endpoint(), controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 	a := newAgent(t, srv.Endpoint())
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth1", 10, ls)
@@ -88,7 +89,7 @@ func TestServedDatabaseRestart(t *testing.T) {
 	a.remoteMACs(ls, remTunnel, macs)
 	want := len(macs) + 1 // and the flood entry
 	count := func() int {
-		out, _ := l.Try(l.sw, "bridge", "fdb", "show", "dev", "tsvx7000")
+		out, _ := l.sw.Try("bridge", "fdb", "show", "dev", "tsvx7000")
 		return strings.Count(out, " dst ")
 	}
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
@@ -119,7 +120,7 @@ func TestServedDatabaseRestart(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		if ok, _ := fdbHas(l.Lab, l.sw, "tsvx7000", "06:00:00:00:ff:ff", remTunnel); ok {
+		if ok, _ := fdbHas(l.sw, "tsvx7000", "06:00:00:00:ff:ff", remTunnel); ok {
 			return true, ""
 		}
 		if res, err := a.c.Transact(ctx, ops...); err != nil {
@@ -152,7 +153,7 @@ func TestMisbehavingClients(t *testing.T) {
 	sock := strings.TrimPrefix(srv.Endpoint(), "unix:")
 	newSwitch(t, srv.Endpoint(), controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 	a := newAgent(t, srv.Endpoint())
 	ls := a.logicalSwitch("ls7000", 7000)
 	a.bind("tor1", "eth1", 10, ls)
@@ -210,7 +211,7 @@ func TestMisbehavingClients(t *testing.T) {
 		t.Errorf("a commit took %s with a non-reading monitor attached, %s without (want at most 2x + 250 ms)", slowest, baseline)
 	}
 	nstest.Eventually(t, 20*time.Second, func() (bool, string) {
-		out, _ := l.Try(l.sw, "bridge", "fdb", "show", "dev", "tsvx7000")
+		out, _ := l.sw.Try("bridge", "fdb", "show", "dev", "tsvx7000")
 		n := strings.Count(out, " dst ")
 		return n == 10000, fmt.Sprintf("%d of 10000 remote MACs in the kernel", n)
 	})
@@ -238,7 +239,7 @@ func freePort(t *testing.T) int {
 // controller over SSL, which then speaks OVSDB on the connection it
 // accepted (the way hardware VTEPs reach their controller).
 func TestServedTLSAndManager(t *testing.T) {
-	nstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool", "vtep-ctl")
+	netnstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool", "vtep-ctl")
 	l := newTrunkLab(t)
 	pki := vteptest.NewOVSPKI(t)
 	swCert := pki.Sign("tor1", "tor1", "switch")
@@ -279,7 +280,7 @@ func TestServedTLSAndManager(t *testing.T) {
 	t.Cleanup(srv.Close)
 	newSwitch(t, srv.Endpoint(), controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1"}, StatsInterval: -1, Managers: []string{manager},
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 
 	t.Run("manager: the switch dials the controller", func(t *testing.T) {
 		type result struct {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/controller"
 	"github.com/torstitch/torstitch/physical/dataplane"
 	"github.com/torstitch/torstitch/physical/nstest"
@@ -48,13 +49,13 @@ func TestVtepCtlParity(t *testing.T) {
 }
 
 func testVtepCtlParity(t *testing.T, switchDB func(testing.TB) string) {
-	nstest.RequireCommands(t, "vtep-ctl")
+	netnstest.RequireCommands(t, "vtep-ctl")
 	l := newTrunkLab(t)
 	l.Veth(l.host, "t2", l.sw, "eth2", 0)
 	tsDB := switchDB(t)
 	newSwitch(t, tsDB, controller.Config{
 		Name: "tor1", TunnelIP: mustAddr(swTunnel), Ports: []string{"eth1", "eth2"}, StatsInterval: -1,
-	}, dataplane.Options{NetNS: l.Handle(l.sw)})
+	}, dataplane.Options{NetNS: l.sw.Handle()})
 	nstest.Eventually(t, 10*time.Second, func() (bool, string) {
 		out, _ := vtepctl(tsDB, "list-ports", "tor1")
 		return out == "eth1\neth2\n", out
@@ -66,7 +67,7 @@ func testVtepCtlParity(t *testing.T, switchDB func(testing.TB) string) {
 	links := func(want bool, names ...string) func(t *testing.T) {
 		return func(t *testing.T) {
 			nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-				out, _ := l.Try(l.sw, "ip", "-br", "link")
+				out, _ := l.sw.Try("ip", "-br", "link")
 				for _, n := range names {
 					if strings.Contains(out, n) != want {
 						return false, fmt.Sprintf("want %s present=%v:\n%s", n, want, out)
@@ -79,7 +80,7 @@ func testVtepCtlParity(t *testing.T, switchDB func(testing.TB) string) {
 	fdb := func(want bool, mac, dst string) func(t *testing.T) {
 		return func(t *testing.T) {
 			nstest.Eventually(t, 10*time.Second, func() (bool, string) {
-				ok, out := fdbHas(l.Lab, l.sw, "tsvx5000", mac, dst)
+				ok, out := fdbHas(l.sw, "tsvx5000", mac, dst)
 				return ok == want, fmt.Sprintf("want %s dst %s present=%v:\n%s", mac, dst, want, out)
 			})
 		}

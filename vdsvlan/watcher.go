@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -20,12 +19,6 @@ const (
 	StateConnected    = "connected"
 	StateDisconnected = "disconnected" // lost or unreachable; retrying
 	StateError        = "error"        // login or certificate refused; retrying
-)
-
-// Backoff between connection attempts.
-const (
-	minBackoff = 500 * time.Millisecond
-	maxBackoff = 60 * time.Second
 )
 
 // pollWait is the longest single WaitForUpdatesEx wait.
@@ -110,7 +103,7 @@ func (w *Watcher) notify() { w.changed.Notify() }
 // Run connects, watches, resyncs and reconnects with backoff until ctx is
 // done; then it returns nil.
 func (w *Watcher) Run(ctx context.Context) error {
-	backoff := minBackoff
+	bo := newBackoff()
 	var lastErr error // kept in the status while reconnecting
 	for ctx.Err() == nil {
 		w.setState(StateConnecting, lastErr)
@@ -119,25 +112,20 @@ func (w *Watcher) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		state := StateDisconnected
-		if errors.Is(err, ErrLogin) || errors.Is(err, ErrCertificate) {
-			state = StateError
-		}
-		w.setState(state, err)
+		w.setState(failedState(err), err)
 		if synced {
-			backoff = minBackoff
+			bo.reset()
 		}
 		if isNotAuthenticated(err) {
 			w.log.Info("vCenter session expired or was terminated; logging in again")
-			backoff = minBackoff
+			bo.reset()
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := bo.next()
 		w.log.Warn("vCenter session ended; keeping last bindings", "err", err, "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, maxBackoff)
 	}
 	w.setState(StateDisconnected, errors.New("stopped"))
 	return nil

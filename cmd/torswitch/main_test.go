@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/nstest"
 )
 
@@ -76,15 +78,15 @@ func TestHoldDownFlag(t *testing.T) {
 // over the same database directory: the database still holds what the
 // controller wrote, and the kernel kept its state and is not pruned.
 func TestBinaryInNamespace(t *testing.T) {
-	l := nstest.New(t, "tsc")
-	nstest.RequireCommands(t, "tc", "ethtool", "vtep-ctl", "ovsdb-server", "bridge")
+	l := netnstest.NewLab(t, "tsc")
+	netnstest.RequireCommands(t, "tc", "ethtool", "vtep-ctl", "ovsdb-server", "bridge")
 	bin := filepath.Join(t.TempDir(), "torswitch")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	sw, peer := l.NS("sw"), l.NS("peer")
 	l.Veth(sw, "eth1", peer, "t0", 0)
-	l.Run(sw, "ip", "addr", "add", "192.0.2.1/24", "dev", "eth1")
+	sw.Run("ip", "addr", "add", "192.0.2.1/24", "dev", "eth1")
 	dbDir, err := os.MkdirTemp("", "tsc-db-")
 	if err != nil {
 		t.Fatal(err)
@@ -96,14 +98,14 @@ func TestBinaryInNamespace(t *testing.T) {
 		return strings.TrimSpace(string(out)), err
 	}
 	fdb := func() string {
-		out, _ := l.Try(sw, "bridge", "fdb", "show", "dev", "tsvx5000")
+		out, _ := sw.Try("bridge", "fdb", "show", "dev", "tsvx5000")
 		return out
 	}
 
 	// run starts torswitch and returns a function that stops it with
 	// SIGTERM and checks that it and its ovsdb-server are gone.
 	run := func() func() {
-		cmd := exec.Command("ip", "netns", "exec", sw, bin, "--name", "tor1", "--tunnel-ip", "192.0.2.1",
+		cmd := sw.Cmd(context.Background(), nil, bin, "--name", "tor1", "--tunnel-ip", "192.0.2.1",
 			"--ports", "eth1", "--listen", "punix:"+sock, "--management-ips", "198.51.100.1",
 			"--db-dir", dbDir, "--manager", "tcp:127.0.0.1:1")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -149,7 +151,7 @@ func TestBinaryInNamespace(t *testing.T) {
 
 	stop := run()
 	nstest.Eventually(t, 5*time.Second, func() (bool, string) {
-		out, _ := l.Try(sw, "tc", "filter", "show", "dev", "eth1", "ingress")
+		out, _ := sw.Try("tc", "filter", "show", "dev", "eth1", "ingress")
 		return strings.Contains(out, "ts_trunk"), out
 	})
 	if out, err := vtepctl("get-manager"); err != nil || out != "tcp:127.0.0.1:1" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/torstitch/torstitch/internal/netnstest"
 )
 
 // FRRNeighbor is one BGP neighbor of an FRR instance.
@@ -34,27 +35,27 @@ type FRRConfig struct {
 
 // FRR is zebra + bgpd running in a namespace, with files in a temp dir.
 type FRR struct {
-	NS  *Netns
+	NS  *netnstest.Netns
 	Dir string
 	cfg FRRConfig
 }
 
 // StartFRR creates the VXLAN devices and starts zebra and bgpd inside ns.
 // Both daemons are killed when t ends.
-func StartFRR(t testing.TB, ns *Netns, cfg FRRConfig) *FRR {
+func StartFRR(t testing.TB, ns *netnstest.Netns, cfg FRRConfig) *FRR {
 	t.Helper()
 	dir := frrDir(t)
 	f := &FRR{NS: ns, Dir: dir, cfg: cfg}
 	for _, vni := range cfg.VNIs {
 		br, vx, vm := f.Bridge(vni), f.VXLAN(vni), fmt.Sprintf("vm%d", vni)
-		ns.Run(t, "ip", "link", "add", br, "type", "bridge")
-		ns.Run(t, "ip", "link", "add", vx, "type", "vxlan", "id", strconv.Itoa(int(vni)), "local", cfg.VTEP,
+		ns.Run("ip", "link", "add", br, "type", "bridge")
+		ns.Run("ip", "link", "add", vx, "type", "vxlan", "id", strconv.Itoa(int(vni)), "local", cfg.VTEP,
 			"dstport", "4789", "nolearning")
-		ns.Run(t, "ip", "link", "set", vx, "master", br)
-		ns.Run(t, "ip", "link", "add", vm, "type", "veth", "peer", "name", vm+"p")
-		ns.Run(t, "ip", "link", "set", vm, "master", br)
+		ns.Run("ip", "link", "set", vx, "master", br)
+		ns.Run("ip", "link", "add", vm, "type", "veth", "peer", "name", vm+"p")
+		ns.Run("ip", "link", "set", vm, "master", br)
 		for _, l := range []string{br, vx, vm, vm + "p"} {
-			ns.Run(t, "ip", "link", "set", l, "up")
+			ns.Run("ip", "link", "set", l, "up")
 		}
 	}
 	WriteFile(t, dir, "zebra.conf", fmt.Sprintf("hostname %s\nlog file %s/zebra.log\n", ns.Name, dir))
@@ -82,21 +83,20 @@ func StartFRR(t testing.TB, ns *Netns, cfg FRRConfig) *FRR {
 
 	zsock := filepath.Join(dir, "zserv.api")
 	common := []string{"-d", "-z", zsock, "--vty_socket", dir, "-u", "frr", "-g", "frr"}
-	ns.Run(t, "/usr/lib/frr/zebra", append(common, "-f", filepath.Join(dir, "zebra.conf"), "-i", filepath.Join(dir, "zebra.pid"))...)
-	t.Cleanup(func() { f.kill("zebra") })
-	Eventually(t, 10*time.Second, 20*time.Millisecond, "zebra socket", func() error {
+	daemon := func(name string) {
+		ns.Run(append([]string{"/usr/lib/frr/" + name, "-f", filepath.Join(dir, name+".conf"), "-i", filepath.Join(dir, name+".pid")}, common...)...)
+	}
+	daemon("zebra")
+	t.Cleanup(func() { netnstest.KillPIDFile(filepath.Join(dir, "zebra.pid"), syscall.SIGKILL) })
+	netnstest.Eventually(t, 10*time.Second, 20*time.Millisecond, "zebra socket", func() error {
 		_, err := os.Stat(zsock)
 		return err
 	})
-	ns.Run(t, "/usr/lib/frr/bgpd", append(common, "-f", filepath.Join(dir, "bgpd.conf"), "-i", filepath.Join(dir, "bgpd.pid"))...)
-	t.Cleanup(func() { f.kill("bgpd") })
+	daemon("bgpd")
+	t.Cleanup(func() { netnstest.KillPIDFile(filepath.Join(dir, "bgpd.pid"), syscall.SIGKILL) })
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, l := range []string{"bgpd.log", "zebra.log"} {
-				if b, err := os.ReadFile(filepath.Join(dir, l)); err == nil {
-					t.Logf("--- FRR %s (last 3000 bytes)\n%s", l, tail(string(b), 3000))
-				}
-			}
+			netnstest.LogTail(t, filepath.Join(dir, "bgpd.log"), filepath.Join(dir, "zebra.log"))
 		}
 	})
 	return f
@@ -126,23 +126,6 @@ func frrDir(t testing.TB) string {
 	return dir
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-func (f *FRR) kill(daemon string) {
-	b, err := os.ReadFile(filepath.Join(f.Dir, daemon+".pid"))
-	if err != nil {
-		return
-	}
-	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
-
 // Bridge and VXLAN name the devices of a VNI.
 func (f *FRR) Bridge(vni uint32) string { return fmt.Sprintf("br%d", vni) }
 
@@ -151,18 +134,18 @@ func (f *FRR) VXLAN(vni uint32) string { return fmt.Sprintf("vx%d", vni) }
 
 // Vtysh runs show commands through vtysh.
 func (f *FRR) Vtysh(ctx context.Context, cmds ...string) (string, error) {
-	args := []string{"--vty_socket", f.Dir}
+	args := []string{"vtysh", "--vty_socket", f.Dir}
 	for _, c := range cmds {
 		args = append(args, "-c", c)
 	}
-	return f.NS.Output(ctx, "vtysh", args...)
+	return f.NS.Output(ctx, args...)
 }
 
 // AddLocalMAC makes mac local on the VM port of vni (a static FDB entry),
 // which FRR advertises as a type-2 route.
 func (f *FRR) AddLocalMAC(t testing.TB, vni uint32, mac string) {
 	t.Helper()
-	f.NS.Run(t, "bridge", "fdb", "add", mac, "dev", fmt.Sprintf("vm%d", vni), "master", "static")
+	f.NS.Run("bridge", "fdb", "add", mac, "dev", fmt.Sprintf("vm%d", vni), "master", "static")
 }
 
 // FDBEntry is a remote FDB entry on a VXLAN device: MAC -> VTEP.
@@ -191,7 +174,7 @@ func (f *FRR) RemoteFDB(ctx context.Context, vni uint32) ([]FDBEntry, error) {
 // CountRemoteFDB counts FDB entries with a dst on vni's VXLAN device using
 // a shell pipeline (cheap for 100k entries).
 func (f *FRR) CountRemoteFDB(ctx context.Context, vni uint32) (int, error) {
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", f.NS.Name, "sh", "-c",
+	cmd := f.NS.Cmd(ctx, nil, "sh", "-c",
 		"bridge fdb show dev "+f.VXLAN(vni)+" | grep -c ' dst ' || true")
 	out, err := cmd.Output()
 	if err != nil {
@@ -208,13 +191,13 @@ func (f *FRR) AddLocalMACs(t testing.TB, vni uint32, macs []string) {
 		fmt.Fprintf(&b, "fdb add %s dev vm%d master static\n", m, vni)
 	}
 	p := WriteFile(t, f.Dir, "fdb.batch", b.String())
-	f.NS.Run(t, "bridge", "-batch", p)
+	f.NS.Run("bridge", "-batch", p)
 }
 
 // LocalMACRoutes counts the type-2 routes bgpd holds (from the summary line
 // of `show bgp l2vpn evpn route type macip`).
 func (f *FRR) LocalMACRoutes(ctx context.Context) (int, error) {
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", f.NS.Name, "sh", "-c",
+	cmd := f.NS.Cmd(ctx, nil, "sh", "-c",
 		"vtysh --vty_socket "+f.Dir+" -c 'show bgp l2vpn evpn route type macip' | tail -3")
 	out, err := cmd.Output()
 	if err != nil {

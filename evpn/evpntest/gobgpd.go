@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/torstitch/torstitch/internal/netnstest"
 )
 
 // GoBGPdConfig describes Debian's gobgpd as an EVPN route reflector.
@@ -22,13 +23,13 @@ type GoBGPdConfig struct {
 
 // GoBGPd is a gobgpd process in a namespace.
 type GoBGPd struct {
-	NS  *Netns
+	NS  *netnstest.Netns
 	Dir string
 	cfg GoBGPdConfig
 }
 
 // StartGoBGPd starts gobgpd inside ns; it is killed when t ends.
-func StartGoBGPd(t testing.TB, ns *Netns, cfg GoBGPdConfig) *GoBGPd {
+func StartGoBGPd(t testing.TB, ns *netnstest.Netns, cfg GoBGPdConfig) *GoBGPd {
 	t.Helper()
 	if cfg.APIPort == 0 {
 		cfg.APIPort = 50051
@@ -67,7 +68,7 @@ func StartGoBGPd(t testing.TB, ns *Netns, cfg GoBGPdConfig) *GoBGPd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", ns.Name, "gobgpd", "-f", conf, "-p", "-l", "info",
+	cmd := ns.Cmd(context.Background(), nil, "gobgpd", "-f", conf, "-p", "-l", "info",
 		"--api-hosts", fmt.Sprintf("127.0.0.1:%d", cfg.APIPort), "--pprof-disable")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -78,13 +79,11 @@ func StartGoBGPd(t testing.TB, ns *Netns, cfg GoBGPdConfig) *GoBGPd {
 		_ = cmd.Wait()
 		logf.Close()
 		if t.Failed() {
-			if b, err := os.ReadFile(logf.Name()); err == nil {
-				t.Logf("--- gobgpd log (last 3000 bytes)\n%s", tail(string(b), 3000))
-			}
+			netnstest.LogTail(t, logf.Name())
 		}
 	})
 	g := &GoBGPd{NS: ns, Dir: dir, cfg: cfg}
-	Eventually(t, 10*time.Second, 50*time.Millisecond, "gobgpd API up", func() error {
+	netnstest.Eventually(t, 10*time.Second, 50*time.Millisecond, "gobgpd API up", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := g.CLI(ctx, "global")
@@ -95,5 +94,5 @@ func StartGoBGPd(t testing.TB, ns *Netns, cfg GoBGPdConfig) *GoBGPd {
 
 // CLI runs the gobgp command-line client against this gobgpd.
 func (g *GoBGPd) CLI(ctx context.Context, args ...string) (string, error) {
-	return g.NS.Output(ctx, "gobgp", append([]string{"-u", "127.0.0.1", "-p", fmt.Sprint(g.cfg.APIPort)}, args...)...)
+	return g.NS.Output(ctx, append([]string{"gobgp", "-u", "127.0.0.1", "-p", fmt.Sprint(g.cfg.APIPort)}, args...)...)
 }

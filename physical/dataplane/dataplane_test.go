@@ -11,7 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/torstitch/torstitch/physical/nstest"
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
@@ -54,10 +54,10 @@ func linkIndexes(t *testing.T, h *netlink.Handle) map[string]int {
 // changes nothing when repeated, removes only what a new config drops, and
 // with an empty config and prune removes every device it created.
 func TestApplyIsLevelTriggered(t *testing.T) {
-	l := nstest.New(t, "tsd")
+	l := netnstest.NewLab(t, "tsd")
 	sw, peer := l.NS("sw"), l.NS("peer")
 	l.Veth(sw, "eth1", peer, "t0", 0)
-	ns := l.Handle(sw)
+	ns := sw.Handle()
 	d, err := New(Options{NetNS: ns, ARPSuppression: true})
 	if err != nil {
 		t.Fatal(err)

@@ -10,13 +10,15 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/torstitch/torstitch/internal/netnstest"
 )
 
 // PacketSocket is a raw AF_PACKET socket bound to one interface of a namespace.
 type PacketSocket struct{ fd int }
 
 // OpenPacketSocket opens a raw socket on dev inside namespace ns.
-func OpenPacketSocket(ns, dev string) (*PacketSocket, error) {
+func OpenPacketSocket(ns *netnstest.Netns, dev string) (*PacketSocket, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
@@ -24,7 +26,7 @@ func OpenPacketSocket(ns, dev string) (*PacketSocket, error) {
 		return nil, err
 	}
 	defer orig.Close()
-	target, err := netns.GetFromName(ns)
+	target, err := netns.GetFromName(ns.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -9,14 +9,16 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/torstitch/torstitch/internal/netnstest"
 )
 
 // AttachTagger makes dev in namespace ns behave like an 802.1Q access
 // interface on a kernel without 802.1Q: an eBPF TC program pushes vlan on
 // every frame it sends and another pops the tag of frames it receives. It
 // stands in for a VM port of a VDS at kernel speed in throughput tests.
-func AttachTagger(ns, dev string, vlan uint16) error {
-	h, err := netns.GetFromName(ns)
+func AttachTagger(ns *netnstest.Netns, dev string, vlan uint16) error {
+	h, err := netns.GetFromName(ns.Name)
 	if err != nil {
 		return err
 	}

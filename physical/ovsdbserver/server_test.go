@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/physical/nstest"
 )
 
@@ -78,7 +79,7 @@ func vtepctl(t *testing.T, s *Server, args ...string) string {
 // supervisor restarts it, and a second start over the same directory
 // finds the rows.
 func TestServerKeepsDatabase(t *testing.T) {
-	nstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool", "vtep-ctl")
+	netnstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool", "vtep-ctl")
 	dir := shortDir(t)
 	s := startTest(t, Options{Dir: dir})
 	if !s.Created() {
@@ -122,7 +123,7 @@ func TestServerKeepsDatabase(t *testing.T) {
 }
 
 func TestStartRefusesBadOptions(t *testing.T) {
-	nstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool")
+	netnstest.RequireCommands(t, "ovsdb-server", "ovsdb-tool")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

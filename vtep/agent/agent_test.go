@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/torstitch/torstitch/evpn/evpntest"
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/agent/config"
 	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/vteptest"
@@ -22,7 +23,7 @@ import (
 
 // TestMain runs the package's tests inside their own network namespace
 // when root, so FRR and the agent's BGP listener never touch the host.
-func TestMain(m *testing.M) { os.Exit(evpntest.RunInNetns(m, "ag-t")) }
+func TestMain(m *testing.M) { os.Exit(netnstest.RunIsolated(m, "ag-t")) }
 
 const (
 	frrMAC  = "02:00:00:f0:00:01"
@@ -46,9 +47,9 @@ func testLog(t testing.TB) *slog.Logger {
 // newPair starts two real ovsdb-servers (tor1, tor2) and an FRR VTEP with
 // graceful restart, peering over eBGP with the agent's address.
 func newPair(t *testing.T) *pair {
-	evpntest.RequireNetns(t, "/usr/lib/frr/bgpd", "vtysh", "ovsdb-server", "vtep-ctl")
-	frrNS := evpntest.NewNetns(t, "frr")
-	evpntest.Link(t, frrNS, "ag-frr", "10.99.5.1/24", "eth0", "10.99.5.2/24")
+	netnstest.RequireIsolated(t, "/usr/lib/frr/bgpd", "vtysh", "ovsdb-server", "vtep-ctl")
+	frrNS := netnstest.New(t, "frr")
+	netnstest.Link(t, frrNS, "ag-frr", "10.99.5.1/24", "eth0", "10.99.5.2/24")
 	frr := evpntest.StartFRR(t, frrNS, evpntest.FRRConfig{ASN: 65002, RouterID: "10.99.5.2", VTEP: "10.99.5.2",
 		VNIs: []uint32{10100}, Neighbors: []evpntest.FRRNeighbor{{Address: "10.99.5.1", ASN: 65001}}})
 	enableFRRGracefulRestart(t, frr)
@@ -95,7 +96,7 @@ func restartBGPD(t *testing.T, f *evpntest.FRR) {
 	pidFile := filepath.Join(f.Dir, "bgpd.pid")
 	if b, err := os.ReadFile(pidFile); err == nil {
 		_ = exec.Command("kill", "-9", strings.TrimSpace(string(b))).Run()
-		evpntest.Eventually(t, 5*time.Second, 10*time.Millisecond, "bgpd gone", func() error {
+		netnstest.Eventually(t, 5*time.Second, 10*time.Millisecond, "bgpd gone", func() error {
 			if exec.Command("kill", "-0", strings.TrimSpace(string(b))).Run() == nil {
 				return fmt.Errorf("bgpd %s still alive", strings.TrimSpace(string(b)))
 			}
@@ -103,7 +104,7 @@ func restartBGPD(t *testing.T, f *evpntest.FRR) {
 		})
 		_ = os.Remove(pidFile)
 	}
-	f.NS.Run(t, "/usr/lib/frr/bgpd", "-d", "-z", filepath.Join(f.Dir, "zserv.api"), "--vty_socket", f.Dir,
+	f.NS.Run("/usr/lib/frr/bgpd", "-d", "-z", filepath.Join(f.Dir, "zserv.api"), "--vty_socket", f.Dir,
 		"-u", "frr", "-g", "frr", "-f", filepath.Join(f.Dir, "bgpd.conf"), "-i", pidFile)
 }
 
@@ -154,7 +155,7 @@ func hasLine(out, want string) bool {
 
 func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	evpntest.Eventually(t, d, 20*time.Millisecond, what, cond)
+	netnstest.Eventually(t, d, 20*time.Millisecond, what, cond)
 }
 
 func remoteHas(s *vteptest.OVSDB, mac, vtep string) func() error {

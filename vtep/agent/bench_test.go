@@ -8,6 +8,7 @@ import (
 	"github.com/ovn-org/libovsdb/ovsdb"
 
 	"fmt"
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/vtepdb"
 	"log/slog"
 	"net/netip"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/torstitch/torstitch/evpn"
-	"github.com/torstitch/torstitch/evpn/evpntest"
 	"github.com/torstitch/torstitch/vtep/agent/config"
 	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/l2"
@@ -34,7 +34,7 @@ func quantile(d []time.Duration, q float64) time.Duration {
 // torctl bind → rows on both switches; a local MAC row → the type-2 at the
 // peer; 10k type-2 routes at the peer → Ucast_Macs_Remote on both switches.
 func BenchmarkAgent(b *testing.B) {
-	evpntest.RequireNetns(b, "ovsdb-server", "vtep-ctl")
+	netnstest.RequireIsolated(b, "ovsdb-server", "vtep-ctl")
 	tor1, tor2 := vteptest.StartOVSDB(b), vteptest.StartOVSDB(b)
 	var ports []string
 	for i := 1; i <= 40; i++ {
@@ -42,7 +42,7 @@ func BenchmarkAgent(b *testing.B) {
 	}
 	tor1.AddSwitch("tor1", "10.0.0.11", ports...)
 	tor2.AddSwitch("tor2", "10.0.0.12", ports...)
-	port := evpntest.FreePort(b, "127.0.0.1")
+	port := netnstest.FreePort(b, "127.0.0.1")
 	peer, err := evpn.New(evpn.Config{ASN: 65020, RouterID: netip.MustParseAddr("10.0.0.20"), ListenAddress: "127.0.0.1",
 		ListenPort: int32(port), GracefulRestart: evpn.GracefulRestart{Enabled: true},
 		Neighbors: []evpn.Neighbor{{Address: netip.MustParseAddr("127.0.0.2"), ASN: 65001, Port: 1}}},
@@ -78,7 +78,7 @@ bgp: {asn: 65001, router_id: 10.0.0.1, listen_port: -1, graceful_restart: {enabl
 	}
 	a, stopAgent := startAgent()
 	defer func() { stopAgent() }()
-	evpntest.Eventually(b, 30*time.Second, 10*time.Millisecond, "agent synced with the peer", func() error {
+	netnstest.Eventually(b, 30*time.Second, 10*time.Millisecond, "agent synced with the peer", func() error {
 		if !a.speaker.Synced() || !a.sw[0].client.Connected() || !a.sw[1].client.Connected() {
 			return fmt.Errorf("not yet")
 		}
@@ -153,7 +153,7 @@ bgp: {asn: 65001, router_id: 10.0.0.1, listen_port: -1, graceful_restart: {enabl
 			if _, err := ovsdb.CheckOperationResults(res, ops); err != nil {
 				b.Fatal(err)
 			}
-			evpntest.Eventually(b, 10*time.Second, 100*time.Microsecond, "type-2 at the peer", func() error {
+			netnstest.Eventually(b, 10*time.Second, 100*time.Microsecond, "type-2 at the peer", func() error {
 				for _, m := range peer.Remote().MACs {
 					if m.MAC == mac && m.VNI == 10100 {
 						return nil
@@ -185,7 +185,7 @@ bgp: {asn: 65001, router_id: 10.0.0.1, listen_port: -1, graceful_restart: {enabl
 			b.Fatal(err)
 		}
 		a, stopAgent = startAgent()
-		evpntest.Eventually(b, 30*time.Second, time.Millisecond, "session established", func() error {
+		netnstest.Eventually(b, 30*time.Second, time.Millisecond, "session established", func() error {
 			ps, err := a.speaker.Peers(ctx)
 			if err != nil || len(ps) != 1 || ps[0].State != "established" {
 				return fmt.Errorf("not yet")
@@ -194,7 +194,7 @@ bgp: {asn: 65001, router_id: 10.0.0.1, listen_port: -1, graceful_restart: {enabl
 		})
 		start := time.Now()
 		var inRIB time.Time // when the agent's speaker holds all n routes
-		evpntest.Eventually(b, 60*time.Second, 2*time.Millisecond, "10k remote MACs on both switches", func() error {
+		netnstest.Eventually(b, 60*time.Second, 2*time.Millisecond, "10k remote MACs on both switches", func() error {
 			if inRIB.IsZero() && a.speaker.Stats().RemoteMACs >= n {
 				inRIB = time.Now()
 			}
@@ -216,7 +216,7 @@ bgp: {asn: 65001, router_id: 10.0.0.1, listen_port: -1, graceful_restart: {enabl
 // locUUID finds tor1's own locator (10.0.0.11) as the agent sees it.
 func locUUID(b *testing.B, a *Agent) string {
 	var u string
-	evpntest.Eventually(b, 5*time.Second, time.Millisecond, "locator visible", func() error {
+	netnstest.Eventually(b, 5*time.Second, time.Millisecond, "locator visible", func() error {
 		o, err := a.sw[0].client.Observed()
 		if err != nil {
 			return err

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/agent/config"
 	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/vteptest"
@@ -26,16 +27,16 @@ import (
 //
 //	[tor1: ovs-vtep, ul(10.99.0.1) ∋ u1] ── veth ── [tor2: ovs-vtep, ul(10.99.0.2) ∋ u2]
 func ovsVtepPair(t *testing.T, prefix string) (e1, e2 *vteptest.Emulator) {
-	vteptest.RequireRoot(t)
-	ns1, ns2 := vteptest.NewNetns(t, prefix+"-t1"), vteptest.NewNetns(t, prefix+"-t2")
-	vteptest.Veth(t, ns1, "u1", ns2, "u2", 1600)
-	start := func(ns *vteptest.Netns, name, ul, tip string) *vteptest.Emulator {
+	netnstest.RequireRoot(t)
+	ns1, ns2 := netnstest.New(t, prefix+"-t1"), netnstest.New(t, prefix+"-t2")
+	netnstest.Veth(t, ns1, "u1", ns2, "u2", 1600)
+	start := func(ns *netnstest.Netns, name, ul, tip string) *vteptest.Emulator {
 		e := vteptest.StartEmulator(t, ns, name, tip)
 		e.Vsctl("add-br", "ul", "--", "set", "bridge", "ul", "datapath_type=netdev")
 		e.Vsctl("add-port", "ul", ul)
 		ns.Run("ip", "link", "set", "ul", "mtu", "1600", "up")
 		ns.Run("ip", "addr", "add", tip+"/24", "dev", "ul")
-		vteptest.Veth(t, ns, "p1", ns, "x1", 1500)
+		netnstest.Veth(t, ns, "p1", ns, "x1", 1500)
 		e.AddPort("p1")
 		e.Run()
 		return e

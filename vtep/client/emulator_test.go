@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
 	"github.com/torstitch/torstitch/vtep/vteptest"
@@ -22,14 +23,14 @@ import (
 // port p1) and returns it with the hosts and the KVM bridge's MAC:
 //
 //	h1 (10.1.0.1) ─ vds bridge (vm0 tag=100, trunk up0) ─ p1 [ps1, ovs-vtep] ══ VXLAN 10100 ══ kvm: vx10100 ⊂ br0 (10.1.0.2)
-func emulatorLab(t *testing.T, prefix string, opt vteptest.EmulatorOptions) (e *vteptest.Emulator, h1, kvm *vteptest.Netns, kvmMAC l2.MAC) {
-	vteptest.RequireRoot(t)
-	tor := vteptest.NewNetns(t, prefix+"-tor")
-	h1 = vteptest.NewNetns(t, prefix+"-h1")
-	kvm = vteptest.NewNetns(t, prefix+"-kvm")
+func emulatorLab(t *testing.T, prefix string, opt vteptest.EmulatorOptions) (e *vteptest.Emulator, h1, kvm *netnstest.Netns, kvmMAC l2.MAC) {
+	netnstest.RequireRoot(t)
+	tor := netnstest.New(t, prefix+"-tor")
+	h1 = netnstest.New(t, prefix+"-h1")
+	kvm = netnstest.New(t, prefix+"-kvm")
 
 	// Underlay: tunnel IP on the internal port of a netdev bridge holding the underlay veth.
-	vteptest.Veth(t, tor, "u-tor", kvm, "u-kvm", 1600)
+	netnstest.Veth(t, tor, "u-tor", kvm, "u-kvm", 1600)
 	kvm.Run("ethtool", "-K", "u-kvm", "tx", "off")
 	kvm.Run("ip", "addr", "add", "10.99.0.2/24", "dev", "u-kvm")
 	e = vteptest.StartEmulatorWith(t, tor, "ps1", "10.99.0.1", opt)
@@ -40,9 +41,9 @@ func emulatorLab(t *testing.T, prefix string, opt vteptest.EmulatorOptions) (e *
 
 	// The VDS: VM port tagged 100, trunk uplink into the switch's port p1.
 	e.Vsctl("add-br", "vds", "--", "set", "bridge", "vds", "datapath_type=netdev")
-	vteptest.Veth(t, tor, "up0", tor, "p1", 1500)
+	netnstest.Veth(t, tor, "up0", tor, "p1", 1500)
 	e.Vsctl("add-port", "vds", "up0")
-	vteptest.Veth(t, h1, "eth0", tor, "vm0", 1500)
+	netnstest.Veth(t, h1, "eth0", tor, "vm0", 1500)
 	h1.Run("ethtool", "-K", "eth0", "tx", "off")
 	h1.Run("ip", "addr", "add", "10.1.0.1/24", "dev", "eth0")
 	e.Vsctl("add-port", "vds", "vm0", "tag=100")
@@ -64,7 +65,7 @@ func emulatorLab(t *testing.T, prefix string, opt vteptest.EmulatorOptions) (e *
 
 // pingThroughStitch writes the stitch (binding, KVM's MAC, flood list) into
 // the emulator through c and pings both ways.
-func pingThroughStitch(t *testing.T, c *Client, h1, kvm *vteptest.Netns, kvmMAC l2.MAC) *plan.Desired {
+func pingThroughStitch(t *testing.T, c *Client, h1, kvm *netnstest.Netns, kvmMAC l2.MAC) *plan.Desired {
 	d := &plan.Desired{
 		LogicalSwitches: []plan.LogicalSwitch{{VNI: 10100, ReplicationMode: plan.SourceNode}},
 		Bindings:        []plan.PortBinding{{Port: "p1", VLAN: 100, VNI: 10100}},
@@ -108,7 +109,7 @@ func TestOVSVTEPEmulatorPing(t *testing.T) {
 // certificates) instead of being dialed: traffic passes VLAN 100 ⇄ VNI
 // 10100 with everything written over the accepted connection.
 func TestInboundOVSVTEPEmulatorPing(t *testing.T) {
-	vteptest.RequireRoot(t)
+	netnstest.RequireRoot(t)
 	pki := vteptest.NewOVSPKI(t)
 	agentCert := pki.Sign("agent", "agent", "controller")
 	ps1 := pki.Sign("ps1", "ps1", "switch")

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/plan"
 	"github.com/torstitch/torstitch/vtep/vteptest"
 )
@@ -14,7 +15,7 @@ import (
 // ovsdb-server (the SSL one verifying both sides against a test CA).
 func TestRealOVSDBTCPAndSSL(t *testing.T) {
 	pki := vteptest.NewPKI(t)
-	tcpPort, sslPort := vteptest.FreePort(t), vteptest.FreePort(t)
+	tcpPort, sslPort := netnstest.FreePort(t, "127.0.0.1"), netnstest.FreePort(t, "127.0.0.1")
 	s := vteptest.StartOVSDB(t,
 		fmt.Sprintf("--remote=ptcp:%d:127.0.0.1", tcpPort),
 		fmt.Sprintf("--remote=pssl:%d:127.0.0.1", sslPort),

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/vteptest"
 )
 
@@ -66,7 +67,7 @@ func TestOutboundOVSPKI(t *testing.T) {
 	agent := pki.Sign("agent", "agent", "controller")
 	tor1 := pki.Sign("tor1", "tor1", "switch")
 	other := pki.Sign("other", "tor1", "switch")
-	port := vteptest.FreePort(t)
+	port := netnstest.FreePort(t, "127.0.0.1")
 	s := vteptest.StartOVSDB(t, fmt.Sprintf("--remote=pssl:%d:127.0.0.1", port),
 		"--private-key="+tor1.Key, "--certificate="+tor1.Cert, "--ca-cert="+pki.ControllerCA())
 	withForeign(s)

@@ -30,14 +30,6 @@ func RequireBinaries(t testing.TB, names ...string) {
 	}
 }
 
-// RequireRoot skips the test when not running as root.
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces): skipping; CI runs as root")
-	}
-}
-
 // OVSDB is a real ovsdb-server serving a hardware_vtep database from a
 // temporary directory on a unix socket.
 type OVSDB struct {

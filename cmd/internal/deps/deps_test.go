@@ -52,7 +52,7 @@ var sourcesAndSinks = []string{"vdsvlan/...", "evpn/...", "vtep/agent/store", "v
 var controllerSide = []string{"vtep/agent/...", "vtep/client", "vtep/plan", "vtep/api/...", "evpn/...", "vdsvlan/..."}
 
 // Test harnesses, for tests and labs only.
-var harnesses = []string{"vtep/vteptest", "vtep/api/apitest", "vtep/plan/plantest", "evpn/evpntest", "physical/nstest", "vdsvlan/vcsimlab",
+var harnesses = []string{"internal/netnstest", "vtep/vteptest", "vtep/api/apitest", "vtep/plan/plantest", "evpn/evpntest", "physical/nstest", "vdsvlan/vcsimlab",
 	"github.com/vmware/govmomi/simulator/...", "github.com/vmware/govmomi/vapi/simulator/..."}
 
 // none: no package outside the module and the standard library.
@@ -98,12 +98,14 @@ var rules = []rule{
 
 	// The switch side (torswitch) never depends on the controller side.
 	{pkgs: "physical/...", why: "torswitch: netlink, eBPF, libovsdb, models and leaf types",
-		mine: []string{"physical/...", "vtep/l2", "vtep/wake", "vtep/vtepdb"}, never: controllerSide},
+		mine: []string{"physical/...", "vtep/l2", "vtep/wake", "vtep/vtepdb", "internal/netnstest"}, never: controllerSide},
 
 	// Test harnesses.
-	{pkgs: "vtep/vteptest", why: "hardware_vtep databases for tests", mine: []string{"vtep/vtepdb"}},
+	{pkgs: "internal/netnstest", why: "the one network-namespace kit of the tests: it knows nothing of the product",
+		mine: nil, others: []string{"github.com/vishvananda/netns"}},
+	{pkgs: "vtep/vteptest", why: "hardware_vtep databases for tests", mine: []string{"vtep/vtepdb", "internal/netnstest"}},
 	{pkgs: "vtep/api/apitest", why: "a fake Backend for API tests", mine: []string{"vtep/api", "vtep/l2"}},
-	{pkgs: "evpn/evpntest", why: "FRR and namespaces for tests", mine: nil},
+	{pkgs: "evpn/evpntest", why: "FRR and gobgpd for tests", mine: []string{"internal/netnstest"}},
 	{pkgs: "vdsvlan/vcsimlab", why: "a vCenter simulator lab", mine: nil},
 
 	// The lab: a leaf of the project, it knows nothing of the product.
