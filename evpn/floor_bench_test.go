@@ -10,7 +10,7 @@ import (
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
 
-	"github.com/torstitch/torstitch/evpn/evpntest"
+	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
 
@@ -43,9 +43,9 @@ type intakeReceiver struct {
 }
 
 func benchIntakeFloor(b *testing.B, n int) {
-	evpntest.RequireNetns(b)
+	netnstest.RequireIsolated(b)
 	ctx := context.Background()
-	port := evpntest.FreePort(b, "127.0.0.1")
+	port := netnstest.FreePort(b, "127.0.0.1")
 	gr := GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}
 	fabric := newFabric(b, port, n)
 	receivers := []intakeReceiver{
