@@ -159,6 +159,13 @@ func (p *pinger) runEnd(seq, n int) (int, bool) {
 	return p.sent, false
 }
 
+// outage reports whether none of the requests of the last two seconds
+// that have had their second to be answered was answered.
+func (p *pinger) outage() bool {
+	s := p.seq() - p.inFlight()
+	return !p.answeredAfter(max(0, s-int(2*time.Second/p.interval)), 1)
+}
+
 // inFlight is how many of the newest requests may still be answered
 // (ping -W 1, plus one interval).
 func (p *pinger) inFlight() int { return int(time.Second/p.interval) + 1 }

@@ -227,6 +227,7 @@ func (e *e2e) torFailover(t *testing.T) {
 		tl.watchFlows(e.ctx, t, e.lab, "tor2", vmMACs)
 	}
 	sv, sw := pv.seq(), pw.seq()
+	e.snapshotOutage(tl, pv, pw, "tor2")
 	// Host ports down (carrier lost at once, as when a switch dies), the
 	// processes stopped, and the ports set down again: torswitch sets its
 	// ports up while it runs, and its kernel data path would forward on.
@@ -317,6 +318,7 @@ func (e *e2e) torFailover(t *testing.T) {
 		tl.watchFlows(e.ctx, t, e.lab, "tor2", vmMACs)
 	}
 	sv, sw = pv.seq(), pw.seq()
+	e.snapshotOutage(tl, pv, pw, "tor1")
 	tl.mark("tor1's host ports up")
 	e.sh(t, "tor1", "ip link set eth1 up && ip link set eth2 up")
 	back = true
@@ -338,6 +340,23 @@ func (e *e2e) torFailover(t *testing.T) {
 	upLine += e.checkOutage(t, "tor1 back", max(up1.Outage, up2.Outage), downLine+" | "+upLine, tl, "tor1")
 	t.Logf("tor1 back, timeline:\n%s", tl)
 	e.result(t, "ok: %s | %s", downLine, upLine)
+}
+
+// snapshotOutage dumps, while an outage outlasts the bound, what tor (the
+// switch the VMs are on) and kvm1 forward for the VMs' MACs: the datapath
+// flows and the logical switches' MAC tables (ovs-vtep ToRs; on torswitch
+// ToRs the kernel FDB), and kvm1's FDB.
+func (e *e2e) snapshotOutage(tl *timeline, pv, pw *pinger, tor string) {
+	grep := "grep -i -e " + strings.Join(vmMACs, " -e ")
+	torCmd := "bridge fdb show | " + grep
+	if e.ovsVTEP {
+		torCmd = "ovs-appctl dpctl/dump-flows 2>&1 | " + grep + " | head -20; " +
+			"for b in $(ovs-vsctl list-br | grep _vtep_ls); do echo $b; ovs-ofctl dump-flows $b table=1 | " + grep + "; done"
+	}
+	bound := e.failoverBound()
+	tl.snapshotWhileDown(e.ctx, e.lab, []time.Duration{bound + time.Second, bound + 4*time.Second},
+		func() bool { return pv.outage() || pw.outage() },
+		[]nodeCmd{{tor, torCmd}, {"kvm1", "bridge fdb show | " + grep}})
 }
 
 // startFlows pings kvm11 -> vm11 (VNI 10100) and vm12 -> kvm12 (VNI 10200)

@@ -354,3 +354,49 @@ func (tl *timeline) has(at time.Time, src, text string) bool {
 	}
 	return false
 }
+
+// nodeCmd is a shell command to run in a node.
+type nodeCmd struct{ node, cmd string }
+
+// snapshotWhileDown runs cmds at each offset after t0 for as long as down
+// reports an outage, and adds their output to the timeline: the forwarding
+// state in the middle of an outage, which no log shows afterwards (issue
+// 14: an ovs-vtep failover that stayed down with every table right). A
+// fast recovery runs nothing.
+func (tl *timeline) snapshotWhileDown(ctx context.Context, lab testbed.Runtime, offsets []time.Duration, down func() bool, cmds []nodeCmd) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, off := range offsets {
+			select {
+			case <-time.After(time.Until(tl.t0.Add(off))):
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+			if !down() {
+				return
+			}
+			for _, c := range cmds {
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				at := time.Now()
+				out, err := lab.Shell(cctx, c.node, c.cmd)
+				cancel()
+				text := strings.TrimRight(string(out), "\n")
+				if err != nil {
+					text += fmt.Sprintf("\n(%v)", err)
+				}
+				tl.add(at, c.node, "snapshot during the outage: %s\n%s", c.cmd, indent(text, 22))
+			}
+		}
+	}()
+	tl.stops = append(tl.stops, func() { close(stop); <-done })
+}
+
+// indent prefixes every line of s with n spaces.
+func indent(s string, n int) string {
+	pad := strings.Repeat(" ", n)
+	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
+}
