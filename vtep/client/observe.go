@@ -40,10 +40,20 @@ func rows(tc *cache.TableCache, table string) map[string]model.Model {
 
 // observe builds the planner's view of the switch from the cache: the
 // cached rows themselves, which the cache never edits in place (read-only).
-// switchName selects the Physical_Switch when the database holds several;
-// "" takes the only one.
+// UcastRemote is left to the caller (the table is not monitored). switchName
+// selects the Physical_Switch when the database holds several; "" takes the
+// only one.
 func observe(tc *cache.TableCache, switchName string) *plan.Observed {
-	o := plan.NewObserved("")
+	o := &plan.Observed{
+		Ports:       map[string]*vtepdb.PhysicalPort{},
+		Switches:    typed[vtepdb.LogicalSwitch](rows(tc, vtepdb.LogicalSwitchTable)),
+		Locators:    typed[vtepdb.PhysicalLocator](rows(tc, vtepdb.PhysicalLocatorTable)),
+		LocatorSets: typed[vtepdb.PhysicalLocatorSet](rows(tc, vtepdb.PhysicalLocatorSetTable)),
+		McastRemote: typed[vtepdb.McastMacsRemote](rows(tc, vtepdb.McastMacsRemoteTable)),
+		UcastLocal:  typed[vtepdb.UcastMacsLocal](rows(tc, vtepdb.UcastMacsLocalTable)),
+		McastLocal:  typed[vtepdb.McastMacsLocal](rows(tc, vtepdb.McastMacsLocalTable)),
+		Tunnels:     typed[vtepdb.Tunnel](rows(tc, vtepdb.TunnelTable)),
+	}
 	var ps *vtepdb.PhysicalSwitch
 	for _, m := range rows(tc, vtepdb.PhysicalSwitchTable) {
 		s := m.(*vtepdb.PhysicalSwitch)
@@ -53,23 +63,17 @@ func observe(tc *cache.TableCache, switchName string) *plan.Observed {
 			}
 		}
 	}
-	if ps != nil {
-		o.PhysicalSwitch = *ps
-		portRows := rows(tc, vtepdb.PhysicalPortTable)
-		for _, pu := range ps.Ports {
-			if m, ok := portRows[pu]; ok {
-				p := m.(*vtepdb.PhysicalPort)
-				o.Ports[p.Name] = p
-			}
+	if ps == nil {
+		return o
+	}
+	o.PhysicalSwitch = *ps
+	portRows := rows(tc, vtepdb.PhysicalPortTable)
+	for _, pu := range ps.Ports {
+		if m, ok := portRows[pu]; ok {
+			p := m.(*vtepdb.PhysicalPort)
+			o.Ports[p.Name] = p
 		}
 	}
-	o.Switches = typed[vtepdb.LogicalSwitch](rows(tc, vtepdb.LogicalSwitchTable))
-	o.Locators = typed[vtepdb.PhysicalLocator](rows(tc, vtepdb.PhysicalLocatorTable))
-	o.LocatorSets = typed[vtepdb.PhysicalLocatorSet](rows(tc, vtepdb.PhysicalLocatorSetTable))
-	o.UcastLocal = typed[vtepdb.UcastMacsLocal](rows(tc, vtepdb.UcastMacsLocalTable))
-	o.McastRemote = typed[vtepdb.McastMacsRemote](rows(tc, vtepdb.McastMacsRemoteTable))
-	o.McastLocal = typed[vtepdb.McastMacsLocal](rows(tc, vtepdb.McastMacsLocalTable))
-	o.Tunnels = typed[vtepdb.Tunnel](rows(tc, vtepdb.TunnelTable))
 	return o
 }
 
