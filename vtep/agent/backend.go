@@ -177,13 +177,13 @@ func (a *Agent) Switches(context.Context) ([]api.Switch, error) {
 		v := api.Switch{Name: s.name, Endpoint: st.Endpoint, Connected: st.Connected, Since: st.Since,
 			PortFaults: map[string][]string{}}
 		if o, err := s.client.ObservedWithoutRemote(); err == nil {
-			v.TunnelIPs, v.Faults, v.Ports = o.TunnelIPs, o.SwitchFaults, len(o.Ports)
+			v.TunnelIPs, v.Faults, v.Ports = o.PhysicalSwitch.TunnelIPs, o.PhysicalSwitch.SwitchFaultStatus, len(o.Ports)
 			v.LogicalSws = len(o.Switches)
 			v.LocalMACs = len(o.UcastLocal)
 			v.RemoteMACs = s.client.RemoteCount()
 			for name, p := range o.Ports {
-				if len(p.Faults) > 0 {
-					v.PortFaults[name] = p.Faults
+				if len(p.PortFaultStatus) > 0 {
+					v.PortFaults[name] = p.PortFaultStatus
 				}
 			}
 		}

@@ -97,7 +97,7 @@ bgp: {asn: 65001, router_id: 10.0.0.1, listen_port: -1, graceful_restart: {enabl
 			lat = append(lat, time.Since(start))
 			for _, c := range a.sw {
 				o, err := c.client.Observed()
-				if err != nil || o.Ports[fmt.Sprintf("eth%d", i+1)].Bindings[vlan] == "" {
+				if err != nil || o.Ports[fmt.Sprintf("eth%d", i+1)].VLANBindings[int(vlan)] == "" {
 					b.Fatalf("bind returned before %s had the binding", c.name)
 				}
 			}

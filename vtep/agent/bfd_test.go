@@ -8,6 +8,7 @@ import (
 
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 // tun is one Tunnel row as a test writes it: remote VTEP and bfd_status.
@@ -17,12 +18,12 @@ type tun struct {
 }
 
 func bfdObserved(tuns ...tun) *plan.Observed {
-	o := &plan.Observed{Locators: map[string]plan.Locator{"lloc": {Encap: plan.EncapVXLAN, DstIP: "10.0.0.11"}},
-		Tunnels: map[string]*plan.Tunnel{}}
+	o := &plan.Observed{Locators: map[string]*vtepdb.PhysicalLocator{"lloc": {UUID: "lloc", EncapsulationType: plan.EncapVXLAN, DstIP: "10.0.0.11"}},
+		Tunnels: map[string]*vtepdb.Tunnel{}}
 	for _, t := range tuns {
 		loc := "loc-" + t.remote
-		o.Locators[loc] = plan.Locator{Encap: plan.EncapVXLAN, DstIP: t.remote}
-		o.Tunnels[t.uuid] = &plan.Tunnel{UUID: t.uuid, Local: "lloc", Remote: loc, BFDStatus: t.status}
+		o.Locators[loc] = &vtepdb.PhysicalLocator{UUID: loc, EncapsulationType: plan.EncapVXLAN, DstIP: t.remote}
+		o.Tunnels[t.uuid] = &vtepdb.Tunnel{UUID: t.uuid, Local: "lloc", Remote: loc, BFDStatus: t.status}
 	}
 	return o
 }
@@ -198,11 +199,9 @@ func TestBFDAnchorPrefersBoundVNI(t *testing.T) {
 }
 
 func emptyObserved(ports ...string) *plan.Observed {
-	o := &plan.Observed{SwitchName: "tor1", Ports: map[string]*plan.Port{}, Switches: map[string]*plan.ObservedLS{},
-		Locators: map[string]plan.Locator{}, LocatorSets: map[string][]string{}, UcastRemote: map[string]*plan.MACRow{},
-		McastRemote: map[string]*plan.McastRow{}, UcastLocal: map[string]*plan.MACRow{}, McastLocal: map[string]*plan.McastRow{}}
+	o := plan.NewObserved("tor1")
 	for _, p := range ports {
-		o.Ports[p] = &plan.Port{UUID: "p-" + p, Name: p, Bindings: map[l2.VLAN]string{}}
+		o.Ports[p] = &vtepdb.PhysicalPort{UUID: "p-" + p, Name: p, VLANBindings: map[int]string{}}
 	}
 	return o
 }

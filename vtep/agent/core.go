@@ -187,11 +187,11 @@ func (c *core) step(in passInput) passEffects {
 
 // viewOf is what the agent takes from a connected switch's tables.
 func viewOf(name string, o *plan.Observed) SwitchView {
-	v := SwitchView{Name: name, Connected: true, Ports: make(map[string]bool, len(o.Ports)), Faults: o.SwitchFaults}
+	v := SwitchView{Name: name, Connected: true, Ports: make(map[string]bool, len(o.Ports)), Faults: o.PhysicalSwitch.SwitchFaultStatus}
 	for p := range o.Ports {
 		v.Ports[p] = true
 	}
-	for _, t := range o.TunnelIPs {
+	for _, t := range o.PhysicalSwitch.TunnelIPs {
 		if ip, err := netip.ParseAddr(t); err == nil {
 			v.TunnelIP = ip
 			break
@@ -199,10 +199,10 @@ func viewOf(name string, o *plan.Observed) SwitchView {
 	}
 	v.LocalMACs = o.LocalMACs()
 	for _, ls := range o.Switches {
-		if ls.Owned() {
+		if plan.Owned(ls) {
 			continue
 		}
-		if vni := ls.VNI(); vni != 0 {
+		if vni := plan.VNIOf(ls); vni != 0 {
 			v.ForeignVNIs = mapSet(v.ForeignVNIs, vni, ls.Name)
 		}
 		if vni, ok := plan.VNIOfName(ls.Name); ok {
@@ -210,13 +210,13 @@ func viewOf(name string, o *plan.Observed) SwitchView {
 		}
 	}
 	for _, p := range o.Ports {
-		for vlan, u := range p.Bindings {
-			if ls := o.Switches[u]; ls == nil || !ls.Owned() {
+		for vlan, u := range p.VLANBindings {
+			if ls := o.Switches[u]; ls == nil || !plan.Owned(ls) {
 				lsName := u
 				if ls != nil {
 					lsName = ls.Name
 				}
-				v.ForeignBound = mapSet(v.ForeignBound, l2.PortVLAN{Port: l2.PortRef{Switch: v.Name, Port: p.Name}, VLAN: vlan}, lsName)
+				v.ForeignBound = mapSet(v.ForeignBound, l2.PortVLAN{Port: l2.PortRef{Switch: v.Name, Port: p.Name}, VLAN: l2.VLAN(vlan)}, lsName)
 			}
 		}
 	}

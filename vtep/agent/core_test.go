@@ -19,6 +19,7 @@ import (
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
 	"github.com/torstitch/torstitch/vtep/plan/plantest"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 // TestCoreScenarios runs the agent core (step, then the switches' plans
@@ -156,7 +157,7 @@ func (s *coreSim) run(f []string) error {
 		if err != nil {
 			return err
 		}
-		db.O.Switches["foreign-"+args[1]] = &plan.ObservedLS{UUID: "foreign-" + args[1], Name: args[1], TunnelKey: &vni}
+		db.O.Switches["foreign-"+args[1]] = &vtepdb.LogicalSwitch{UUID: "foreign-" + args[1], Name: args[1], TunnelKey: &vni}
 	case "foreign-ls-del":
 		db, err := s.switchDB(args[0])
 		if err != nil {
@@ -173,7 +174,7 @@ func (s *coreSim) run(f []string) error {
 		if !ok || err != nil {
 			return fmt.Errorf("want PORT VLAN of the switch, got %q %q", args[1], args[2])
 		}
-		p.Bindings[l2.VLAN(vlan)] = "foreign-" + args[3]
+		p.VLANBindings[vlan] = "foreign-" + args[3]
 	case "bind":
 		var b api.Binding
 		if err := scanVLANVNI(args, &b.VLAN, &b.VNI); err != nil {

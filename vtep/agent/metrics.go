@@ -109,11 +109,11 @@ func (a *Agent) updateGauges(views []SwitchView, obs map[string]*plan.Observed, 
 			m.remoteMACs.WithLabelValues(v.Name).Set(float64(len(d.RemoteMACs)))
 		}
 		if o := obs[v.Name]; o != nil {
-			for _, f := range o.SwitchFaults {
+			for _, f := range o.PhysicalSwitch.SwitchFaultStatus {
 				m.switchFaults.WithLabelValues(v.Name, "", f).Set(1)
 			}
 			for name, p := range o.Ports {
-				for _, f := range p.Faults {
+				for _, f := range p.PortFaultStatus {
 					m.switchFaults.WithLabelValues(v.Name, name, f).Set(1)
 				}
 			}

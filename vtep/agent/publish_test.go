@@ -15,6 +15,7 @@ import (
 	"github.com/torstitch/torstitch/vtep/agent/config"
 	"github.com/torstitch/torstitch/vtep/api"
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/plan"
 	"github.com/torstitch/torstitch/vtep/vteptest"
 )
 
@@ -88,8 +89,8 @@ func boundOnBoth(a *Agent, vlan l2.VLAN, vni l2.VNI) error {
 			if p == nil {
 				return fmt.Errorf("%s has no %s", s.name, port)
 			}
-			ls := o.Switches[p.Bindings[vlan]]
-			if ls == nil || ls.VNI() != vni {
+			ls := o.Switches[p.VLANBindings[int(vlan)]]
+			if ls == nil || plan.VNIOf(ls) != vni {
 				return fmt.Errorf("%s:%s VLAN %d not bound to VNI %d", s.name, port, vlan, vni)
 			}
 		}
@@ -104,7 +105,7 @@ func unbound(a *Agent, vlan l2.VLAN) error {
 			return err
 		}
 		for name, p := range o.Ports {
-			if _, ok := p.Bindings[vlan]; ok {
+			if _, ok := p.VLANBindings[int(vlan)]; ok {
 				return fmt.Errorf("%s:%s still binds VLAN %d", s.name, name, vlan)
 			}
 		}

@@ -419,9 +419,7 @@ func (c *Client) ObservedWithoutRemote() (*plan.Observed, error) {
 	if conn == nil {
 		return nil, ErrNotConnected
 	}
-	o := observe(conn.Cache(), c.cfg.Name)
-	o.UcastRemote = nil
-	return o, nil
+	return observe(conn.Cache(), c.cfg.Name), nil
 }
 
 // Reconcile plans desired against the observed state and applies the

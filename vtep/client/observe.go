@@ -5,7 +5,6 @@ import (
 	"github.com/ovn-org/libovsdb/client"
 	"github.com/ovn-org/libovsdb/model"
 
-	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
 	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
@@ -39,11 +38,22 @@ func rows(tc *cache.TableCache, table string) map[string]model.Model {
 	return rc.RowsShallow()
 }
 
-// observe builds the planner's view of the switch from the cache. switchName
+// observe builds the planner's view of the switch from the cache: the
+// cached rows themselves, which the cache never edits in place (read-only).
+// UcastRemote is left to the caller (the table is not monitored). switchName
 // selects the Physical_Switch when the database holds several; "" takes the
 // only one.
 func observe(tc *cache.TableCache, switchName string) *plan.Observed {
-	o := plan.NewObserved("")
+	o := &plan.Observed{
+		Ports:       map[string]*vtepdb.PhysicalPort{},
+		Switches:    typed[vtepdb.LogicalSwitch](rows(tc, vtepdb.LogicalSwitchTable)),
+		Locators:    typed[vtepdb.PhysicalLocator](rows(tc, vtepdb.PhysicalLocatorTable)),
+		LocatorSets: typed[vtepdb.PhysicalLocatorSet](rows(tc, vtepdb.PhysicalLocatorSetTable)),
+		McastRemote: typed[vtepdb.McastMacsRemote](rows(tc, vtepdb.McastMacsRemoteTable)),
+		UcastLocal:  typed[vtepdb.UcastMacsLocal](rows(tc, vtepdb.UcastMacsLocalTable)),
+		McastLocal:  typed[vtepdb.McastMacsLocal](rows(tc, vtepdb.McastMacsLocalTable)),
+		Tunnels:     typed[vtepdb.Tunnel](rows(tc, vtepdb.TunnelTable)),
+	}
 	var ps *vtepdb.PhysicalSwitch
 	for _, m := range rows(tc, vtepdb.PhysicalSwitchTable) {
 		s := m.(*vtepdb.PhysicalSwitch)
@@ -53,58 +63,25 @@ func observe(tc *cache.TableCache, switchName string) *plan.Observed {
 			}
 		}
 	}
+	if ps == nil {
+		return o
+	}
+	o.PhysicalSwitch = *ps
 	portRows := rows(tc, vtepdb.PhysicalPortTable)
-	if ps != nil {
-		o.SwitchName = ps.Name
-		o.TunnelIPs = ps.TunnelIPs
-		o.SwitchFaults = ps.SwitchFaultStatus
-		for _, pu := range ps.Ports {
-			m, ok := portRows[pu]
-			if !ok {
-				continue
-			}
+	for _, pu := range ps.Ports {
+		if m, ok := portRows[pu]; ok {
 			p := m.(*vtepdb.PhysicalPort)
-			port := &plan.Port{UUID: p.UUID, Name: p.Name, Faults: p.PortFaultStatus,
-				Bindings: make(map[l2.VLAN]string, len(p.VLANBindings)), Stats: make(map[l2.VLAN]string, len(p.VLANStats))}
-			for v, ls := range p.VLANBindings {
-				port.Bindings[l2.VLAN(v)] = ls
-			}
-			for v, st := range p.VLANStats {
-				port.Stats[l2.VLAN(v)] = st
-			}
-			o.Ports[p.Name] = port
+			o.Ports[p.Name] = p
 		}
-	}
-	for u, m := range rows(tc, vtepdb.LogicalSwitchTable) {
-		ls := m.(*vtepdb.LogicalSwitch)
-		ol := &plan.ObservedLS{UUID: u, Name: ls.Name, Description: ls.Description, TunnelKey: ls.TunnelKey, OtherConfig: ls.OtherConfig}
-		if ls.ReplicationMode != nil {
-			ol.ReplicationMode = string(*ls.ReplicationMode)
-		}
-		o.Switches[u] = ol
-	}
-	for u, m := range rows(tc, vtepdb.PhysicalLocatorTable) {
-		l := m.(*vtepdb.PhysicalLocator)
-		o.Locators[u] = plan.Locator{Encap: string(l.EncapsulationType), DstIP: l.DstIP, TunnelKey: l.TunnelKey}
-	}
-	for u, m := range rows(tc, vtepdb.PhysicalLocatorSetTable) {
-		o.LocatorSets[u] = m.(*vtepdb.PhysicalLocatorSet).Locators
-	}
-	for u, m := range rows(tc, vtepdb.UcastMacsLocalTable) {
-		r := m.(*vtepdb.UcastMacsLocal)
-		o.UcastLocal[u] = &plan.MACRow{UUID: u, LS: r.LogicalSwitch, MAC: r.MAC, IP: r.Ipaddr, Locator: r.Locator}
-	}
-	for u, m := range rows(tc, vtepdb.McastMacsRemoteTable) {
-		r := m.(*vtepdb.McastMacsRemote)
-		o.McastRemote[u] = &plan.McastRow{UUID: u, LS: r.LogicalSwitch, MAC: r.MAC, IP: r.Ipaddr, LocatorSet: r.LocatorSet}
-	}
-	for u, m := range rows(tc, vtepdb.McastMacsLocalTable) {
-		r := m.(*vtepdb.McastMacsLocal)
-		o.McastLocal[u] = &plan.McastRow{UUID: u, LS: r.LogicalSwitch, MAC: r.MAC, IP: r.Ipaddr, LocatorSet: r.LocatorSet}
-	}
-	for u, m := range rows(tc, vtepdb.TunnelTable) {
-		t := m.(*vtepdb.Tunnel)
-		o.Tunnels[u] = &plan.Tunnel{UUID: u, Local: t.Local, Remote: t.Remote, BFDParams: t.BFDParams, BFDStatus: t.BFDStatus}
 	}
 	return o
+}
+
+// typed returns the rows of one table as their model, by UUID.
+func typed[T any](rows map[string]model.Model) map[string]*T {
+	out := make(map[string]*T, len(rows))
+	for u, m := range rows {
+		out[u] = m.(*T)
+	}
+	return out
 }

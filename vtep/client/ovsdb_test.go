@@ -288,8 +288,8 @@ func TestRealOVSDBLocalMACs(t *testing.T) {
 	if got.VNI != 10100 || got.MAC != l2.MustMAC("02:00:00:aa:00:01") || got.VTEP != ip("192.0.2.100") || got.Switch != "tor1" {
 		t.Fatalf("local MAC = %+v", got)
 	}
-	if o.SwitchName != "tor1" || len(o.TunnelIPs) != 1 || o.TunnelIPs[0] != "192.0.2.100" {
-		t.Fatalf("physical switch = %q %v", o.SwitchName, o.TunnelIPs)
+	if o.PhysicalSwitch.Name != "tor1" || len(o.PhysicalSwitch.TunnelIPs) != 1 || o.PhysicalSwitch.TunnelIPs[0] != "192.0.2.100" {
+		t.Fatalf("physical switch = %q %v", o.PhysicalSwitch.Name, o.PhysicalSwitch.TunnelIPs)
 	}
 }
 

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 
 	"github.com/ovn-org/libovsdb/ovsdb"
@@ -26,26 +27,26 @@ import (
 // so that the planner need not build it on every plan (100k rows and more).
 type remoteTable struct {
 	mu   sync.RWMutex
-	rows map[string]*plan.MACRow
-	idx  map[plan.UcastKey]*plan.MACRow
+	rows map[string]*vtepdb.UcastMacsRemote
+	idx  map[plan.UcastKey]*vtepdb.UcastMacsRemote
 }
 
 // indexRows builds the index of rows; rows sharing a key or with an
 // unparsable MAC are left out (the planner then reads the rows instead).
-func indexRows(rows map[string]*plan.MACRow) map[plan.UcastKey]*plan.MACRow {
-	idx := make(map[plan.UcastKey]*plan.MACRow, len(rows))
+func indexRows(rows map[string]*vtepdb.UcastMacsRemote) map[plan.UcastKey]*vtepdb.UcastMacsRemote {
+	idx := make(map[plan.UcastKey]*vtepdb.UcastMacsRemote, len(rows))
 	for _, r := range rows {
 		if m, err := l2.ParseMAC(r.MAC); err == nil {
-			idx[plan.UcastKey{LS: r.LS, MAC: m}] = r
+			idx[plan.UcastKey{LS: r.LogicalSwitch, MAC: m}] = r
 		}
 	}
 	return idx
 }
 
 // unindex removes r from the index if the index points at it.
-func (t *remoteTable) unindex(r *plan.MACRow) {
+func (t *remoteTable) unindex(r *vtepdb.UcastMacsRemote) {
 	if m, err := l2.ParseMAC(r.MAC); err == nil {
-		k := plan.UcastKey{LS: r.LS, MAC: m}
+		k := plan.UcastKey{LS: r.LogicalSwitch, MAC: m}
 		if t.idx[k] == r {
 			delete(t.idx, k)
 		}
@@ -60,7 +61,7 @@ func uuidOf(v any) string {
 }
 
 // loadRemote reads all Ucast_Macs_Remote rows.
-func loadRemote(ctx context.Context, tx transactor) (map[string]*plan.MACRow, error) {
+func loadRemote(ctx context.Context, tx transactor) (map[string]*vtepdb.UcastMacsRemote, error) {
 	op := ovsdb.Operation{Op: ovsdb.OperationSelect, Table: vtepdb.UcastMacsRemoteTable, Where: []ovsdb.Condition{},
 		Columns: []string{vtepdb.ColumnUUID, vtepdb.UcastMacsRemoteColumnMAC, vtepdb.UcastMacsRemoteColumnLogicalSwitch,
 			vtepdb.UcastMacsRemoteColumnLocator, vtepdb.UcastMacsRemoteColumnIpaddr}}
@@ -71,39 +72,37 @@ func loadRemote(ctx context.Context, tx transactor) (map[string]*plan.MACRow, er
 	if _, err := ovsdb.CheckOperationResults(res, []ovsdb.Operation{op}); err != nil {
 		return nil, fmt.Errorf("reading Ucast_Macs_Remote: %w", err)
 	}
-	rows := make(map[string]*plan.MACRow, len(res[0].Rows))
+	rows := make(map[string]*vtepdb.UcastMacsRemote, len(res[0].Rows))
 	for _, r := range res[0].Rows {
-		row := &plan.MACRow{UUID: uuidOf(r[vtepdb.ColumnUUID]), LS: uuidOf(r[vtepdb.UcastMacsRemoteColumnLogicalSwitch]),
+		row := &vtepdb.UcastMacsRemote{UUID: uuidOf(r[vtepdb.ColumnUUID]), LogicalSwitch: uuidOf(r[vtepdb.UcastMacsRemoteColumnLogicalSwitch]),
 			Locator: uuidOf(r[vtepdb.UcastMacsRemoteColumnLocator])}
 		row.MAC, _ = r[vtepdb.UcastMacsRemoteColumnMAC].(string)
-		row.IP, _ = r[vtepdb.UcastMacsRemoteColumnIpaddr].(string)
+		row.Ipaddr, _ = r[vtepdb.UcastMacsRemoteColumnIpaddr].(string)
 		rows[row.UUID] = row
 	}
 	return rows, nil
 }
 
-func (t *remoteTable) replace(rows map[string]*plan.MACRow) {
+func (t *remoteTable) replace(rows map[string]*vtepdb.UcastMacsRemote) {
 	idx := indexRows(rows)
 	t.mu.Lock()
 	t.rows, t.idx = rows, idx
 	t.mu.Unlock()
 }
 
-// snapshot returns a copy safe to hand out.
-func (t *remoteTable) snapshot() map[string]*plan.MACRow {
+// snapshot returns a copy of the map safe to hand out; the rows are shared
+// (record replaces a row, never edits it).
+func (t *remoteTable) snapshot() map[string]*vtepdb.UcastMacsRemote {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	out := make(map[string]*plan.MACRow, len(t.rows))
-	for k, v := range t.rows {
-		c := *v
-		out[k] = &c
-	}
+	out := make(map[string]*vtepdb.UcastMacsRemote, len(t.rows))
+	maps.Copy(out, t.rows)
 	return out
 }
 
 // live returns the table itself and its index; the caller must hold the
 // client's apply lock.
-func (t *remoteTable) live() (map[string]*plan.MACRow, map[plan.UcastKey]*plan.MACRow) {
+func (t *remoteTable) live() (map[string]*vtepdb.UcastMacsRemote, map[plan.UcastKey]*vtepdb.UcastMacsRemote) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.rows, t.idx
@@ -127,19 +126,19 @@ func (t *remoteTable) record(b *batcher, bt *batch, results []ovsdb.OperationRes
 		switch c.Op {
 		case plan.UcastAdd:
 			uuid := results[u.op].UUID.GoUUID
-			r := &plan.MACRow{UUID: uuid, LS: b.ls[c.VNI], MAC: c.MAC.String(), IP: l2.AddrString(c.IP), Locator: b.loc[c.VTEP]}
+			r := &vtepdb.UcastMacsRemote{UUID: uuid, LogicalSwitch: b.ls[c.VNI], MAC: c.MAC.String(), Ipaddr: l2.AddrString(c.IP), Locator: b.loc[c.VTEP]}
 			t.rows[uuid] = r
 			if t.idx != nil {
-				t.idx[plan.UcastKey{LS: r.LS, MAC: c.MAC}] = r
+				t.idx[plan.UcastKey{LS: r.LogicalSwitch, MAC: c.MAC}] = r
 			}
 		case plan.UcastUpdate:
 			r, ok := t.rows[c.UUID]
 			if ok && results[u.op].Count > 0 {
 				nr := *r
-				nr.IP, nr.Locator = l2.AddrString(c.IP), b.loc[c.VTEP]
+				nr.Ipaddr, nr.Locator = l2.AddrString(c.IP), b.loc[c.VTEP]
 				t.rows[c.UUID] = &nr
-				if m, err := l2.ParseMAC(r.MAC); err == nil && t.idx[plan.UcastKey{LS: r.LS, MAC: m}] == r {
-					t.idx[plan.UcastKey{LS: r.LS, MAC: m}] = &nr
+				if m, err := l2.ParseMAC(r.MAC); err == nil && t.idx[plan.UcastKey{LS: r.LogicalSwitch, MAC: m}] == r {
+					t.idx[plan.UcastKey{LS: r.LogicalSwitch, MAC: m}] = &nr
 				}
 			} else if ok {
 				delete(t.rows, c.UUID)

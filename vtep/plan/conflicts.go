@@ -53,14 +53,14 @@ func (pl *planner) conflicts() {
 	}
 	for _, uuid := range slices.Sorted(maps.Keys(pl.o.Switches)) {
 		ls := pl.o.Switches[uuid]
-		if ls.Owned() {
+		if Owned(ls) {
 			continue
 		}
-		if v := ls.VNI(); v != 0 && wantVNI[v] {
+		if v := VNIOf(ls); v != 0 && wantVNI[v] {
 			blocked[v] = true
 			out = append(out, Conflict{VNI: v, Reason: fmt.Sprintf("logical switch %q, which torstitch does not manage, uses this VNI", ls.Name)})
 		}
-		if v, ok := wantName[ls.Name]; ok && ls.VNI() != v {
+		if v, ok := wantName[ls.Name]; ok && VNIOf(ls) != v {
 			blocked[v] = true
 			out = append(out, Conflict{VNI: v, Reason: fmt.Sprintf("its name %q is taken by a logical switch torstitch does not manage", ls.Name)})
 		}
@@ -71,10 +71,10 @@ func (pl *planner) conflicts() {
 		port, ok := pl.o.Ports[b.Port]
 		if !ok {
 			skip[k] = true
-			out = append(out, Conflict{Port: b.Port, VLAN: b.VLAN, Reason: fmt.Sprintf("switch %q has no port %q", pl.o.SwitchName, b.Port)})
+			out = append(out, Conflict{Port: b.Port, VLAN: b.VLAN, Reason: fmt.Sprintf("switch %q has no port %q", pl.o.PhysicalSwitch.Name, b.Port)})
 			continue
 		}
-		lsUUID, bound := port.Bindings[b.VLAN]
+		lsUUID, bound := port.VLANBindings[int(b.VLAN)]
 		if !bound || pl.owned(lsUUID) {
 			continue
 		}
@@ -92,7 +92,7 @@ func (pl *planner) conflicts() {
 	pl.out.Conflicts = slices.Compact(out)
 	pl.frozen = map[string]bool{}
 	for uuid, ls := range pl.o.Switches {
-		if ls.Owned() && blocked[ls.VNI()] {
+		if Owned(ls) && blocked[VNIOf(ls)] {
 			pl.frozen[uuid] = true
 		}
 	}

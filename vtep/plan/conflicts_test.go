@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 // TestPlanConflictsIsolated: desired state that collides with the switch is
@@ -16,7 +17,7 @@ func TestPlanConflictsIsolated(t *testing.T) {
 	foreign := func(vni int, name string) func(*sim) {
 		return func(s *sim) {
 			k := vni
-			s.o.Switches["f"] = &ObservedLS{UUID: "f", Name: name, TunnelKey: &k}
+			s.o.Switches["f"] = &vtepdb.LogicalSwitch{UUID: "f", Name: name, TunnelKey: &k}
 		}
 	}
 	tests := []struct {
@@ -36,7 +37,7 @@ func TestPlanConflictsIsolated(t *testing.T) {
 			want: `VNI 10200: its name "vni10200" is taken by a logical switch torstitch does not manage`, heldVNI: 10200},
 		{name: "port VLAN bound to a foreign logical switch", collide: func(s *sim) {
 			foreign(7000, "theirs")(s)
-			s.o.Ports["eth2"].Bindings[100] = "f"
+			s.o.Ports["eth2"].VLANBindings[100] = "f"
 		}, want: `port eth2 VLAN 100: bound to logical switch "theirs", which torstitch does not manage; binding not applied`,
 			heldBind: &PortBinding{"eth2", 100, 10100}},
 		{name: "port the switch lacks", mutate: func(d *Desired) { d.Bindings = append(d.Bindings, PortBinding{"eth9", 300, 10100}) },
@@ -58,13 +59,13 @@ func TestPlanConflictsIsolated(t *testing.T) {
 			}
 			held := map[string]bool{}
 			for u, ls := range s.o.Switches {
-				if tc.heldVNI != 0 && ls.VNI() == tc.heldVNI && ls.Owned() {
+				if tc.heldVNI != 0 && VNIOf(ls) == tc.heldVNI && Owned(ls) {
 					held[u] = true
 				}
 			}
 			heldRows := 0
 			for _, r := range s.o.UcastRemote {
-				if held[r.LS] {
+				if held[r.LogicalSwitch] {
 					heldRows++
 				}
 			}
@@ -95,7 +96,7 @@ func TestPlanConflictsIsolated(t *testing.T) {
 			}
 			n := 0
 			for _, r := range s.o.UcastRemote {
-				if held[r.LS] {
+				if held[r.LogicalSwitch] {
 					n++
 				}
 			}
@@ -113,9 +114,9 @@ func TestPlanConflictsIsolated(t *testing.T) {
 			// The collision goes: the held-back part converges.
 			delete(s.o.Switches, "f")
 			for _, p := range s.o.Ports {
-				for v, u := range p.Bindings {
+				for v, u := range p.VLANBindings {
 					if u == "f" {
-						delete(p.Bindings, v)
+						delete(p.VLANBindings, v)
 					}
 				}
 			}
@@ -132,8 +133,8 @@ func TestPlanConflictsIsolated(t *testing.T) {
 
 func hasRemote(o *Observed, m l2.RemoteMAC) bool {
 	for _, r := range o.UcastRemote {
-		ls := o.Switches[r.LS]
-		if ls != nil && ls.VNI() == m.VNI && strings.EqualFold(r.MAC, m.MAC.String()) {
+		ls := o.Switches[r.LogicalSwitch]
+		if ls != nil && VNIOf(ls) == m.VNI && strings.EqualFold(r.MAC, m.MAC.String()) {
 			return true
 		}
 	}
@@ -165,16 +166,16 @@ func TestLocalMACsOwnedOnly(t *testing.T) {
 	s := newSim("eth1")
 	s.converge(t, base(), Options{})
 	k := 7000
-	s.o.Switches["f"] = &ObservedLS{UUID: "f", Name: "theirs", TunnelKey: &k}
-	s.o.Locators["me"] = Locator{Encap: EncapVXLAN, DstIP: "192.0.2.100"}
+	s.o.Switches["f"] = &vtepdb.LogicalSwitch{UUID: "f", Name: "theirs", TunnelKey: &k}
+	s.o.Locators["me"] = &vtepdb.PhysicalLocator{UUID: "me", EncapsulationType: EncapVXLAN, DstIP: "192.0.2.100"}
 	ours := ""
 	for u, ls := range s.o.Switches {
-		if ls.Owned() && ls.VNI() == 10100 {
+		if Owned(ls) && VNIOf(ls) == 10100 {
 			ours = u
 		}
 	}
-	s.o.UcastLocal["l1"] = &MACRow{UUID: "l1", LS: ours, MAC: "00:50:56:00:01:11", Locator: "me"}
-	s.o.UcastLocal["l2"] = &MACRow{UUID: "l2", LS: "f", MAC: "00:50:56:00:70:00", Locator: "me"}
+	s.o.UcastLocal["l1"] = &vtepdb.UcastMacsLocal{UUID: "l1", LogicalSwitch: ours, MAC: "00:50:56:00:01:11", Locator: "me"}
+	s.o.UcastLocal["l2"] = &vtepdb.UcastMacsLocal{UUID: "l2", LogicalSwitch: "f", MAC: "00:50:56:00:70:00", Locator: "me"}
 	got := s.o.LocalMACs()
 	if len(got) != 1 || got[0].MAC != l2.MustMAC("00:50:56:00:01:11") || got[0].VNI != 10100 {
 		t.Fatalf("LocalMACs = %+v, want only 00:50:56:00:01:11 in VNI 10100", got)

@@ -14,8 +14,8 @@ import (
 func (o *Observed) LocalMACs() []l2.LocalMAC {
 	out := make([]l2.LocalMAC, 0, len(o.UcastLocal))
 	for _, r := range o.UcastLocal {
-		ls := o.Switches[r.LS]
-		if ls == nil || !ls.Owned() || ls.VNI() == 0 {
+		ls := o.Switches[r.LogicalSwitch]
+		if ls == nil || !Owned(ls) || VNIOf(ls) == 0 {
 			continue // MACs in another controller's logical switch are not ours to advertise
 		}
 		mac, ok := normMAC(r.MAC)
@@ -30,8 +30,8 @@ func (o *Observed) LocalMACs() []l2.LocalMAC {
 		if err != nil {
 			continue
 		}
-		ip, _ := netip.ParseAddr(r.IP)
-		out = append(out, l2.LocalMAC{Switch: o.SwitchName, VNI: ls.VNI(), MAC: mac, IP: ip, VTEP: vtep})
+		ip, _ := netip.ParseAddr(r.Ipaddr)
+		out = append(out, l2.LocalMAC{Switch: o.PhysicalSwitch.Name, VNI: VNIOf(ls), MAC: mac, IP: ip, VTEP: vtep})
 	}
 	slices.SortFunc(out, l2.CompareLocalMACs)
 	return out

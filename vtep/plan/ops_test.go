@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 func TestOpTable(t *testing.T) {
@@ -34,7 +35,7 @@ func TestOpTable(t *testing.T) {
 // before the logical switches they refer to).
 func TestPlanOrder(t *testing.T) {
 	s := newSim("eth1", "eth2")
-	s.o.Tunnels = map[string]*Tunnel{"t1": {UUID: "t1"}}
+	s.o.Tunnels = map[string]*vtepdb.Tunnel{"t1": {UUID: "t1"}}
 	s.converge(t, base(), Options{})
 	d := base()
 	// VNI 10100 goes (binding, ucast, mcast and ls deletes), 10300 comes

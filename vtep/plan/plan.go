@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 // Options tune a plan.
@@ -85,7 +86,7 @@ func Plan(d *Desired, o *Observed, opt Options) (*Changes, error) {
 func (pl *planner) locators() {
 	pl.locIP = make(map[string]netip.Addr, len(pl.o.Locators))
 	for uuid, loc := range pl.o.Locators {
-		if loc.Encap != EncapVXLAN || loc.TunnelKey != nil {
+		if loc.EncapsulationType != EncapVXLAN || loc.TunnelKey != nil {
 			continue
 		}
 		ip, err := netip.ParseAddr(loc.DstIP)
@@ -109,20 +110,20 @@ func (pl *planner) logicalSwitches() {
 		pl.desiredLS[ls.VNI] = ls
 		wantName[ls.Name] = ls.VNI
 	}
-	owned := map[l2.VNI][]*ObservedLS{}
-	ownedByName := map[string]*ObservedLS{}
+	owned := map[l2.VNI][]*vtepdb.LogicalSwitch{}
+	ownedByName := map[string]*vtepdb.LogicalSwitch{}
 	for _, uuid := range slices.Sorted(maps.Keys(pl.o.Switches)) {
 		ls := pl.o.Switches[uuid]
-		if !ls.Owned() || pl.frozen[uuid] {
+		if !Owned(ls) || pl.frozen[uuid] {
 			continue // foreign collisions are conflicts (conflicts.go)
 		}
-		owned[ls.VNI()] = append(owned[ls.VNI()], ls)
+		owned[VNIOf(ls)] = append(owned[VNIOf(ls)], ls)
 		ownedByName[ls.Name] = ls
 	}
 	pl.canonical = map[string]l2.VNI{}
 	for _, v := range slices.Sorted(maps.Keys(pl.desiredLS)) {
 		spec := pl.desiredLS[v]
-		var pick *ObservedLS
+		var pick *vtepdb.LogicalSwitch
 		for _, ls := range owned[v] {
 			if ls.Name == spec.Name {
 				pick = ls
@@ -134,7 +135,7 @@ func (pl *planner) logicalSwitches() {
 		if pick == nil {
 			// An owned switch may hold the name under a VNI nobody wants any more: reuse it.
 			if ls, ok := ownedByName[spec.Name]; ok {
-				if _, wanted := pl.desiredLS[ls.VNI()]; !wanted {
+				if _, wanted := pl.desiredLS[VNIOf(ls)]; !wanted {
 					pick = ls
 				}
 			}
@@ -145,8 +146,8 @@ func (pl *planner) logicalSwitches() {
 		}
 		pl.canonical[pick.UUID] = v
 		pl.out.LSByVNI[v] = pick.UUID
-		if pick.Name != spec.Name || pick.VNI() != v ||
-			(spec.ReplicationMode != "" && pick.ReplicationMode != spec.ReplicationMode) {
+		if pick.Name != spec.Name || VNIOf(pick) != v ||
+			(spec.ReplicationMode != "" && replicationMode(pick) != spec.ReplicationMode) {
 			pl.add(Change{Op: LSUpdate, UUID: pick.UUID, VNI: v, Name: spec.Name, ReplicationMode: spec.ReplicationMode})
 		}
 	}
@@ -154,7 +155,7 @@ func (pl *planner) logicalSwitches() {
 
 func (pl *planner) owned(lsUUID string) bool {
 	ls := pl.o.Switches[lsUUID]
-	return ls != nil && ls.Owned()
+	return ls != nil && Owned(ls)
 }
 
 func (pl *planner) bindings() {
@@ -170,8 +171,8 @@ func (pl *planner) bindings() {
 	present := make(map[portVLAN]bool)
 	for _, name := range slices.Sorted(maps.Keys(pl.o.Ports)) {
 		port := pl.o.Ports[name]
-		for _, vlan := range slices.Sorted(maps.Keys(port.Bindings)) {
-			lsUUID := port.Bindings[vlan]
+		for _, v := range slices.Sorted(maps.Keys(port.VLANBindings)) {
+			lsUUID, vlan := port.VLANBindings[v], l2.VLAN(v)
 			k := portVLAN{name, vlan}
 			vni, desired := want[k]
 			switch {
@@ -182,7 +183,7 @@ func (pl *planner) bindings() {
 					pl.add(Change{Op: BindingSet, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: vni, Rebind: true})
 				}
 			case pl.owned(lsUUID) && !pl.opt.KeepStale:
-				pl.add(Change{Op: BindingDelete, UUID: lsUUID, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: pl.o.Switches[lsUUID].VNI()})
+				pl.add(Change{Op: BindingDelete, UUID: lsUUID, Port: name, PortUUID: port.UUID, VLAN: vlan, VNI: VNIOf(pl.o.Switches[lsUUID])})
 			}
 		}
 	}
@@ -211,7 +212,7 @@ func (pl *planner) ucastRemote() {
 	}
 	type obsRow struct {
 		uuid string
-		row  *MACRow
+		row  *vtepdb.UcastMacsRemote
 	}
 	have := make(map[l2.MACKey]obsRow, len(pl.o.UcastRemote))
 	del := func(uuid string, v l2.VNI, mac l2.MAC) {
@@ -220,10 +221,10 @@ func (pl *planner) ucastRemote() {
 		}
 	}
 	for uuid, row := range pl.o.UcastRemote {
-		if !pl.owned(row.LS) || pl.frozen[row.LS] {
+		if !pl.owned(row.LogicalSwitch) || pl.frozen[row.LogicalSwitch] {
 			continue
 		}
-		v, canonical := pl.canonical[row.LS]
+		v, canonical := pl.canonical[row.LogicalSwitch]
 		mac, okMAC := normMAC(row.MAC)
 		if !canonical || !okMAC {
 			del(uuid, v, mac)
@@ -253,7 +254,7 @@ func (pl *planner) ucastRemote() {
 			continue // listed twice
 		}
 		have[k] = obsRow{}
-		if loc, ok := pl.locIP[o.row.Locator]; ok && loc == w.VTEP && sameIP(o.row.IP, w.IP) {
+		if loc, ok := pl.locIP[o.row.Locator]; ok && loc == w.VTEP && sameIP(o.row.Ipaddr, w.IP) {
 			continue
 		}
 		pl.add(Change{Op: UcastUpdate, UUID: o.uuid, VNI: k.VNI, MAC: k.MAC, IP: w.IP, VTEP: w.VTEP})
@@ -278,10 +279,10 @@ func (pl *planner) mcastRemote() {
 	done := map[l2.VNI]bool{}
 	for _, uuid := range slices.Sorted(maps.Keys(pl.o.McastRemote)) {
 		row := pl.o.McastRemote[uuid]
-		if !pl.owned(row.LS) || pl.frozen[row.LS] {
+		if !pl.owned(row.LogicalSwitch) || pl.frozen[row.LogicalSwitch] {
 			continue
 		}
-		v, canonical := pl.canonical[row.LS]
+		v, canonical := pl.canonical[row.LogicalSwitch]
 		want := sortedSet(pl.d.Flood[v])
 		if !canonical || row.MAC != UnknownDst || len(want) == 0 || done[v] {
 			if !pl.opt.KeepStale {
@@ -290,7 +291,7 @@ func (pl *planner) mcastRemote() {
 			continue
 		}
 		done[v] = true
-		if slices.Equal(pl.locatorSetIPs(row.LocatorSet), want) && row.IP == "" {
+		if slices.Equal(pl.locatorSetIPs(row.LocatorSet), want) && row.Ipaddr == "" {
 			continue
 		}
 		pl.add(Change{Op: McastSet, UUID: uuid, VNI: v, VTEPs: want})
@@ -307,14 +308,14 @@ func (pl *planner) mcastRemote() {
 // locatorSetIPs returns the sorted destination IPs of a locator set; an
 // unknown set or a non-VXLAN locator yields nil so that the set is rewritten.
 func (pl *planner) locatorSetIPs(set string) []netip.Addr {
-	uuids, ok := pl.o.LocatorSets[set]
+	ls, ok := pl.o.LocatorSets[set]
 	if !ok {
 		return nil
 	}
-	ips := make([]netip.Addr, 0, len(uuids))
-	for _, u := range uuids {
+	ips := make([]netip.Addr, 0, len(ls.Locators))
+	for _, u := range ls.Locators {
 		loc, ok := pl.o.Locators[u]
-		if !ok || loc.Encap != EncapVXLAN || loc.TunnelKey != nil {
+		if !ok || loc.EncapsulationType != EncapVXLAN || loc.TunnelKey != nil {
 			return nil
 		}
 		ip, err := netip.ParseAddr(loc.DstIP)
@@ -335,20 +336,20 @@ func (pl *planner) staleSwitches() {
 	}
 	referenced := map[string]bool{}
 	for _, r := range pl.o.UcastLocal {
-		referenced[r.LS] = true
+		referenced[r.LogicalSwitch] = true
 	}
 	for _, r := range pl.o.McastLocal {
-		referenced[r.LS] = true
+		referenced[r.LogicalSwitch] = true
 	}
 	for _, uuid := range slices.Sorted(maps.Keys(pl.o.Switches)) {
 		ls := pl.o.Switches[uuid]
-		if !ls.Owned() {
+		if !Owned(ls) {
 			continue
 		}
 		if _, keep := pl.canonical[uuid]; keep || referenced[uuid] || pl.frozen[uuid] {
 			continue
 		}
-		pl.add(Change{Op: LSDelete, UUID: uuid, VNI: ls.VNI(), Name: ls.Name})
+		pl.add(Change{Op: LSDelete, UUID: uuid, VNI: VNIOf(ls), Name: ls.Name})
 	}
 }
 

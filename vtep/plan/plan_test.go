@@ -8,9 +8,18 @@ import (
 	"testing"
 
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// optional returns a pointer to s, nil for "" (an optional column unset).
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
 
 // sim is a tiny in-memory stand-in for the switch database: it applies plans
 // the way the OVSDB applier does, so tests can check convergence.
@@ -23,7 +32,7 @@ func newSim(ports ...string) *sim {
 	o := NewObserved("tor1")
 	s := &sim{o: o}
 	for _, p := range ports {
-		o.Ports[p] = &Port{UUID: s.uuid(), Name: p, Bindings: map[l2.VLAN]string{}}
+		o.Ports[p] = &vtepdb.PhysicalPort{UUID: s.uuid(), Name: p, VLANBindings: map[int]string{}}
 	}
 	return s
 }
@@ -40,7 +49,7 @@ func (s *sim) locator(a netip.Addr, ch *Changes) string {
 		}
 	}
 	u := s.uuid()
-	s.o.Locators[u] = Locator{Encap: EncapVXLAN, DstIP: a.String()}
+	s.o.Locators[u] = &vtepdb.PhysicalLocator{UUID: u, EncapsulationType: EncapVXLAN, DstIP: a.String()}
 	return u
 }
 
@@ -55,37 +64,39 @@ func (s *sim) apply(t *testing.T, ch *Changes) {
 		case LSCreate:
 			u := s.uuid()
 			k := int(c.VNI)
-			s.o.Switches[u] = &ObservedLS{UUID: u, Name: c.Name, TunnelKey: &k, ReplicationMode: c.ReplicationMode, OtherConfig: map[string]string{OwnerKey: OwnerValue}}
+			s.o.Switches[u] = &vtepdb.LogicalSwitch{UUID: u, Name: c.Name, TunnelKey: &k, ReplicationMode: optional(c.ReplicationMode), OtherConfig: map[string]string{OwnerKey: OwnerValue}}
 			ls[c.VNI] = u
 		case LSUpdate:
 			k := int(c.VNI)
 			o := s.o.Switches[c.UUID]
 			o.Name, o.TunnelKey = c.Name, &k
 			if c.ReplicationMode != "" {
-				o.ReplicationMode = c.ReplicationMode
+				o.ReplicationMode = optional(c.ReplicationMode)
 			}
 		case BindingSet:
-			s.o.Ports[c.Port].Bindings[c.VLAN] = ls[c.VNI]
+			s.o.Ports[c.Port].VLANBindings[int(c.VLAN)] = ls[c.VNI]
 		case BindingDelete:
-			delete(s.o.Ports[c.Port].Bindings, c.VLAN)
+			delete(s.o.Ports[c.Port].VLANBindings, int(c.VLAN))
 		case UcastAdd:
 			u := s.uuid()
-			s.o.UcastRemote[u] = &MACRow{UUID: u, LS: ls[c.VNI], MAC: c.MAC.String(), IP: l2.AddrString(c.IP), Locator: s.locator(c.VTEP, ch)}
+			s.o.UcastRemote[u] = &vtepdb.UcastMacsRemote{UUID: u, LogicalSwitch: ls[c.VNI], MAC: c.MAC.String(), Ipaddr: l2.AddrString(c.IP), Locator: s.locator(c.VTEP, ch)}
 		case UcastUpdate:
 			r := s.o.UcastRemote[c.UUID]
-			r.IP, r.Locator = l2.AddrString(c.IP), s.locator(c.VTEP, ch)
+			r.Ipaddr, r.Locator = l2.AddrString(c.IP), s.locator(c.VTEP, ch)
 		case UcastDelete:
 			delete(s.o.UcastRemote, c.UUID)
 		case McastSet:
 			set := s.uuid()
+			locs := &vtepdb.PhysicalLocatorSet{UUID: set}
 			for _, a := range c.VTEPs {
-				s.o.LocatorSets[set] = append(s.o.LocatorSets[set], s.locator(a, ch))
+				locs.Locators = append(locs.Locators, s.locator(a, ch))
 			}
+			s.o.LocatorSets[set] = locs
 			if c.UUID != "" {
 				s.o.McastRemote[c.UUID].LocatorSet = set
 			} else {
 				u := s.uuid()
-				s.o.McastRemote[u] = &McastRow{UUID: u, LS: ls[c.VNI], MAC: UnknownDst, LocatorSet: set}
+				s.o.McastRemote[u] = &vtepdb.McastMacsRemote{UUID: u, LogicalSwitch: ls[c.VNI], MAC: UnknownDst, LocatorSet: set}
 			}
 		case McastDelete:
 			delete(s.o.McastRemote, c.UUID)
@@ -99,12 +110,12 @@ func (s *sim) apply(t *testing.T, ch *Changes) {
 			}
 		case LSDelete:
 			for _, r := range s.o.UcastRemote {
-				if r.LS == c.UUID {
+				if r.LogicalSwitch == c.UUID {
 					t.Fatalf("LS %s deleted while remote MAC %s references it", c.UUID, r.MAC)
 				}
 			}
 			for _, p := range s.o.Ports {
-				for v, l := range p.Bindings {
+				for v, l := range p.VLANBindings {
 					if l == c.UUID {
 						t.Fatalf("LS %s deleted while port %s VLAN %d binds it", c.UUID, p.Name, v)
 					}
@@ -231,11 +242,11 @@ func TestRebindIsOneChange(t *testing.T) {
 func TestForeignRowsUntouched(t *testing.T) {
 	s := newSim("eth1", "eth2", "eth3")
 	k := 7000
-	s.o.Switches["f1"] = &ObservedLS{UUID: "f1", Name: "foreign", TunnelKey: &k}
-	s.o.Ports["eth3"].Bindings[300] = "f1"
-	s.o.Locators["fl"] = Locator{Encap: EncapVXLAN, DstIP: "192.0.2.77"}
-	s.o.UcastRemote["fm"] = &MACRow{UUID: "fm", LS: "f1", MAC: "02:ff:00:00:00:01", Locator: "fl"}
-	s.o.McastRemote["fmc"] = &McastRow{UUID: "fmc", LS: "f1", MAC: UnknownDst, LocatorSet: "fs"}
+	s.o.Switches["f1"] = &vtepdb.LogicalSwitch{UUID: "f1", Name: "foreign", TunnelKey: &k}
+	s.o.Ports["eth3"].VLANBindings[300] = "f1"
+	s.o.Locators["fl"] = &vtepdb.PhysicalLocator{UUID: "fl", EncapsulationType: EncapVXLAN, DstIP: "192.0.2.77"}
+	s.o.UcastRemote["fm"] = &vtepdb.UcastMacsRemote{UUID: "fm", LogicalSwitch: "f1", MAC: "02:ff:00:00:00:01", Locator: "fl"}
+	s.o.McastRemote["fmc"] = &vtepdb.McastMacsRemote{UUID: "fmc", LogicalSwitch: "f1", MAC: UnknownDst, LocatorSet: "fs"}
 	s.converge(t, base(), Options{})
 	// Everything torstitch wants removed, the foreign rows stay.
 	ch, err := Plan(&Desired{}, s.o, Options{})
@@ -248,7 +259,7 @@ func TestForeignRowsUntouched(t *testing.T) {
 		}
 	}
 	s.apply(t, ch)
-	if len(s.o.Switches) != 1 || s.o.Ports["eth3"].Bindings[300] != "f1" || len(s.o.UcastRemote) != 1 || len(s.o.McastRemote) != 1 {
+	if len(s.o.Switches) != 1 || s.o.Ports["eth3"].VLANBindings[300] != "f1" || len(s.o.UcastRemote) != 1 || len(s.o.McastRemote) != 1 {
 		t.Fatalf("foreign state changed: switches=%d ucast=%d mcast=%d", len(s.o.Switches), len(s.o.UcastRemote), len(s.o.McastRemote))
 	}
 }
@@ -258,11 +269,11 @@ func TestStaleSwitchWaitsForLocalMACs(t *testing.T) {
 	s.converge(t, base(), Options{})
 	ls := ""
 	for u, l := range s.o.Switches {
-		if l.VNI() == 10200 {
+		if VNIOf(l) == 10200 {
 			ls = u
 		}
 	}
-	s.o.UcastLocal["l1"] = &MACRow{UUID: "l1", LS: ls, MAC: "02:00:00:00:09:09"}
+	s.o.UcastLocal["l1"] = &vtepdb.UcastMacsLocal{UUID: "l1", LogicalSwitch: ls, MAC: "02:00:00:00:09:09"}
 	d := base()
 	d.LogicalSwitches = d.LogicalSwitches[:1]
 	d.Bindings = []PortBinding{{"eth1", 100, 10100}}
@@ -382,7 +393,7 @@ func TestTunnelBFDParams(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSim("eth1", "eth2")
-			s.o.Tunnels = map[string]*Tunnel{"t1": {UUID: "t1", Local: "l1", Remote: "l2", BFDParams: maps.Clone(tc.params),
+			s.o.Tunnels = map[string]*vtepdb.Tunnel{"t1": {UUID: "t1", Local: "l1", Remote: "l2", BFDParams: maps.Clone(tc.params),
 				BFDStatus: map[string]string{"state": "up"}}}
 			d := base()
 			d.BFD = tc.bfd
@@ -397,7 +408,7 @@ func TestTunnelBFDParams(t *testing.T) {
 				t.Fatalf("not steady: %v", ch.count())
 			}
 			first := newSim("eth1", "eth2")
-			first.o.Tunnels = map[string]*Tunnel{"t1": {UUID: "t1", BFDParams: tc.params}}
+			first.o.Tunnels = map[string]*vtepdb.Tunnel{"t1": {UUID: "t1", BFDParams: tc.params}}
 			ch, _ = Plan(&Desired{BFD: tc.bfd}, first.o, Options{})
 			if n := ch.count()[TunnelBFD]; n != tc.changes {
 				t.Fatalf("tunnel-bfd changes = %d, want %d", n, tc.changes)

@@ -106,113 +106,70 @@ const (
 )
 
 // Observed is what the switch's database holds, as read from the client's
-// cache. Maps are keyed by row UUID unless noted.
+// cache: the rows are vtepdb's generated models, shared with the cache and
+// so read-only (a client's cache replaces a row, never edits it). Maps are
+// keyed by row UUID unless noted.
 type Observed struct {
-	SwitchName   string
-	TunnelIPs    []string
-	SwitchFaults []string
-	Ports        map[string]*Port // by port name
-	Switches     map[string]*ObservedLS
-	Locators     map[string]Locator
-	LocatorSets  map[string][]string
-	UcastRemote  map[string]*MACRow
+	// PhysicalSwitch is the switch's row (zero when the database has none).
+	PhysicalSwitch vtepdb.PhysicalSwitch
+	Ports          map[string]*vtepdb.PhysicalPort // the switch's ports, by name
+	Switches       map[string]*vtepdb.LogicalSwitch
+	Locators       map[string]*vtepdb.PhysicalLocator
+	LocatorSets    map[string]*vtepdb.PhysicalLocatorSet
+	UcastRemote    map[string]*vtepdb.UcastMacsRemote
 	// UcastRemoteIndex, when set, holds UcastRemote's rows (the same
 	// pointers) by logical switch UUID and parsed MAC (the client keeps it
 	// with its copy of the table). The planner then checks the desired remote MACs against the
 	// table without building a map of it on every plan; it falls back to
 	// reading UcastRemote whenever the index does not cover every row once.
-	UcastRemoteIndex map[UcastKey]*MACRow
-	McastRemote      map[string]*McastRow
-	UcastLocal       map[string]*MACRow
-	McastLocal       map[string]*McastRow
-	Tunnels          map[string]*Tunnel
+	UcastRemoteIndex map[UcastKey]*vtepdb.UcastMacsRemote
+	McastRemote      map[string]*vtepdb.McastMacsRemote
+	UcastLocal       map[string]*vtepdb.UcastMacsLocal
+	McastLocal       map[string]*vtepdb.McastMacsLocal
+	Tunnels          map[string]*vtepdb.Tunnel
 }
 
 // NewObserved returns an Observed of the named switch with every map made
 // and empty.
 func NewObserved(switchName string) *Observed {
 	return &Observed{
-		SwitchName:  switchName,
-		Ports:       map[string]*Port{},
-		Switches:    map[string]*ObservedLS{},
-		Locators:    map[string]Locator{},
-		LocatorSets: map[string][]string{},
-		UcastRemote: map[string]*MACRow{},
-		McastRemote: map[string]*McastRow{},
-		UcastLocal:  map[string]*MACRow{},
-		McastLocal:  map[string]*McastRow{},
-		Tunnels:     map[string]*Tunnel{},
+		PhysicalSwitch: vtepdb.PhysicalSwitch{Name: switchName},
+		Ports:          map[string]*vtepdb.PhysicalPort{},
+		Switches:       map[string]*vtepdb.LogicalSwitch{},
+		Locators:       map[string]*vtepdb.PhysicalLocator{},
+		LocatorSets:    map[string]*vtepdb.PhysicalLocatorSet{},
+		UcastRemote:    map[string]*vtepdb.UcastMacsRemote{},
+		McastRemote:    map[string]*vtepdb.McastMacsRemote{},
+		UcastLocal:     map[string]*vtepdb.UcastMacsLocal{},
+		McastLocal:     map[string]*vtepdb.McastMacsLocal{},
+		Tunnels:        map[string]*vtepdb.Tunnel{},
 	}
 }
 
-// Port is an observed Physical_Port.
-type Port struct {
-	UUID     string
-	Name     string
-	Bindings map[l2.VLAN]string // VLAN -> Logical_Switch UUID
-	Stats    map[l2.VLAN]string // VLAN -> Logical_Binding_Stats UUID
-	Faults   []string
-}
+// Owned reports whether torstitch created the logical switch.
+func Owned(ls *vtepdb.LogicalSwitch) bool { return ls.OtherConfig[OwnerKey] == OwnerValue }
 
-// ObservedLS is an observed Logical_Switch row.
-type ObservedLS struct {
-	UUID            string
-	Name            string
-	Description     string
-	TunnelKey       *int
-	ReplicationMode string
-	OtherConfig     map[string]string
-}
-
-// Owned reports whether torstitch created this logical switch.
-func (ls *ObservedLS) Owned() bool { return ls.OtherConfig[OwnerKey] == OwnerValue }
-
-// VNI returns the logical switch's tunnel key, or 0 when it has none.
-func (ls *ObservedLS) VNI() l2.VNI {
+// VNIOf returns the logical switch's tunnel key, or 0 when it has none.
+func VNIOf(ls *vtepdb.LogicalSwitch) l2.VNI {
 	if ls.TunnelKey == nil || *ls.TunnelKey < 0 {
 		return 0
 	}
 	return l2.VNI(*ls.TunnelKey)
 }
 
-// Locator is an observed Physical_Locator.
-type Locator struct {
-	Encap     string
-	DstIP     string
-	TunnelKey *int
+// replicationMode returns the logical switch's replication mode, "" when
+// unset.
+func replicationMode(ls *vtepdb.LogicalSwitch) string {
+	if ls.ReplicationMode == nil {
+		return ""
+	}
+	return *ls.ReplicationMode
 }
 
 // UcastKey identifies a Ucast_Macs_Remote row: logical switch UUID and MAC.
 type UcastKey struct {
 	LS  string
 	MAC l2.MAC
-}
-
-// MACRow is an observed Ucast_Macs_Remote or Ucast_Macs_Local row.
-type MACRow struct {
-	UUID    string
-	LS      string
-	MAC     string
-	IP      string
-	Locator string
-}
-
-// McastRow is an observed Mcast_Macs_Remote or Mcast_Macs_Local row.
-type McastRow struct {
-	UUID       string
-	LS         string
-	MAC        string
-	IP         string
-	LocatorSet string
-}
-
-// Tunnel is an observed Tunnel row.
-type Tunnel struct {
-	UUID      string
-	Local     string
-	Remote    string
-	BFDParams map[string]string
-	BFDStatus map[string]string
 }
 
 // Change is one row-level change. Which fields matter depends on Op.

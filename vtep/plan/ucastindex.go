@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 // ucastRemoteIndexed is ucastRemote over the client's index of the table
@@ -23,7 +24,7 @@ func (pl *planner) ucastRemoteIndexed() bool {
 	for i := range pl.d.RemoteMACs {
 		w := &pl.d.RemoteMACs[i]
 		ls, ok := pl.out.LSByVNI[w.VNI]
-		var row *MACRow
+		var row *vtepdb.UcastMacsRemote
 		if ok {
 			row, ok = idx[UcastKey{LS: ls, MAC: w.MAC}]
 		}
@@ -32,7 +33,7 @@ func (pl *planner) ucastRemoteIndexed() bool {
 			continue
 		}
 		matched++
-		if loc, ok := pl.locIP[row.Locator]; ok && loc == w.VTEP && sameIP(row.IP, w.IP) {
+		if loc, ok := pl.locIP[row.Locator]; ok && loc == w.VTEP && sameIP(row.Ipaddr, w.IP) {
 			continue
 		}
 		updates = append(updates, Change{Op: UcastUpdate, UUID: row.UUID, VNI: w.VNI, MAC: w.MAC, IP: w.IP, VTEP: w.VTEP})

@@ -9,15 +9,16 @@ import (
 	"testing"
 
 	"github.com/torstitch/torstitch/vtep/l2"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 // indexOf builds the index the client keeps: rows by (LS, parsed MAC); a
 // repeated key or an unparsable MAC leaves a row out.
-func indexOf(rows map[string]*MACRow) map[UcastKey]*MACRow {
-	idx := map[UcastKey]*MACRow{}
+func indexOf(rows map[string]*vtepdb.UcastMacsRemote) map[UcastKey]*vtepdb.UcastMacsRemote {
+	idx := map[UcastKey]*vtepdb.UcastMacsRemote{}
 	for _, r := range rows {
 		if m, ok := normMAC(r.MAC); ok {
-			idx[UcastKey{LS: r.LS, MAC: m}] = r
+			idx[UcastKey{LS: r.LogicalSwitch, MAC: m}] = r
 		}
 	}
 	return idx
@@ -60,12 +61,12 @@ func TestPlanIndexedSameChanges(t *testing.T) {
 		}
 		foreign, extra := s.uuid(), s.uuid()
 		k := 300
-		s.o.Switches[foreign] = &ObservedLS{UUID: foreign, Name: "theirs", TunnelKey: &k}
+		s.o.Switches[foreign] = &vtepdb.LogicalSwitch{UUID: foreign, Name: "theirs", TunnelKey: &k}
 		k2 := 100
-		s.o.Switches[extra] = &ObservedLS{UUID: extra, Name: "vni100-old", TunnelKey: &k2, OtherConfig: map[string]string{OwnerKey: OwnerValue}}
+		s.o.Switches[extra] = &vtepdb.LogicalSwitch{UUID: extra, Name: "vni100-old", TunnelKey: &k2, OtherConfig: map[string]string{OwnerKey: OwnerValue}}
 		addRow := func(ls, mac string) {
 			u := s.uuid()
-			s.o.UcastRemote[u] = &MACRow{UUID: u, LS: ls, MAC: mac, Locator: s.locator(ip("192.0.2.9"), &Changes{})}
+			s.o.UcastRemote[u] = &vtepdb.UcastMacsRemote{UUID: u, LogicalSwitch: ls, MAC: mac, Locator: s.locator(ip("192.0.2.9"), &Changes{})}
 		}
 		addRow(foreign, "02:00:00:00:00:01")
 		if round%3 == 0 {
@@ -77,7 +78,7 @@ func TestPlanIndexedSameChanges(t *testing.T) {
 				addRow(lsUUID, "not-a-mac")
 			} else {
 				for _, r := range s.o.UcastRemote { // repeat an existing row
-					addRow(r.LS, r.MAC)
+					addRow(r.LogicalSwitch, r.MAC)
 					break
 				}
 			}

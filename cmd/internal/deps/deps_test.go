@@ -70,7 +70,7 @@ var rules = []rule{
 
 	// Pure cores.
 	{pkgs: "vtep/plan", why: "the planner does no I/O", mine: []string{"vtep/l2", "vtep/vtepdb"}, others: none, pure: true},
-	{pkgs: "vtep/plan/plantest", why: "an in-memory switch for tests above the planner: no I/O", mine: []string{"vtep/l2", "vtep/plan"}, others: none, pure: true},
+	{pkgs: "vtep/plan/plantest", why: "an in-memory switch for tests above the planner: no I/O", mine: []string{"vtep/l2", "vtep/plan", "vtep/vtepdb"}, others: none, pure: true},
 	{pkgs: "vdsvlan/desired", why: "vCenter discovery's pure core: no vCenter, no I/O, no clock",
 		mine: []string{"vtep/l2"}, never: []string{"github.com/vmware/..."}, pure: true},
 	{pkgs: "vdsvlan/publish", why: "published networks' pure core: no vCenter, no I/O, no clock",

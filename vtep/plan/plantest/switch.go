@@ -14,6 +14,7 @@ import (
 
 	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
+	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
 // Switch is one switch's database.
@@ -26,9 +27,9 @@ type Switch struct {
 // ports, and nothing else.
 func New(name string, tunnelIP netip.Addr, ports ...string) *Switch {
 	s := &Switch{O: plan.NewObserved(name)}
-	s.O.TunnelIPs = []string{tunnelIP.String()}
+	s.O.PhysicalSwitch.TunnelIPs = []string{tunnelIP.String()}
 	for _, p := range ports {
-		s.O.Ports[p] = &plan.Port{UUID: s.uuid(), Name: p, Bindings: map[l2.VLAN]string{}}
+		s.O.Ports[p] = &vtepdb.PhysicalPort{UUID: s.uuid(), Name: p, VLANBindings: map[int]string{}}
 	}
 	return s
 }
@@ -36,13 +37,14 @@ func New(name string, tunnelIP netip.Addr, ports ...string) *Switch {
 func (s *Switch) uuid() string { s.next++; return fmt.Sprintf("u%05d", s.next) }
 
 // Observed returns a copy of the tables as a client reads them: the maps
-// are new, the rows shared (plans never edit rows in place).
+// are new, the rows shared (plans never edit rows in place) but for the
+// ports, whose bindings Apply edits.
 func (s *Switch) Observed() *plan.Observed {
 	o := *s.O
-	o.Ports = map[string]*plan.Port{}
+	o.Ports = map[string]*vtepdb.PhysicalPort{}
 	for k, p := range s.O.Ports {
 		c := *p
-		c.Bindings = clone(p.Bindings)
+		c.VLANBindings = clone(p.VLANBindings)
 		o.Ports[k] = &c
 	}
 	o.Switches, o.Locators, o.LocatorSets = clone(s.O.Switches), clone(s.O.Locators), clone(s.O.LocatorSets)
@@ -69,7 +71,7 @@ func (s *Switch) locator(a netip.Addr, ch *plan.Changes) string {
 		}
 	}
 	u := s.uuid()
-	s.O.Locators[u] = plan.Locator{Encap: plan.EncapVXLAN, DstIP: a.String()}
+	s.O.Locators[u] = &vtepdb.PhysicalLocator{UUID: u, EncapsulationType: plan.EncapVXLAN, DstIP: a.String()}
 	return u
 }
 
@@ -83,7 +85,7 @@ func (s *Switch) Apply(ch *plan.Changes) error {
 		case plan.LSCreate:
 			u := s.uuid()
 			k := int(c.VNI)
-			s.O.Switches[u] = &plan.ObservedLS{UUID: u, Name: c.Name, TunnelKey: &k, ReplicationMode: c.ReplicationMode,
+			s.O.Switches[u] = &vtepdb.LogicalSwitch{UUID: u, Name: c.Name, TunnelKey: &k, ReplicationMode: optional(c.ReplicationMode),
 				OtherConfig: map[string]string{plan.OwnerKey: plan.OwnerValue}}
 			ls[c.VNI] = u
 		case plan.LSUpdate:
@@ -95,7 +97,7 @@ func (s *Switch) Apply(ch *plan.Changes) error {
 			n := *o
 			n.Name, n.TunnelKey = c.Name, &k
 			if c.ReplicationMode != "" {
-				n.ReplicationMode = c.ReplicationMode
+				n.ReplicationMode = optional(c.ReplicationMode)
 			}
 			s.O.Switches[c.UUID] = &n
 		case plan.BindingSet:
@@ -103,44 +105,45 @@ func (s *Switch) Apply(ch *plan.Changes) error {
 			if !ok || ls[c.VNI] == "" {
 				return fmt.Errorf("%s: port %q or VNI %d unknown", c.Op, c.Port, c.VNI)
 			}
-			p.Bindings[c.VLAN] = ls[c.VNI]
+			p.VLANBindings[int(c.VLAN)] = ls[c.VNI]
 		case plan.BindingDelete:
-			delete(s.O.Ports[c.Port].Bindings, c.VLAN)
+			delete(s.O.Ports[c.Port].VLANBindings, int(c.VLAN))
 		case plan.UcastAdd:
 			if ls[c.VNI] == "" {
 				return fmt.Errorf("%s %s: no logical switch for VNI %d", c.Op, c.MAC, c.VNI)
 			}
 			u := s.uuid()
-			s.O.UcastRemote[u] = &plan.MACRow{UUID: u, LS: ls[c.VNI], MAC: c.MAC.String(), IP: addr(c.IP), Locator: s.locator(c.VTEP, ch)}
+			s.O.UcastRemote[u] = &vtepdb.UcastMacsRemote{UUID: u, LogicalSwitch: ls[c.VNI], MAC: c.MAC.String(), Ipaddr: addr(c.IP), Locator: s.locator(c.VTEP, ch)}
 		case plan.UcastUpdate:
 			r, ok := s.O.UcastRemote[c.UUID]
 			if !ok {
 				return fmt.Errorf("%s: no row %s", c.Op, c.UUID)
 			}
 			n := *r
-			n.IP, n.Locator = addr(c.IP), s.locator(c.VTEP, ch)
+			n.Ipaddr, n.Locator = addr(c.IP), s.locator(c.VTEP, ch)
 			s.O.UcastRemote[c.UUID] = &n
 		case plan.UcastDelete:
 			delete(s.O.UcastRemote, c.UUID)
 		case plan.McastSet:
-			set := s.uuid()
+			set := &vtepdb.PhysicalLocatorSet{UUID: s.uuid()}
 			for _, a := range c.VTEPs {
-				s.O.LocatorSets[set] = append(s.O.LocatorSets[set], s.locator(a, ch))
+				set.Locators = append(set.Locators, s.locator(a, ch))
 			}
+			s.O.LocatorSets[set.UUID] = set
 			if c.UUID != "" {
 				r, ok := s.O.McastRemote[c.UUID]
 				if !ok {
 					return fmt.Errorf("%s: no row %s", c.Op, c.UUID)
 				}
 				n := *r
-				n.LocatorSet = set
+				n.LocatorSet = set.UUID
 				s.O.McastRemote[c.UUID] = &n
 			} else {
 				if ls[c.VNI] == "" {
 					return fmt.Errorf("%s: no logical switch for VNI %d", c.Op, c.VNI)
 				}
 				u := s.uuid()
-				s.O.McastRemote[u] = &plan.McastRow{UUID: u, LS: ls[c.VNI], MAC: plan.UnknownDst, LocatorSet: set}
+				s.O.McastRemote[u] = &vtepdb.McastMacsRemote{UUID: u, LogicalSwitch: ls[c.VNI], MAC: plan.UnknownDst, LocatorSet: set.UUID}
 			}
 		case plan.McastDelete:
 			delete(s.O.McastRemote, c.UUID)
@@ -169,23 +172,31 @@ func (s *Switch) Apply(ch *plan.Changes) error {
 
 func (s *Switch) unreferenced(lsUUID string) error {
 	for _, r := range s.O.UcastRemote {
-		if r.LS == lsUUID {
+		if r.LogicalSwitch == lsUUID {
 			return fmt.Errorf("logical switch %s deleted while remote MAC %s references it", lsUUID, r.MAC)
 		}
 	}
 	for _, r := range s.O.McastRemote {
-		if r.LS == lsUUID {
+		if r.LogicalSwitch == lsUUID {
 			return fmt.Errorf("logical switch %s deleted while its flood row references it", lsUUID)
 		}
 	}
 	for _, p := range s.O.Ports {
-		for v, l := range p.Bindings {
+		for v, l := range p.VLANBindings {
 			if l == lsUUID {
 				return fmt.Errorf("logical switch %s deleted while port %s VLAN %d binds it", lsUUID, p.Name, v)
 			}
 		}
 	}
 	return nil
+}
+
+// optional returns a pointer to s, nil for "" (an optional column unset).
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func addr(a netip.Addr) string {
@@ -201,9 +212,9 @@ func addr(a netip.Addr) string {
 func (s *Switch) Learn(vni l2.VNI, mac l2.MAC) error {
 	lsUUID := s.lsOf(vni)
 	if lsUUID == "" {
-		return fmt.Errorf("switch %s has no logical switch for VNI %d", s.O.SwitchName, vni)
+		return fmt.Errorf("switch %s has no logical switch for VNI %d", s.O.PhysicalSwitch.Name, vni)
 	}
-	ip, _ := netip.ParseAddr(s.O.TunnelIPs[0])
+	ip, _ := netip.ParseAddr(s.O.PhysicalSwitch.TunnelIPs[0])
 	var loc string
 	for u, l := range s.O.Locators {
 		if l.DstIP == ip.String() {
@@ -212,11 +223,11 @@ func (s *Switch) Learn(vni l2.VNI, mac l2.MAC) error {
 	}
 	if loc == "" {
 		loc = s.uuid()
-		s.O.Locators[loc] = plan.Locator{Encap: plan.EncapVXLAN, DstIP: ip.String()}
+		s.O.Locators[loc] = &vtepdb.PhysicalLocator{UUID: loc, EncapsulationType: plan.EncapVXLAN, DstIP: ip.String()}
 	}
 	s.Forget(vni, mac)
 	u := s.uuid()
-	s.O.UcastLocal[u] = &plan.MACRow{UUID: u, LS: lsUUID, MAC: mac.String(), Locator: loc}
+	s.O.UcastLocal[u] = &vtepdb.UcastMacsLocal{UUID: u, LogicalSwitch: lsUUID, MAC: mac.String(), Locator: loc}
 	return nil
 }
 
@@ -224,7 +235,7 @@ func (s *Switch) Learn(vni l2.VNI, mac l2.MAC) error {
 func (s *Switch) Forget(vni l2.VNI, mac l2.MAC) {
 	lsUUID := s.lsOf(vni)
 	for u, r := range s.O.UcastLocal {
-		if r.LS == lsUUID && strings.EqualFold(r.MAC, mac.String()) {
+		if r.LogicalSwitch == lsUUID && strings.EqualFold(r.MAC, mac.String()) {
 			delete(s.O.UcastLocal, u)
 		}
 	}
@@ -232,7 +243,7 @@ func (s *Switch) Forget(vni l2.VNI, mac l2.MAC) {
 
 func (s *Switch) lsOf(vni l2.VNI) string {
 	for _, u := range slices.Sorted(maps.Keys(s.O.Switches)) {
-		if s.O.Switches[u].VNI() == vni {
+		if plan.VNIOf(s.O.Switches[u]) == vni {
 			return u
 		}
 	}
@@ -254,36 +265,43 @@ func (s *Switch) Dump() []string {
 		}
 		return "?" + u
 	}
-	locIP := func(u string) string { return s.O.Locators[u].DstIP }
+	locIP := func(u string) string {
+		if l := s.O.Locators[u]; l != nil {
+			return l.DstIP
+		}
+		return ""
+	}
 	for _, ls := range s.O.Switches {
 		owner := "-"
-		if ls.Owned() {
+		if plan.Owned(ls) {
 			owner = plan.OwnerValue
 		}
-		out = append(out, fmt.Sprintf("ls %s key=%d owner=%s", ls.Name, ls.VNI(), owner))
+		out = append(out, fmt.Sprintf("ls %s key=%d owner=%s", ls.Name, plan.VNIOf(ls), owner))
 	}
 	for _, p := range s.O.Ports {
-		for v, u := range p.Bindings {
+		for v, u := range p.VLANBindings {
 			out = append(out, fmt.Sprintf("bind %s %d %s", p.Name, v, name(u)))
 		}
 	}
 	for _, r := range s.O.UcastRemote {
 		ip := ""
-		if r.IP != "" {
-			ip = " " + r.IP
+		if r.Ipaddr != "" {
+			ip = " " + r.Ipaddr
 		}
-		out = append(out, fmt.Sprintf("remote %s %s%s -> %s", name(r.LS), r.MAC, ip, locIP(r.Locator)))
+		out = append(out, fmt.Sprintf("remote %s %s%s -> %s", name(r.LogicalSwitch), r.MAC, ip, locIP(r.Locator)))
 	}
 	for _, r := range s.O.McastRemote {
 		var ips []string
-		for _, u := range s.O.LocatorSets[r.LocatorSet] {
-			ips = append(ips, locIP(u))
+		if set := s.O.LocatorSets[r.LocatorSet]; set != nil {
+			for _, u := range set.Locators {
+				ips = append(ips, locIP(u))
+			}
 		}
 		slices.Sort(ips)
-		out = append(out, fmt.Sprintf("flood %s -> %s", name(r.LS), strings.Join(ips, ",")))
+		out = append(out, fmt.Sprintf("flood %s -> %s", name(r.LogicalSwitch), strings.Join(ips, ",")))
 	}
 	for _, r := range s.O.UcastLocal {
-		out = append(out, fmt.Sprintf("local %s %s -> %s", name(r.LS), r.MAC, locIP(r.Locator)))
+		out = append(out, fmt.Sprintf("local %s %s -> %s", name(r.LogicalSwitch), r.MAC, locIP(r.Locator)))
 	}
 	slices.Sort(out)
 	return out
