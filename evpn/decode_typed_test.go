@@ -127,8 +127,8 @@ func decodePathTyped(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 			if err != nil {
 				return r, DropMalformed
 			}
-			if !ip.IsUnspecified() {
-				r.IP = ip.Unmap()
+			if ip = ip.Unmap(); !ip.IsUnspecified() && !ip.IsMulticast() {
+				r.IP = ip
 			}
 		}
 		if !nextHop.IsValid() || nextHop.IsUnspecified() {
@@ -147,6 +147,9 @@ func decodePathTyped(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 			}
 		}
 		r.VTEP = orig.Unmap()
+	}
+	if l2.ValidateVTEP(r.VTEP) != nil {
+		return r, DropVTEPNotIPv4
 	}
 	return r, ""
 }

@@ -6,6 +6,8 @@ import (
 
 	api "github.com/osrg/gobgp/v3/api"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/torstitch/torstitch/vtep/l2"
 )
 
 var fuzzTypeURLs = []string{
@@ -45,7 +47,7 @@ func FuzzDecodePath(f *testing.F) {
 				{TypeUrl: fuzzTypeURLs[5], Value: pmsi},
 			}}
 		r, reason := decodePath(p, rts)
-		if reason == "" && !withdraw && (!r.VTEP.IsValid() || r.VNI == 0) {
+		if reason == "" && !withdraw && (l2.ValidateVTEP(r.VTEP) != nil || r.VNI == 0 || (r.IP.IsValid() && (r.IP.IsUnspecified() || r.IP.IsMulticast()))) {
 			t.Fatalf("accepted route without VTEP or VNI: %+v", r)
 		}
 		if reason == "" && !withdraw && r.kind == kindMAC && (r.MAC.IsZero() || r.MAC.IsMulticast()) {

@@ -288,8 +288,8 @@ func decodePath(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 			if err != nil {
 				return r, DropMalformed
 			}
-			if !ip.IsUnspecified() {
-				r.IP = ip.Unmap()
+			if ip = ip.Unmap(); !ip.IsUnspecified() && !ip.IsMulticast() {
+				r.IP = ip // an unusable IP is left out, the MAC route stays
 			}
 		}
 		if !nextHop.IsValid() || nextHop.IsUnspecified() {
@@ -310,6 +310,9 @@ func decodePath(p *api.Path, rts *rtPolicy) (rxRoute, string) {
 			}
 		}
 		r.VTEP = orig.Unmap()
+	}
+	if l2.ValidateVTEP(r.VTEP) != nil {
+		return r, DropVTEPNotIPv4
 	}
 	return r, ""
 }

@@ -26,6 +26,7 @@ const (
 	DropNoVNI          = "unresolvable-vni" // no route target maps to a VNI
 	DropNoNextHop      = "missing-next-hop" // type-2 without a usable next hop
 	DropNoTunnel       = "no-ingress-replication"
+	DropVTEPNotIPv4    = "vtep-not-ipv4" // hardware_vtep tunnels are vxlan_over_ipv4
 	DropUnsupportedRT  = "unsupported-route-type"
 	DropLocalInvalid   = "local-invalid" // invalid entries in SetLocal
 	dropReasonsInitCap = 8

@@ -192,7 +192,7 @@ func viewOf(name string, o *plan.Observed) SwitchView {
 		v.Ports[p] = true
 	}
 	for _, t := range o.PhysicalSwitch.TunnelIPs {
-		if ip, err := netip.ParseAddr(t); err == nil {
+		if ip, err := netip.ParseAddr(t); err == nil && l2.ValidateVTEP(ip) == nil {
 			v.TunnelIP = ip
 			break
 		}

@@ -175,6 +175,15 @@ func (m MAC) ValidateUnicast() error {
 	return nil
 }
 
+// ValidateVTEP rejects what cannot be a hardware_vtep tunnel endpoint: the
+// schema's locators are vxlan_over_ipv4, so only a unicast IPv4 address.
+func ValidateVTEP(a netip.Addr) error {
+	if !a.Is4() || a.IsUnspecified() || a.IsMulticast() || a.As4() == [4]byte{255, 255, 255, 255} {
+		return fmt.Errorf("VTEP %q is not a unicast IPv4 address", AddrString(a))
+	}
+	return nil
+}
+
 // MarshalText implements encoding.TextMarshaler.
 func (m MAC) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 

@@ -71,6 +71,25 @@ func TestMACUnicast(t *testing.T) {
 	}
 }
 
+func TestValidateVTEP(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"192.0.2.1", true}, {"10.0.0.11", true},
+		{"0.0.0.0", false}, {"255.255.255.255", false}, {"224.0.0.5", false}, {"239.1.1.1", false},
+		{"2001:db8::1", false}, {"::ffff:192.0.2.1", false}, {"", false},
+	} {
+		var a netip.Addr
+		if tc.addr != "" {
+			a = netip.MustParseAddr(tc.addr)
+		}
+		if err := ValidateVTEP(a); (err == nil) != tc.ok {
+			t.Errorf("ValidateVTEP(%q) = %v, want ok %v", tc.addr, err, tc.ok)
+		}
+	}
+}
+
 func TestAddrString(t *testing.T) {
 	for _, tc := range []struct {
 		in   netip.Addr

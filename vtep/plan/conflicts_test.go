@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -161,7 +162,8 @@ func TestVNIOfName(t *testing.T) {
 }
 
 // TestLocalMACsOwnedOnly: MACs a switch learned in another controller's
-// logical switch are not torstitch's to advertise.
+// logical switch are not torstitch's to advertise, nor MACs behind a
+// locator that is no IPv4 VTEP.
 func TestLocalMACsOwnedOnly(t *testing.T) {
 	s := newSim("eth1")
 	s.converge(t, base(), Options{})
@@ -176,6 +178,13 @@ func TestLocalMACsOwnedOnly(t *testing.T) {
 	}
 	s.o.UcastLocal["l1"] = &vtepdb.UcastMacsLocal{UUID: "l1", LogicalSwitch: ours, MAC: "00:50:56:00:01:11", Locator: "me"}
 	s.o.UcastLocal["l2"] = &vtepdb.UcastMacsLocal{UUID: "l2", LogicalSwitch: "f", MAC: "00:50:56:00:70:00", Locator: "me"}
+	// Rows the planner could not use are skipped here, where the switch's
+	// rows enter: a locator that is not a unicast IPv4 address.
+	for i, dst := range []string{"2001:db8::1", "239.1.1.1", "0.0.0.0", "not-an-ip"} {
+		u := fmt.Sprintf("bad%d", i)
+		s.o.Locators[u] = &vtepdb.PhysicalLocator{UUID: u, EncapsulationType: EncapVXLAN, DstIP: dst}
+		s.o.UcastLocal[u] = &vtepdb.UcastMacsLocal{UUID: u, LogicalSwitch: ours, MAC: fmt.Sprintf("00:50:56:00:09:%02x", i), Locator: u}
+	}
 	got := s.o.LocalMACs()
 	if len(got) != 1 || got[0].MAC != l2.MustMAC("00:50:56:00:01:11") || got[0].VNI != 10100 {
 		t.Fatalf("LocalMACs = %+v, want only 00:50:56:00:01:11 in VNI 10100", got)

@@ -10,7 +10,8 @@ import (
 // LocalMACs returns the MACs the switch learned (Ucast_Macs_Local) in
 // torstitch's logical switches that have a VNI, with the tunnel IP of their locator,
 // sorted by VNI and MAC. Rows that are not usable (no VNI, bad MAC, locator
-// without an IP) are skipped.
+// without a unicast IPv4 address) are skipped: this is where the switch's
+// rows are validated, the planner trusts what it is given.
 func (o *Observed) LocalMACs() []l2.LocalMAC {
 	out := make([]l2.LocalMAC, 0, len(o.UcastLocal))
 	for _, r := range o.UcastLocal {
@@ -27,7 +28,7 @@ func (o *Observed) LocalMACs() []l2.LocalMAC {
 			continue
 		}
 		vtep, err := netip.ParseAddr(loc.DstIP)
-		if err != nil {
+		if err != nil || l2.ValidateVTEP(vtep) != nil {
 			continue
 		}
 		ip, _ := netip.ParseAddr(r.Ipaddr)

@@ -37,11 +37,15 @@ func (p *problems) err() error {
 	return errors.Join(p.errs...)
 }
 
-// Validate checks desired state on its own: ranges, address syntax, one VNI
-// per (port, VLAN), one logical switch per VNI, and references to declared
-// logical switches. The error names every offending item (up to a limit).
-// What depends on the switch (its ports, foreign rows) is a Conflict, not an
-// error.
+// Validate checks that desired state is consistent: one VNI per (port,
+// VLAN), one logical switch per VNI and per name, references to declared
+// logical switches only, and no MAC listed twice. The values themselves
+// (VLAN and VNI ranges, replication modes, unicast MACs, IPv4 VTEPs) are
+// validated once, where they enter torstitch: the configuration, the API,
+// the state file, the EVPN decoder, the switch's own rows (LocalMACs); the
+// planner trusts the types it is given. The error names every offending
+// item (up to a limit). What depends on the switch (its ports, foreign
+// rows) is a Conflict, not an error.
 func Validate(d *Desired) error {
 	var p problems
 	byVNI := make(map[l2.VNI]string, len(d.LogicalSwitches))
@@ -51,10 +55,6 @@ func Validate(d *Desired) error {
 		if name == "" {
 			name = DefaultName(ls.VNI)
 		}
-		if err := ls.VNI.Validate(); err != nil {
-			p.add("logical switch %q: %w", name, err)
-			continue
-		}
 		if prev, ok := byVNI[ls.VNI]; ok && prev != name {
 			p.add("VNI %d on two logical switches: %q and %q", ls.VNI, prev, name)
 			continue
@@ -63,11 +63,6 @@ func Validate(d *Desired) error {
 			p.add("logical switch name %q used for VNI %d and VNI %d", name, prev, ls.VNI)
 			continue
 		}
-		switch ls.ReplicationMode {
-		case "", SourceNode, ServiceNode:
-		default:
-			p.add("logical switch %q: replication mode %q is not %s or %s", name, ls.ReplicationMode, SourceNode, ServiceNode)
-		}
 		byVNI[ls.VNI] = name
 		byName[name] = ls.VNI
 	}
@@ -75,14 +70,6 @@ func Validate(d *Desired) error {
 	bound := make(map[portVLAN]l2.VNI, len(d.Bindings))
 	for _, b := range d.Bindings {
 		where := fmt.Sprintf("binding port %s VLAN %d", b.Port, b.VLAN)
-		if err := b.VLAN.Validate(); err != nil {
-			p.add("%s: %w", where, err)
-			continue
-		}
-		if err := b.VNI.Validate(); err != nil {
-			p.add("%s: %w", where, err)
-			continue
-		}
 		if _, ok := byVNI[b.VNI]; !ok {
 			p.add("%s: VNI %d has no logical switch in the desired state", where, b.VNI)
 		}
@@ -102,20 +89,8 @@ func Validate(d *Desired) error {
 	}
 	for i := range d.RemoteMACs {
 		m := &d.RemoteMACs[i]
-		if err := m.MAC.ValidateUnicast(); err != nil {
-			p.add("remote MAC %s VNI %d: %w", m.MAC, m.VNI, err)
-			continue
-		}
 		if _, ok := byVNI[m.VNI]; !ok {
 			p.add("remote MAC %s VNI %d: VNI %d has no logical switch in the desired state", m.MAC, m.VNI, m.VNI)
-			continue
-		}
-		if !m.VTEP.IsValid() || !m.VTEP.Is4() || m.VTEP.IsUnspecified() || m.VTEP.IsMulticast() {
-			p.add("remote MAC %s VNI %d: remote VTEP %q is not a unicast IPv4 address", m.MAC, m.VNI, l2.AddrString(m.VTEP))
-			continue
-		}
-		if m.IP.IsValid() && (m.IP.IsUnspecified() || m.IP.IsMulticast()) {
-			p.add("remote MAC %s VNI %d: IP %s is not a host address", m.MAC, m.VNI, m.IP)
 			continue
 		}
 		if seen == nil {
@@ -132,12 +107,6 @@ func Validate(d *Desired) error {
 	for _, v := range slices.Sorted(maps.Keys(d.Flood)) {
 		if _, ok := byVNI[v]; !ok {
 			p.add("flood list of VNI %d: VNI has no logical switch in the desired state", v)
-			continue
-		}
-		for _, ip := range d.Flood[v] {
-			if !ip.IsValid() || !ip.Is4() || ip.IsUnspecified() || ip.IsMulticast() {
-				p.add("flood list of VNI %d: remote VTEP %q is not a unicast IPv4 address", v, l2.AddrString(ip))
-			}
 		}
 	}
 	return p.err()
