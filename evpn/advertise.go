@@ -17,9 +17,16 @@ type IMET struct {
 // LocalState is everything the speaker should advertise: one type-3 route
 // per IMET entry and one type-2 route per (VNI, MAC). The same MAC on several
 // switches with the same VTEP IP (an anycast pair) is one route.
+//
+// VTEPs are our own tunnel endpoints (every switch of the pair) besides
+// those of the MACs and IMET entries. The speaker is the one place where
+// routes to our own VTEPs are left out: they are never remote (Remote,
+// flood lists) and never win against a local MAC (mobility); the fabric
+// may still hold such routes, e.g. an earlier incarnation's.
 type LocalState struct {
-	IMET []IMET        `json:"imet"`
-	MACs []l2.LocalMAC `json:"macs"`
+	IMET  []IMET        `json:"imet"`
+	MACs  []l2.LocalMAC `json:"macs"`
+	VTEPs []netip.Addr  `json:"vteps,omitempty"`
 }
 
 type routeKind uint8

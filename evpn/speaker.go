@@ -235,13 +235,16 @@ func (s *Speaker) Stop(ctx context.Context) error {
 // nothing. Invalid entries are skipped and counted (Stats.Dropped).
 func (s *Speaker) SetLocal(ctx context.Context, st LocalState) error {
 	own := make(map[netip.Addr]bool)
+	for _, v := range st.VTEPs {
+		own[v] = true
+	}
 	for _, m := range st.MACs {
 		own[m.VTEP] = true
 	}
 	for _, im := range st.IMET {
 		own[im.VTEP] = true
 	}
-	local := LocalState{IMET: slices.Clone(st.IMET), MACs: slices.Clone(st.MACs)}
+	local := LocalState{IMET: slices.Clone(st.IMET), MACs: slices.Clone(st.MACs), VTEPs: slices.Clone(st.VTEPs)}
 	s.expMu.Lock()
 	defer s.expMu.Unlock()
 	s.mu.Lock()

@@ -2,6 +2,7 @@ package evpn
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -50,6 +51,18 @@ func TestTwoSpeakersExchangeRoutes(t *testing.T) {
 				hasMAC(l2.RemoteMAC{VNI: 5000, MAC: mac1, IP: ip("10.1.0.1"), VTEP: vtepA}),
 				hasMAC(l2.RemoteMAC{VNI: 70000, MAC: mac2, VTEP: vtepA}),
 				floodIs(5000, vtepA), floodIs(70000, vtepA)))
+			// Routes to one of B's own VTEPs (an earlier incarnation's, say)
+			// are never remote at B: not as MACs, not in flood lists.
+			if err := b.SetLocal(ctx, LocalState{VTEPs: []netip.Addr{vtepA}}); err != nil {
+				t.Fatal(err)
+			}
+			waitRemote(t, b, 5*time.Second, "own VTEP left out at B", both(
+				noMAC(5000, mac1), noMAC(70000, mac2), floodIs(5000), floodIs(70000)))
+			if err := b.SetLocal(ctx, LocalState{}); err != nil {
+				t.Fatal(err)
+			}
+			waitRemote(t, b, 5*time.Second, "routes at B again", both(
+				hasMAC(l2.RemoteMAC{VNI: 5000, MAC: mac1, IP: ip("10.1.0.1"), VTEP: vtepA}), floodIs(5000, vtepA)))
 			netnstest.Eventually(t, 10*time.Second, 20*time.Millisecond, "B synced", func() error {
 				if !b.Synced() {
 					return errNotYet

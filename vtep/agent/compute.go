@@ -70,18 +70,14 @@ type IMETRoute struct {
 // Both switches of a pair get the same logical switches (every VNI bound
 // anywhere in the pair), their own bindings, the remote MACs from EVPN and,
 // in independent mode, each other's local MACs and tunnel IPs: the two
-// switches are separate VTEPs that must reach each other, and the speaker
-// never imports the routes it advertises itself.
+// switches are separate VTEPs that must reach each other. Remote routes to
+// the pair's own VTEPs never get here: the speaker leaves them out
+// (evpn.LocalState.VTEPs, which step fills from the same views).
 func Compute(in Inputs) Outputs {
 	out := Outputs{PerSwitch: map[string]*plan.Desired{}, Replication: map[string]string{}}
 	byName := map[string]*SwitchView{}
-	own := map[netip.Addr]bool{}
 	for i := range in.Switches {
-		s := &in.Switches[i]
-		byName[s.Name] = s
-		if s.TunnelIP.IsValid() {
-			own[s.TunnelIP] = true
-		}
+		byName[in.Switches[i].Name] = &in.Switches[i]
 	}
 
 	// Merge bindings: the first source to bind (port, VLAN) wins.
@@ -148,7 +144,7 @@ func Compute(in Inputs) Outputs {
 				d.Bindings = append(d.Bindings, plan.PortBinding{Port: k.Port.Port, VLAN: k.VLAN, VNI: chosen[k]})
 			}
 		}
-		d.RemoteMACs, d.Flood = remoteFor(in, s, own, vniSet, boundOn, mode)
+		d.RemoteMACs, d.Flood = remoteFor(in, s, vniSet, boundOn, mode)
 		out.PerSwitch[s.Name] = d
 	}
 
@@ -176,7 +172,7 @@ func Compute(in Inputs) Outputs {
 	return out
 }
 
-func remoteFor(in Inputs, s *SwitchView, own map[netip.Addr]bool, vniSet map[l2.VNI]bool,
+func remoteFor(in Inputs, s *SwitchView, vniSet map[l2.VNI]bool,
 	boundOn map[string]map[l2.VNI]bool, mode string) ([]l2.RemoteMAC, map[l2.VNI][]netip.Addr) {
 	localHere := map[l2.MACKey]bool{}
 	for _, m := range s.LocalMACs {
@@ -193,11 +189,7 @@ func remoteFor(in Inputs, s *SwitchView, own map[netip.Addr]bool, vniSet map[l2.
 			if !vniSet[v] {
 				continue
 			}
-			for _, ip := range vteps {
-				if !own[ip] {
-					flood[v] = append(flood[v], ip)
-				}
-			}
+			flood[v] = slices.Clone(vteps)
 		}
 	}
 	if !in.Anycast {
@@ -220,7 +212,7 @@ func remoteFor(in Inputs, s *SwitchView, own map[netip.Addr]bool, vniSet map[l2.
 		}
 	}
 	list := remoteList(in.RemoteMACs, peerMACs, func(m *l2.RemoteMAC) bool {
-		return vniSet[m.VNI] && !own[m.VTEP] && !localHere[l2.MACKey{VNI: m.VNI, MAC: m.MAC}]
+		return vniSet[m.VNI] && !localHere[l2.MACKey{VNI: m.VNI, MAC: m.MAC}]
 	})
 	if down := in.BFDDown[s.Name]; len(down) > 0 {
 		set := make(map[netip.Addr]bool, len(down))

@@ -168,6 +168,11 @@ func (c *core) step(in passInput) passEffects {
 	}
 	if in.Speaker && c.adv.ready(&fx, len(obs), len(in.Switches), in.VCValid, in.SinceStart, c.cfg.StartupWait) {
 		ls := evpn.LocalState{MACs: out.LocalMACs}
+		for _, v := range views { // the speaker leaves routes to these out of the remote state
+			if v.TunnelIP.IsValid() && !slices.Contains(ls.VTEPs, v.TunnelIP) {
+				ls.VTEPs = append(ls.VTEPs, v.TunnelIP)
+			}
+		}
 		for _, r := range out.IMET {
 			ls.IMET = append(ls.IMET, evpn.IMET{VNI: r.VNI, VTEP: r.VTEP})
 		}
