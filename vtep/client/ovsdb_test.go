@@ -159,14 +159,21 @@ func TestRealOVSDBLifecycle(t *testing.T) {
 	))
 }
 
+// TestRealOVSDBBadInputChangesNothing: an inconsistent desired state is an
+// error and sends no transaction. (Values, such as VLAN and VNI ranges or
+// IPv4 VTEPs, are validated where they enter torstitch, not here.)
 func TestRealOVSDBBadInputChangesNothing(t *testing.T) {
 	s, c := baseSwitch(t)
 	tests := []struct {
 		name   string
 		mutate func(d *plan.Desired)
 	}{
-		{"VLAN 4096", func(d *plan.Desired) { d.Bindings[0].VLAN = 4096 }},
-		{"VNI 0", func(d *plan.Desired) { d.LogicalSwitches = append(d.LogicalSwitches, plan.LogicalSwitch{VNI: 0}) }},
+		{"port VLAN bound to two VNIs", func(d *plan.Desired) {
+			d.Bindings = append(d.Bindings, plan.PortBinding{Port: "eth1", VLAN: 100, VNI: 10200})
+		}},
+		{"VNI on two logical switches", func(d *plan.Desired) {
+			d.LogicalSwitches = append(d.LogicalSwitches, plan.LogicalSwitch{VNI: 10100, Name: "other"})
+		}},
 		{"remote MAC in an undeclared VNI", func(d *plan.Desired) {
 			d.RemoteMACs = append(d.RemoteMACs, l2.RemoteMAC{VNI: 999, MAC: l2.MustMAC("02:00:00:00:09:09"), VTEP: ip("192.0.2.9")})
 		}},
