@@ -159,11 +159,20 @@ func (p *pinger) runEnd(seq, n int) (int, bool) {
 	return p.sent, false
 }
 
-// outage reports whether none of the requests of the last two seconds
-// that have had their second to be answered was answered.
-func (p *pinger) outage() bool {
-	s := p.seq() - p.inFlight()
-	return !p.answeredAfter(max(0, s-int(2*time.Second/p.interval)), 1)
+// outage reports whether no reply came in the last 1.5 s (15 requests at
+// the 100 ms interval): traffic is down now.
+func (p *pinger) outage() bool { return p.outageAt(time.Now()) }
+
+func (p *pinger) outageAt(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cutoff := now.Add(-1500 * time.Millisecond)
+	for _, at := range p.replies {
+		if at.After(cutoff) {
+			return false
+		}
+	}
+	return true
 }
 
 // inFlight is how many of the newest requests may still be answered

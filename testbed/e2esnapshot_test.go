@@ -60,21 +60,22 @@ func TestSnapshotWhileDown(t *testing.T) {
 }
 
 func TestPingerOutage(t *testing.T) {
+	now := time.Now()
 	p := &pinger{interval: 100 * time.Millisecond, replies: map[int]time.Time{}}
-	p.sent = 60
-	if !p.outage() {
+	if !p.outageAt(now) {
 		t.Fatal("nothing answered: want an outage")
 	}
-	p.replies[30] = time.Now() // within the last two seconds that could be answered
-	if p.outage() {
-		t.Fatal("request 30 of 60 answered: no outage")
+	p.replies[14] = now.Add(-3200 * time.Millisecond) // the last answer before the outage
+	if !p.outageAt(now) {
+		t.Fatal("last answer 3.2 s ago: want an outage")
 	}
-	p.replies = map[int]time.Time{10: time.Now(), 55: time.Now()} // too old; in flight
-	if p.outage() {
-		t.Fatal("an answered request in flight means traffic flows again")
+	p.replies[40] = now.Add(-200 * time.Millisecond)
+	if p.outageAt(now) {
+		t.Fatal("an answer 200 ms ago: traffic flows")
 	}
-	p.replies = map[int]time.Time{10: time.Now()}
-	if !p.outage() {
-		t.Fatal("only an answer from 5 s ago: want an outage")
+	delete(p.replies, 40)
+	p.replies[30] = now.Add(-1400 * time.Millisecond)
+	if p.outageAt(now) {
+		t.Fatal("an answer 1.4 s ago: within the 1.5 s window")
 	}
 }
