@@ -94,6 +94,16 @@ func (tl *timeline) watchFlows(ctx context.Context, t *testing.T, lab testbed.Ru
 	// timeout: the monitors end by themselves (killing the local end of a
 	// docker exec leaves the command running in the container).
 	script := `for b in $(ovs-vsctl list-br | grep _vtep_ls); do timeout 120 ovs-ofctl monitor "$b" watch:table=1 | sed -u "s/^/$b /" & done; wait`
+	if lab.Kind() == "containerlab" {
+		// A host program in the container's network namespace: the
+		// node's OVS sockets are under the container's root (/run, not
+		// /var/run: that absolute symlink would resolve to the host's).
+		ref, err := lab.NetnsRef(node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		script = "export OVS_RUNDIR=/proc/" + ref + "/root/run/openvswitch; " + script
+	}
 	tl.watch(ctx, t, lab, node, []string{"sh", "-c", script}, func(line string) {
 		for _, m := range macs {
 			if strings.Contains(line, m) {
