@@ -176,7 +176,7 @@ func TestLocalMACsOwnedOnly(t *testing.T) {
 			ours = u
 		}
 	}
-	s.o.UcastLocal["l1"] = &vtepdb.UcastMacsLocal{UUID: "l1", LogicalSwitch: ours, MAC: "00:50:56:00:01:11", Locator: "me"}
+	s.o.UcastLocal["l1"] = &vtepdb.UcastMacsLocal{UUID: "l1", LogicalSwitch: ours, MAC: "00:50:56:00:01:11", Locator: "me", Ipaddr: "224.0.0.5"}
 	s.o.UcastLocal["l2"] = &vtepdb.UcastMacsLocal{UUID: "l2", LogicalSwitch: "f", MAC: "00:50:56:00:70:00", Locator: "me"}
 	// Rows the planner could not use are skipped here, where the switch's
 	// rows enter: a locator that is not a unicast IPv4 address.
@@ -188,5 +188,8 @@ func TestLocalMACsOwnedOnly(t *testing.T) {
 	got := s.o.LocalMACs()
 	if len(got) != 1 || got[0].MAC != l2.MustMAC("00:50:56:00:01:11") || got[0].VNI != 10100 {
 		t.Fatalf("LocalMACs = %+v, want only 00:50:56:00:01:11 in VNI 10100", got)
+	}
+	if got[0].IP.IsValid() {
+		t.Fatalf("multicast ipaddr %s kept: want the MAC without an IP", got[0].IP)
 	}
 }

@@ -32,6 +32,9 @@ func (o *Observed) LocalMACs() []l2.LocalMAC {
 			continue
 		}
 		ip, _ := netip.ParseAddr(r.Ipaddr)
+		if ip.IsUnspecified() || ip.IsMulticast() {
+			ip = netip.Addr{} // not a host's address: the MAC without it
+		}
 		out = append(out, l2.LocalMAC{Switch: o.PhysicalSwitch.Name, VNI: VNIOf(ls), MAC: mac, IP: ip, VTEP: vtep})
 	}
 	slices.SortFunc(out, l2.CompareLocalMACs)

@@ -58,6 +58,8 @@ func TestParseBad(t *testing.T) {
 		{"bad mode", "metrics:", "mode: mlag, metrics:", `agent.mode: "mlag"`},
 		{"route targets", "route_targets: auto", "route_targets: sometimes", `"sometimes" is not auto`},
 		{"service node without nodes", "replication: source_node", "replication: service_node", "needs evpn.service_nodes"},
+		{"multicast service node", "replication: source_node", "replication: service_node, service_nodes: [239.1.1.1]", `evpn.service_nodes[0]: "239.1.1.1": not a unicast IPv4 address`},
+		{"IPv6 service node", "replication: source_node", "replication: service_node, service_nodes: [\"2001:db8::1\"]", `evpn.service_nodes[0]: "2001:db8::1": not a unicast IPv4 address`},
 		{"connect retry too short", "listen_port: -1", "listen_port: -1\n  connect_retry: 100ms", "bgp.connect_retry: 100ms: want 1s to 10m"},
 		{"negative startup wait", "listen_port: -1", "listen_port: -1\n  startup_wait: -5s", "bgp.startup_wait: -5s: want 0 (default 30s) to 10m"},
 		{"tcp API without TLS", `api: "unix:///run/torstitch/t.sock"`, `api: "tcp://0.0.0.0:8443"`, "needs api_tls"},

@@ -342,8 +342,8 @@ func (k *checker) evpn() {
 		k.add("evpn.replication", "service_node needs evpn.service_nodes")
 	}
 	for i, s := range e.ServiceNodes {
-		if a, err := netip.ParseAddr(s); err != nil || !a.Is4() {
-			k.add(fmt.Sprintf("evpn.service_nodes[%d]", i), "%q: not an IPv4 address", s)
+		if a, err := netip.ParseAddr(s); err != nil || l2.ValidateVTEP(a) != nil {
+			k.add(fmt.Sprintf("evpn.service_nodes[%d]", i), "%q: not a unicast IPv4 address", s)
 		}
 	}
 	for v, rt := range e.RouteTargets.VNIs {
