@@ -205,8 +205,8 @@ func (e *e2e) checkOutage(t *testing.T, what string, worst time.Duration, line s
 	}
 	if e.ovsVTEP {
 		if peer, ok := tl.ovsVTEPReport(tor, vmMACs); ok && worst-peer <= boundOurs {
-			return fmt.Sprintf(" [above the %s target: %s's ovs-vtep reported the VMs' MACs %s after the team failover; the outage beyond that, %s, is within %s]",
-				bound, tor, peer.Round(time.Millisecond), max(0, worst-peer).Round(time.Millisecond), boundOurs)
+			return fmt.Sprintf(" [above the %s target: %s's ovs-vtep reported the VMs' MACs %s after the team failover%s; the outage beyond that, %s, is within %s]",
+				bound, tor, peer.Round(time.Millisecond), tl.ovsVTEPPassNote(tor, peer), max(0, worst-peer).Round(time.Millisecond), boundOurs)
 		}
 	}
 	e.result(t, "FAIL: %s (bound %s)", line, bound)

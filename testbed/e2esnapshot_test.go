@@ -79,3 +79,57 @@ func TestPingerOutage(t *testing.T) {
 		t.Fatal("an answer 1.4 s ago: within the 1.5 s window")
 	}
 }
+
+// TestOVSVTEPPasses: the passes of ovs-vtep's main loop come from its
+// per-pass "tunnel key" lines, one per logical switch in a fixed order; a
+// pass opens where the node's first logical switch comes round again.
+func TestOVSVTEPPasses(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 15, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	var pm passMarker
+	for _, l := range []struct {
+		node string
+		ms   int
+		text string
+	}{
+		{"tor1", 0, "update_remote_macs: using tunnel key 10100 in vni10100"},
+		{"tor1", 900, "update_remote_macs: using tunnel key 10200 in vni10200"},
+		{"tor2", 100, "update_remote_macs: using tunnel key 10200 in vni10200"},
+		{"tor1", 2000, "update_remote_macs: using tunnel key 10100 in vni10100"},
+		{"tor1", 2500, "update_remote_macs: using tunnel key 10200 in vni10200"},
+		{"tor2", 1100, "update_remote_macs: using tunnel key 10200 in vni10200"},
+		{"tor1", 6500, "update_remote_macs: using tunnel key 10100 in vni10100"},
+		{"tor1", 7000, "a line without the logical switch"},
+		{"tor1", 7600, "update_remote_macs: using tunnel key 10100 in vni10100"},
+	} {
+		pm = passMarks(pm, l.node, at(l.ms), l.text)
+	}
+	tl := &timeline{t0: t0, passes: pm.passes}
+	for _, tc := range []struct {
+		name        string
+		tor         string
+		from, until int
+		longest     time.Duration
+		n           int
+		ok          bool
+	}{
+		{"all of tor1", "tor1", 0, 8000, 4500 * time.Millisecond, 3, true},
+		{"tor1 before the long pass", "tor1", 0, 1500, 2 * time.Second, 1, true},
+		{"tor1 after it", "tor1", 7000, 9000, 1100 * time.Millisecond, 1, true},
+		{"tor2 by its own first switch", "tor2", 0, 2000, time.Second, 1, true},
+		{"no pass in the window", "tor2", 3000, 4000, 0, 0, false},
+		{"unknown switch", "tor3", 0, 9000, 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			longest, n, ok := tl.ovsVTEPPasses(tc.tor, at(tc.from), at(tc.until))
+			if longest != tc.longest || n != tc.n || ok != tc.ok {
+				t.Errorf("ovsVTEPPasses(%s, %d, %d) = %s, %d, %v; want %s, %d, %v",
+					tc.tor, tc.from, tc.until, longest, n, ok, tc.longest, tc.n, tc.ok)
+			}
+		})
+	}
+	tl.add(at(1000), "esx1", "esx1: team failover eth2 -> eth1")
+	if got, want := tl.ovsVTEPPassNote("tor1", 6*time.Second), " (its main loop ran 3 passes meanwhile, the longest 4.5s)"; got != want {
+		t.Errorf("ovsVTEPPassNote = %q, want %q", got, want)
+	}
+}

@@ -25,6 +25,10 @@ type timeline struct {
 	mu     sync.Mutex
 	events []tlEvent
 	stops  []func()
+	// passes holds, per ovs-vtep ToR, when each pass of ovs-vtep's main
+	// loop reached its first logical switch (its per-pass "tunnel key" log
+	// line, left out of the events).
+	passes map[string][]time.Time
 }
 
 type tlEvent struct {
@@ -178,6 +182,12 @@ func (tl *timeline) collect(ctx context.Context, lab testbed.Runtime) {
 	tl.stops = nil
 	from, until := tl.t0.Add(-time.Second), time.Now()
 	in := func(at time.Time) bool { return !at.Before(from) && !at.After(until) }
+	var pm passMarker
+	defer func() {
+		tl.mu.Lock()
+		tl.passes = pm.passes
+		tl.mu.Unlock()
+	}()
 	for _, n := range lab.Topo().Nodes {
 		if n.Kind != "linux" {
 			continue
@@ -200,12 +210,18 @@ func (tl *timeline) collect(ctx context.Context, lab testbed.Runtime) {
 			for _, l := range lines(b) {
 				// 2026-12-03T22:14:16.497Z|00032|ovs-vtep|INFO|adding local ucast ...
 				f := strings.SplitN(l, "|", 5)
-				if len(f) < 5 || strings.Contains(f[4], "tunnel key") {
+				if len(f) < 5 {
 					continue
 				}
-				if at, err := time.Parse("2006-01-02T15:04:05.000Z", strings.TrimSpace(f[0])); err == nil && in(at) {
-					tl.add(at, n.Name, "ovs-vtep: %s", clip(strings.TrimSpace(f[4]), 200))
+				at, err := time.Parse("2006-01-02T15:04:05.000Z", strings.TrimSpace(f[0]))
+				if err != nil || !in(at) {
+					continue
 				}
+				if strings.Contains(f[4], "tunnel key") {
+					pm = passMarks(pm, n.Name, at, f[4])
+					continue
+				}
+				tl.add(at, n.Name, "ovs-vtep: %s", clip(strings.TrimSpace(f[4]), 200))
 			}
 		case "esx":
 			b, _ := lab.Shell(ctx, n.Name, "cat /var/run/openvswitch/notify.log 2>/dev/null")
@@ -227,6 +243,65 @@ func (tl *timeline) collect(ctx context.Context, lab testbed.Runtime) {
 			}
 		}
 	}
+}
+
+// passMarker finds the passes of ovs-vtep's main loop in its log: each
+// pass logs "update_remote_macs: using tunnel key K in LS" once per
+// logical switch, in the same order; a pass starts where the first logical
+// switch of a node's log comes round again.
+type passMarker struct {
+	first  map[string]string // node -> the logical switch that opens a pass
+	passes map[string][]time.Time
+}
+
+func passMarks(pm passMarker, node string, at time.Time, text string) passMarker {
+	_, ls, ok := strings.Cut(text, " in ")
+	if !ok {
+		return pm
+	}
+	ls = strings.TrimSpace(ls)
+	if pm.first == nil {
+		pm.first, pm.passes = map[string]string{}, map[string][]time.Time{}
+	}
+	if f, seen := pm.first[node]; !seen {
+		pm.first[node] = ls
+	} else if f != ls {
+		return pm
+	}
+	pm.passes[node] = append(pm.passes[node], at)
+	return pm
+}
+
+// ovsVTEPPasses describes how long the passes of tor's ovs-vtep main loop
+// took between from and until (its log): how many passes overlap the
+// window and the longest of them. ok is false without one.
+func (tl *timeline) ovsVTEPPasses(tor string, from, until time.Time) (longest time.Duration, n int, ok bool) {
+	tl.mu.Lock()
+	p := tl.passes[tor]
+	tl.mu.Unlock()
+	for i := 1; i < len(p); i++ {
+		if p[i].Before(from) || p[i-1].After(until) {
+			continue
+		}
+		n++
+		longest = max(longest, p[i].Sub(p[i-1]))
+	}
+	return longest, n, n > 0
+}
+
+// ovsVTEPPassNote describes, for a result line, the passes of tor's
+// ovs-vtep main loop during its report (the report takes up to two: the
+// pass that finds the learned flow, after the one under way).
+func (tl *timeline) ovsVTEPPassNote(tor string, report time.Duration) string {
+	failover, ok := tl.first("esx", "team failover ")
+	if !ok {
+		return ""
+	}
+	longest, n, ok := tl.ovsVTEPPasses(tor, failover, failover.Add(report))
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(" (its main loop ran %d passes meanwhile, the longest %s)", n, longest.Round(time.Millisecond))
 }
 
 // nodeRole tells which logs a node of the stitch labs has.
