@@ -109,7 +109,12 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		cfg.MinBackoff = 250 * time.Millisecond
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = 30 * time.Second
+		// A switch that comes back is reprogrammed within this (±50 %)
+		// after its database answers: until then it forwards with what it
+		// held when it went away (remote MACs that moved meanwhile). OVS's
+		// own reconnect stops at 8 s, Junos' OVSDB at 1 s; a connection
+		// attempt every few seconds costs a dead switch nothing.
+		cfg.MaxBackoff = 4 * time.Second
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
