@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -12,13 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/ovn-org/libovsdb/client"
-	"github.com/ovn-org/libovsdb/ovsdb"
-
-	"github.com/torstitch/torstitch/vtep/l2"
 	"github.com/torstitch/torstitch/vtep/plan"
-	"github.com/torstitch/torstitch/vtep/vtepdb"
 	"github.com/torstitch/torstitch/vtep/vteptest"
 )
 
@@ -126,76 +119,23 @@ func benchRaw(b *testing.B, n, batch int, report bool) time.Duration {
 	b.StopTimer()
 	s := vteptest.StartOVSDB(b)
 	s.AddSwitch("tor1", "192.0.2.100", "eth1")
-	dbm, err := vtepdb.FullDatabaseModel()
-	if err != nil {
-		b.Fatal(err)
-	}
-	discard := logr.Discard()
-	cli, err := client.NewOVSDBClient(dbm, client.WithEndpoint(s.Endpoint()), client.WithLogger(&discard))
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
-	if err := cli.Connect(ctx); err != nil {
+	raw, err := vteptest.DialRaw(ctx, s.Endpoint())
+	if err != nil {
 		b.Fatal(err)
 	}
-	defer cli.Close()
+	defer raw.Close()
 	d := benchDesired(n, 100, 50)
 	b.StartTimer()
 	start := time.Now()
-	// One transaction for the logical switches and, with each first MAC, its locator.
-	var ops []ovsdb.Operation
-	lsIdx := map[l2.VNI]int{}
-	for _, ls := range d.LogicalSwitches {
-		lsIdx[ls.VNI] = len(ops)
-		ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.LogicalSwitchTable,
-			Row: ovsdb.Row{vtepdb.LogicalSwitchColumnName: plan.DefaultName(ls.VNI), vtepdb.LogicalSwitchColumnTunnelKey: ovsdb.OvsSet{GoSet: []any{int(ls.VNI)}}}})
-	}
-	res, err := cli.Transact(ctx, ops...)
-	if err != nil {
+	// One transaction for the logical switches, then the remote MACs, each
+	// remote VTEP's locator with its first MAC (vteptest.Raw).
+	if err := raw.AddSwitches(ctx, d); err != nil {
 		b.Fatal(err)
 	}
-	lsUUID := map[l2.VNI]string{}
-	for v, i := range lsIdx {
-		lsUUID[v] = res[i].UUID.GoUUID
+	if err := raw.InsertRemote(ctx, d.RemoteMACs, batch); err != nil {
+		b.Fatal(err)
 	}
-	locUUID := map[netip.Addr]string{}
-	ops = ops[:0]
-	pendingLoc := map[int]netip.Addr{}
-	flush := func() {
-		if len(ops) == 0 {
-			return
-		}
-		res, err := cli.Transact(ctx, ops...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := ovsdb.CheckOperationResults(res, ops); err != nil {
-			b.Fatal(err)
-		}
-		for i, a := range pendingLoc {
-			locUUID[a] = res[i].UUID.GoUUID
-		}
-		clear(pendingLoc)
-		ops = ops[:0]
-	}
-	for i, m := range d.RemoteMACs {
-		loc, ok := locUUID[m.VTEP]
-		if !ok {
-			loc = "loc" + strconv.Itoa(i)
-			pendingLoc[len(ops)] = m.VTEP
-			locUUID[m.VTEP] = loc
-			ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.PhysicalLocatorTable, UUIDName: loc,
-				Row: ovsdb.Row{vtepdb.PhysicalLocatorColumnEncapsulationType: vtepdb.PhysicalLocatorEncapsulationTypeVxlanOverIpv4, vtepdb.PhysicalLocatorColumnDstIP: m.VTEP.String()}})
-		}
-		ops = append(ops, ovsdb.Operation{Op: ovsdb.OperationInsert, Table: vtepdb.UcastMacsRemoteTable,
-			Row: ovsdb.Row{vtepdb.UcastMacsRemoteColumnMAC: m.MAC.String(), vtepdb.UcastMacsRemoteColumnLogicalSwitch: ovsdb.UUID{GoUUID: lsUUID[m.VNI]},
-				vtepdb.UcastMacsRemoteColumnLocator: ovsdb.UUID{GoUUID: loc}, vtepdb.UcastMacsRemoteColumnIpaddr: ""}})
-		if len(ops) >= batch {
-			flush()
-		}
-	}
-	flush()
 	took := time.Since(start)
 	b.StopTimer()
 	if report {
