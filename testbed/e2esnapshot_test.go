@@ -129,7 +129,15 @@ func TestOVSVTEPPasses(t *testing.T) {
 		})
 	}
 	tl.add(at(1000), "esx1", "esx1: team failover eth2 -> eth1")
-	if got, want := tl.ovsVTEPPassNote("tor1", 6*time.Second), " (its main loop ran 3 passes meanwhile, the longest 4.5s)"; got != want {
-		t.Errorf("ovsVTEPPassNote = %q, want %q", got, want)
+	for _, tc := range []struct {
+		report time.Duration
+		want   string
+	}{
+		{6 * time.Second, " (its main loop ran 3 passes meanwhile, the longest 4.5s)"},
+		{500 * time.Millisecond, " (its main loop ran 1 pass meanwhile, of 2s)"},
+	} {
+		if got := tl.ovsVTEPPassNote("tor1", tc.report); got != tc.want {
+			t.Errorf("ovsVTEPPassNote(tor1, %s) = %q, want %q", tc.report, got, tc.want)
+		}
 	}
 }

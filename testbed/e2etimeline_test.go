@@ -301,6 +301,9 @@ func (tl *timeline) ovsVTEPPassNote(tor string, report time.Duration) string {
 	if !ok {
 		return ""
 	}
+	if n == 1 {
+		return fmt.Sprintf(" (its main loop ran 1 pass meanwhile, of %s)", longest.Round(time.Millisecond))
+	}
 	return fmt.Sprintf(" (its main loop ran %d passes meanwhile, the longest %s)", n, longest.Round(time.Millisecond))
 }
 
