@@ -103,7 +103,7 @@ var rules = []rule{
 	// Test harnesses.
 	{pkgs: "internal/netnstest", why: "the one network-namespace kit of the tests: it knows nothing of the product",
 		mine: nil, others: []string{"github.com/vishvananda/netns"}},
-	{pkgs: "vtep/vteptest", why: "hardware_vtep databases for tests", mine: []string{"vtep/vtepdb", "internal/netnstest"}},
+	{pkgs: "vtep/vteptest", why: "hardware_vtep databases for tests, and raw rows of a desired state (the raw-limit benchmarks)", mine: []string{"vtep/vtepdb", "vtep/l2", "vtep/plan", "internal/netnstest"}},
 	{pkgs: "vtep/api/apitest", why: "a fake Backend for API tests", mine: []string{"vtep/api", "vtep/l2"}},
 	{pkgs: "evpn/evpntest", why: "FRR and gobgpd for tests", mine: []string{"internal/netnstest"}},
 	{pkgs: "vdsvlan/vcsimlab", why: "a vCenter simulator lab", mine: nil},
