@@ -284,16 +284,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("toragent running", "agent", a.cfg.Agent.Name, "switches", a.cfg.SwitchNames(), "mode", a.cfg.Agent.Mode)
 	resync := time.NewTicker(time.Duration(a.cfg.Agent.Resync))
 	defer resync.Stop()
+	a.loop(ctx, runCtx, resync.C, a.reconcile)
+	return nil
+}
+
+// loop runs pass at once and then whenever the agent is woken or resync
+// ticks, until ctx ends; then it shuts down. pass gets runCtx.
+func (a *Agent) loop(ctx, runCtx context.Context, resync <-chan time.Time, pass func(context.Context)) {
 	a.Kick()
 	for {
 		select {
 		case <-ctx.Done():
 			a.shutdown()
-			return nil
+			return
 		case <-a.wake:
-		case <-resync.C:
+		case <-resync:
 		}
-		a.reconcile(runCtx)
+		pass(runCtx)
 		// Let a burst of events coalesce into the next pass: wait at least
 		// minGap, and as long as the pass computed, so that during a burst
 		// (thousands of routes arriving) the loop takes at most half a
@@ -356,13 +363,24 @@ func (a *Agent) serviceNodes() []netip.Addr {
 
 // reconcile is one level-triggered pass over every source and switch:
 // gather, step (core.go), apply.
-func (a *Agent) reconcile(ctx context.Context) {
+func (a *Agent) reconcile(ctx context.Context) { a.pass(ctx, nil) }
+
+// pass is reconcile; edit, when not nil, changes what was gathered before
+// step and what step decided before apply (benchmarks that feed remote
+// state without BGP).
+func (a *Agent) pass(ctx context.Context, edit func(*passInput, *passEffects)) {
 	start := time.Now()
 	a.mu.Lock()
 	a.started++
 	a.mu.Unlock()
 	in := a.gather()
+	if edit != nil {
+		edit(&in, nil)
+	}
 	fx := a.core.step(in)
+	if edit != nil {
+		edit(nil, &fx)
+	}
 	a.apply(ctx, start, in, fx)
 }
 

@@ -282,10 +282,10 @@ bindings:
 }
 
 // runWithRemote runs the agent as Run does (switch clients, their change
-// forwarding, the switch writers, the reconcile loop with its pass gap) but
-// without a speaker: each pass takes the remote state from remote, as if
-// the speaker held it and had End-of-RIB from every peer. It returns a
-// function that stops everything and waits.
+// forwarding, the switch writers, and Run's own loop and pass) but without
+// a speaker: each pass takes the remote state from remote, as if the
+// speaker held it and had End-of-RIB from every peer, and advertises
+// nothing. It returns a function that stops everything and waits.
 func runWithRemote(ctx context.Context, a *Agent, remote *atomic.Pointer[evpn.RemoteState]) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -300,31 +300,19 @@ func runWithRemote(ctx context.Context, a *Agent, remote *atomic.Pointer[evpn.Re
 	}
 	start(func() {
 		a.runStart = time.Now()
-		a.Kick()
-		for {
-			select {
-			case <-ctx.Done():
-				a.shutdown()
-				return
-			case <-a.wake:
-			}
-			t0 := time.Now()
-			a.mu.Lock()
-			a.started++
-			a.mu.Unlock()
-			in := a.gather()
-			in.Speaker, in.Synced = true, true
-			if r := remote.Load(); r != nil {
-				in.Remote = *r
-			}
-			fx := a.core.step(in)
-			fx.Advertise = nil // no speaker to advertise to
-			a.apply(ctx, t0, in, fx)
-			select {
-			case <-ctx.Done():
-			case <-time.After(max(minGap, a.lastCompute)):
-			}
-		}
+		a.loop(ctx, ctx, nil, func(ctx context.Context) {
+			a.pass(ctx, func(in *passInput, fx *passEffects) {
+				if in != nil {
+					in.Speaker, in.Synced = true, true
+					if r := remote.Load(); r != nil {
+						in.Remote = *r
+					}
+				}
+				if fx != nil {
+					fx.Advertise = nil // no speaker to advertise to
+				}
+			})
+		})
 	})
 	return func() { cancel(); wg.Wait() }
 }
