@@ -102,7 +102,7 @@ func TestOVSVTEPPasses(t *testing.T) {
 		{"tor1", 7000, "a line without the logical switch"},
 		{"tor1", 7600, "update_remote_macs: using tunnel key 10100 in vni10100"},
 	} {
-		pm = passMarks(pm, l.node, at(l.ms), l.text)
+		pm.mark(l.node, at(l.ms), l.text)
 	}
 	tl := &timeline{t0: t0, passes: pm.passes}
 	for _, tc := range []struct {

@@ -218,7 +218,7 @@ func (tl *timeline) collect(ctx context.Context, lab testbed.Runtime) {
 					continue
 				}
 				if strings.Contains(f[4], "tunnel key") {
-					pm = passMarks(pm, n.Name, at, f[4])
+					pm.mark(n.Name, at, f[4])
 					continue
 				}
 				tl.add(at, n.Name, "ovs-vtep: %s", clip(strings.TrimSpace(f[4]), 200))
@@ -254,10 +254,11 @@ type passMarker struct {
 	passes map[string][]time.Time
 }
 
-func passMarks(pm passMarker, node string, at time.Time, text string) passMarker {
+// mark notes one "tunnel key" line of node's ovs-vtep log.
+func (pm *passMarker) mark(node string, at time.Time, text string) {
 	_, ls, ok := strings.Cut(text, " in ")
 	if !ok {
-		return pm
+		return
 	}
 	ls = strings.TrimSpace(ls)
 	if pm.first == nil {
@@ -266,10 +267,9 @@ func passMarks(pm passMarker, node string, at time.Time, text string) passMarker
 	if f, seen := pm.first[node]; !seen {
 		pm.first[node] = ls
 	} else if f != ls {
-		return pm
+		return
 	}
 	pm.passes[node] = append(pm.passes[node], at)
-	return pm
 }
 
 // ovsVTEPPasses describes how long the passes of tor's ovs-vtep main loop

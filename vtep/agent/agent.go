@@ -363,23 +363,23 @@ func (a *Agent) serviceNodes() []netip.Addr {
 
 // reconcile is one level-triggered pass over every source and switch:
 // gather, step (core.go), apply.
-func (a *Agent) reconcile(ctx context.Context) { a.pass(ctx, nil) }
+func (a *Agent) reconcile(ctx context.Context) { a.pass(ctx, nil, nil) }
 
-// pass is reconcile; edit, when not nil, changes what was gathered before
-// step and what step decided before apply (benchmarks that feed remote
-// state without BGP).
-func (a *Agent) pass(ctx context.Context, edit func(*passInput, *passEffects)) {
+// pass is reconcile; editIn and editFx, when not nil, change what was
+// gathered before step and what step decided before apply (benchmarks that
+// feed remote state without BGP).
+func (a *Agent) pass(ctx context.Context, editIn func(*passInput), editFx func(*passEffects)) {
 	start := time.Now()
 	a.mu.Lock()
 	a.started++
 	a.mu.Unlock()
 	in := a.gather()
-	if edit != nil {
-		edit(&in, nil)
+	if editIn != nil {
+		editIn(&in)
 	}
 	fx := a.core.step(in)
-	if edit != nil {
-		edit(nil, &fx)
+	if editFx != nil {
+		editFx(&fx)
 	}
 	a.apply(ctx, start, in, fx)
 }

@@ -271,11 +271,10 @@ bindings:
 	start = time.Now()
 	remote.Store(&evpn.RemoteState{})
 	a.Kick()
-	for obs[0].N() > 0 || obs[1].N() > 0 {
-		if wctx.Err() != nil {
-			b.Fatalf("withdrawing %d remote MACs: both switches should hold none, observers count %d/%d", n, obs[0].N(), obs[1].N())
+	for i, c := range obs {
+		if err := c.WaitFor(wctx, "no remote MACs", func(got int) bool { return got == 0 }); err != nil {
+			b.Fatalf("withdrawing %d remote MACs from tor%d: %v", n, i+1, err)
 		}
-		time.Sleep(time.Millisecond)
 	}
 	withdraw = time.Since(start)
 	return pair, cache, withdraw
@@ -301,16 +300,13 @@ func runWithRemote(ctx context.Context, a *Agent, remote *atomic.Pointer[evpn.Re
 	start(func() {
 		a.runStart = time.Now()
 		a.loop(ctx, ctx, nil, func(ctx context.Context) {
-			a.pass(ctx, func(in *passInput, fx *passEffects) {
-				if in != nil {
-					in.Speaker, in.Synced = true, true
-					if r := remote.Load(); r != nil {
-						in.Remote = *r
-					}
+			a.pass(ctx, func(in *passInput) {
+				in.Speaker, in.Synced = true, true
+				if r := remote.Load(); r != nil {
+					in.Remote = *r
 				}
-				if fx != nil {
-					fx.Advertise = nil // no speaker to advertise to
-				}
+			}, func(fx *passEffects) {
+				fx.Advertise = nil // no speaker to advertise to
 			})
 		})
 	})

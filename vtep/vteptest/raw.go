@@ -120,18 +120,3 @@ func (r *Raw) transact(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.Oper
 	}
 	return res, nil
 }
-
-// RawInsert writes d's logical switches and remote MACs into the database
-// at endpoint by hand-built transactions of batch rows (DialRaw,
-// AddSwitches, InsertRemote).
-func RawInsert(ctx context.Context, endpoint string, d *plan.Desired, batch int) error {
-	r, err := DialRaw(ctx, endpoint)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	if err := r.AddSwitches(ctx, d); err != nil {
-		return err
-	}
-	return r.InsertRemote(ctx, d.RemoteMACs, batch)
-}

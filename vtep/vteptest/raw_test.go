@@ -12,8 +12,8 @@ import (
 	"github.com/torstitch/torstitch/vtep/vtepdb"
 )
 
-// TestRawInsertCounted inserts rows with RawInsert while CountRows watches,
-// and checks both against vtep-ctl.
+// TestRawInsertCounted inserts rows with Raw while CountRows watches, and
+// checks both against vtep-ctl.
 func TestRawInsertCounted(t *testing.T) {
 	s := StartOVSDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -32,7 +32,15 @@ func TestRawInsertCounted(t *testing.T) {
 	for i := range n {
 		d.RemoteMACs = append(d.RemoteMACs, l2.RemoteMAC{VNI: l2.VNI(5000 + i%2), MAC: l2.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}, VTEP: vteps[i%3]})
 	}
-	if err := RawInsert(ctx, s.Endpoint(), d, 300); err != nil {
+	r, err := DialRaw(ctx, s.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.AddSwitches(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.InsertRemote(ctx, d.RemoteMACs, 300); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Wait(ctx, n); err != nil {
@@ -48,11 +56,7 @@ func TestRawInsertCounted(t *testing.T) {
 		t.Fatalf("vni5001 lacks the last MAC:\n%s", got)
 	}
 	s.VtepCtl("clear-remote-macs", "vni5000")
-	deadline := time.Now().Add(5 * time.Second)
-	for c.N() != n/2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after clearing vni5000: counted %d, want %d", c.N(), n/2)
-		}
-		time.Sleep(time.Millisecond)
+	if err := c.WaitFor(ctx, "vni5000's rows gone", func(got int) bool { return got == n/2 }); err != nil {
+		t.Fatalf("after clearing vni5000: %v", err)
 	}
 }

@@ -141,19 +141,25 @@ func (c *RowCount) N() int {
 // Wait blocks until at least n rows are counted, the monitor fails, or ctx
 // ends.
 func (c *RowCount) Wait(ctx context.Context, n int) error {
+	return c.WaitFor(ctx, fmt.Sprintf("at least %d rows", n), func(got int) bool { return got >= n })
+}
+
+// WaitFor blocks until ok holds for the count (what describes ok for the
+// error), the monitor fails, or ctx ends.
+func (c *RowCount) WaitFor(ctx context.Context, what string, ok func(n int) bool) error {
 	for {
 		c.mu.Lock()
 		got, err, ch := c.n, c.err, c.changed
 		c.mu.Unlock()
-		if got >= n {
+		if ok(got) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%d of %d rows, monitor ended: %w", got, n, err)
+			return fmt.Errorf("waiting for %s: %d rows, monitor ended: %w", what, got, err)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d of %d rows: %w", got, n, ctx.Err())
+			return fmt.Errorf("waiting for %s: %d rows: %w", what, got, ctx.Err())
 		case <-ch:
 		}
 	}
