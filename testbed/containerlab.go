@@ -98,6 +98,10 @@ type ClabLab struct {
 	pids map[string]int      // container pids
 	envs map[string][]string // their environments
 	held map[string]string   // stopped node -> its held network namespace
+	// killed: nodes whose container init was killed from the host
+	// (StopNode with no grace) and that docker has not yet been asked to
+	// stop; StartNode does that first.
+	killed map[string]bool
 }
 
 // heldRoot holds bind mounts of stopped containers' network namespaces.
@@ -130,6 +134,7 @@ func OpenContainerlab(file string, opts ClabOptions) (*ClabLab, error) {
 		Topology: t, Name: t.Name, LabDir: filepath.Join(t.Dir, "clab-"+t.Name),
 		opts: opts, log: log.With("lab", t.Name, "runtime", "containerlab"),
 		pids: map[string]int{}, envs: map[string][]string{}, held: map[string]string{},
+		killed: map[string]bool{},
 	}, nil
 }
 
@@ -395,9 +400,15 @@ func (l *ClabLab) Signal(ctx context.Context, node, comm string, sig syscall.Sig
 // container's network namespace and with it the node's links; a bind mount
 // of the namespace keeps it, with the veths and their state, until
 // StartNode moves them into the new container (torlab keeps a stopped
-// node's namespace the same way).
+// node's namespace the same way). With no grace (a crash) the container's
+// init is killed from the host, which ends its whole pid namespace at once,
+// and StopNode returns when it is gone; docker is told at the next
+// StartNode. docker stop -t 0 would send SIGTERM first, and only half a
+// second or more after the call on a loaded machine: the node's daemons
+// would act on it, and a scenario that cuts the node's links right after
+// the crash would cut them that much later.
 func (l *ClabLab) StopNode(ctx context.Context, node string, grace time.Duration) error {
-	pid, err := l.PID(ctx, node)
+	pid, _, err := l.initProc(ctx, node)
 	if err != nil {
 		return err
 	}
@@ -414,11 +425,20 @@ func (l *ClabLab) StopNode(ctx context.Context, node string, grace time.Duration
 	l.mu.Lock()
 	l.held[node] = hold
 	l.mu.Unlock()
-	secs := int((grace + time.Second - 1) / time.Second)
-	if out, err := l.docker(ctx, "stop", "-t", strconv.Itoa(secs), l.Container(node)).CombinedOutput(); err != nil {
-		return fmt.Errorf("docker stop %s: %w: %s", node, err, out)
+	if grace <= 0 {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("killing %s (pid %d): %w", node, pid, err)
+		}
+		waitGone(ctx, []int{pid})
+		l.mu.Lock()
+		l.killed[node] = true
+	} else {
+		secs := int((grace + time.Second - 1) / time.Second)
+		if out, err := l.docker(ctx, "stop", "-t", strconv.Itoa(secs), l.Container(node)).CombinedOutput(); err != nil {
+			return fmt.Errorf("docker stop %s: %w: %s", node, err, out)
+		}
+		l.mu.Lock()
 	}
-	l.mu.Lock()
 	delete(l.pids, node)
 	delete(l.envs, node)
 	l.mu.Unlock()
@@ -432,6 +452,15 @@ func (l *ClabLab) StartNode(ctx context.Context, node string) error {
 	n, err := l.linuxNode(node)
 	if err != nil {
 		return err
+	}
+	l.mu.Lock()
+	killed := l.killed[node]
+	delete(l.killed, node)
+	l.mu.Unlock()
+	if killed { // docker may not have seen the exit yet: stop returns once it has
+		if out, err := l.docker(ctx, "stop", "-t", "0", l.Container(node)).CombinedOutput(); err != nil {
+			return fmt.Errorf("docker stop %s (killed): %w: %s", node, err, out)
+		}
 	}
 	if out, err := l.docker(ctx, "start", l.Container(node)).CombinedOutput(); err != nil {
 		return fmt.Errorf("docker start %s: %w: %s", node, err, out)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/torstitch/torstitch/testbed"
+	"github.com/torstitch/torstitch/testbed/clab"
 )
 
 // e2eRuntime deploys a topology file for the end-to-end scenarios: torlab's
@@ -78,9 +79,9 @@ func clabRuntime() e2eRuntime {
 			lockE2E(t)
 		},
 		deploy: func(ctx context.Context, t *testing.T, file, name, bin string) (testbed.Runtime, []string, time.Duration, error) {
-			images := []string{"ovs", "frr", "host", "torstitch"}
-			if file == torswitchLab {
-				images = []string{"frr", "host", "torstitch", "torswitch"}
+			images, err := labImages(file)
+			if err != nil {
+				return nil, nil, 0, err
 			}
 			start := time.Now()
 			cmd := exec.CommandContext(ctx, "../containerlab/images/build.sh", images...)
@@ -242,4 +243,38 @@ func TestMain(m *testing.M) {
 		appendReport(nil, text)
 	}
 	os.Exit(code)
+}
+
+// labImages names the project's images (torstitch/NAME:latest) that file's
+// nodes use, for containerlab/images/build.sh: each lab builds what it
+// deploys, whichever lab runs first or alone.
+func labImages(file string) ([]string, error) {
+	t, err := clab.Load(file)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range t.Nodes {
+		name, ours := strings.CutPrefix(n.Image, "torstitch/")
+		name, latest := strings.CutSuffix(name, ":latest")
+		if ours && latest && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s: no node uses a torstitch/*:latest image", file)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func TestLabImages(t *testing.T) {
+	for file, want := range map[string][]string{
+		stitchLab:    {"frr", "host", "ovs", "torstitch"},
+		torswitchLab: {"frr", "host", "ovs", "torstitch", "torswitch"},
+	} {
+		if got, err := labImages(file); err != nil || !slices.Equal(got, want) {
+			t.Errorf("labImages(%s) = %v, %v; want %v", file, got, err, want)
+		}
+	}
 }

@@ -235,6 +235,32 @@ func TestDeployConnectivityRedeployDestroy(t *testing.T) {
 		}
 	}
 
+	// StopNode with a grace sends SIGTERM first; with none (a crash) only
+	// SIGKILL: no process gets to act on its way out.
+	termFile, ready := filepath.Join(lab.NodeDir("h3"), "term"), filepath.Join(lab.NodeDir("h3"), "trapped")
+	for _, grace := range []time.Duration{time.Second, 0} {
+		_, _ = os.Remove(termFile), os.Remove(ready)
+		// Returns once the trap is set (a SIGTERM before it would kill the shell).
+		trap := fmt.Sprintf(`setsid sh -c 'trap "echo term > %s; exit 0" TERM; touch %s; while :; do sleep 0.05; done' </dev/null >/dev/null 2>&1 &
+			while [ ! -e %s ]; do sleep 0.01; done`, termFile, ready, ready)
+		if _, err := lab.Shell(ctx, "h3", trap); err != nil {
+			t.Fatal(err)
+		}
+		if err := lab.StopNode(ctx, "h3", grace); err != nil {
+			t.Fatal(err)
+		}
+		if pids, err := lab.PIDs("h3"); err != nil || len(pids) != 0 {
+			t.Errorf("h3 after StopNode(%s): pids %v %v", grace, pids, err)
+		}
+		_, err := os.Stat(termFile)
+		if termed := err == nil; termed != (grace > 0) {
+			t.Errorf("StopNode(%s): the node's process saw SIGTERM: %v, want %v", grace, termed, grace > 0)
+		}
+		if err := lab.StartNode(ctx, "h3"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	pids := labPIDs(t, lab)
 	if err := lab.Destroy(ctx); err != nil {
 		t.Fatal(err)

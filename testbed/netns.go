@@ -142,11 +142,13 @@ func killNetns(ctx context.Context, name string, grace time.Duration) error {
 		return err
 	}
 	signalled := slices.Clone(pids)
-	for _, p := range pids {
-		_ = syscall.Kill(p, syscall.SIGTERM)
+	if grace > 0 {
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGTERM)
+		}
 	}
 	deadline := time.Now().Add(grace)
-	for {
+	for grace > 0 {
 		pids, err = pidsInNetns(name)
 		if err != nil || len(pids) == 0 {
 			if err == nil {

@@ -373,8 +373,9 @@ func (l *Lab) PIDs(node string) ([]int, error) {
 	return pidsInNetns(l.Netns(node))
 }
 
-// StopNode ends every process of node (SIGTERM, then SIGKILL after grace),
-// leaving its namespace and links in place: a crashed or powered-off node.
+// StopNode ends every process of node (SIGTERM, then SIGKILL after grace;
+// with no grace, SIGKILL alone), leaving its namespace and links in place: a
+// crashed or powered-off node.
 func (l *Lab) StopNode(ctx context.Context, node string, grace time.Duration) error {
 	if l.Topology.Node(node) == nil {
 		return fmt.Errorf("no node %q in lab %s", node, l.Name)

@@ -35,8 +35,10 @@ type Runtime interface {
 	// command (torlab: inside the node; containerlab: a host program in
 	// the container's network namespace).
 	Command(ctx context.Context, node string, args ...string) (*exec.Cmd, error)
-	// StopNode stops node (SIGTERM, SIGKILL after grace). Its links stay:
-	// a crashed or powered-off box. Shell still reaches its network.
+	// StopNode stops node (SIGTERM, SIGKILL after grace; with no grace,
+	// SIGKILL at once and no SIGTERM: a crash, where no process gets to
+	// act on its way out). Its links stay: a crashed or powered-off box.
+	// Shell still reaches its network.
 	StopNode(ctx context.Context, node string, grace time.Duration) error
 	// StartNode starts node again: its cmd and exec commands, then health.
 	StartNode(ctx context.Context, node string) error
