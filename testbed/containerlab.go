@@ -98,10 +98,10 @@ type ClabLab struct {
 	pids map[string]int      // container pids
 	envs map[string][]string // their environments
 	held map[string]string   // stopped node -> its held network namespace
-	// killed: nodes whose container init was killed from the host
-	// (StopNode with no grace) and that docker has not yet been asked to
-	// stop; StartNode does that first.
-	killed map[string]bool
+	// killed: nodes whose container init (this pid) was killed from the
+	// host (Kill) and that docker has not yet been asked to stop;
+	// StartNode does that first.
+	killed map[string]int
 }
 
 // heldRoot holds bind mounts of stopped containers' network namespaces.
@@ -134,7 +134,7 @@ func OpenContainerlab(file string, opts ClabOptions) (*ClabLab, error) {
 		Topology: t, Name: t.Name, LabDir: filepath.Join(t.Dir, "clab-"+t.Name),
 		opts: opts, log: log.With("lab", t.Name, "runtime", "containerlab"),
 		pids: map[string]int{}, envs: map[string][]string{}, held: map[string]string{},
-		killed: map[string]bool{},
+		killed: map[string]int{},
 	}, nil
 }
 
@@ -400,49 +400,86 @@ func (l *ClabLab) Signal(ctx context.Context, node, comm string, sig syscall.Sig
 // container's network namespace and with it the node's links; a bind mount
 // of the namespace keeps it, with the veths and their state, until
 // StartNode moves them into the new container (torlab keeps a stopped
-// node's namespace the same way). With no grace (a crash) the container's
-// init is killed from the host, which ends its whole pid namespace at once,
-// and StopNode returns when it is gone; docker is told at the next
-// StartNode. docker stop -t 0 would send SIGTERM first, and only half a
-// second or more after the call on a loaded machine: the node's daemons
-// would act on it, and a scenario that cuts the node's links right after
-// the crash would cut them that much later.
+// node's namespace the same way). With no grace (a crash) it is Kill, then
+// the wait until the container's init is gone.
 func (l *ClabLab) StopNode(ctx context.Context, node string, grace time.Duration) error {
-	pid, _, err := l.initProc(ctx, node)
-	if err != nil {
-		return err
-	}
-	hold := filepath.Join(heldRoot, l.Container(node))
-	if err := os.MkdirAll(heldRoot, 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(hold, nil, 0o644); err != nil {
-		return err
-	}
-	if err := syscall.Mount(fmt.Sprintf("/proc/%d/ns/net", pid), hold, "", syscall.MS_BIND, ""); err != nil {
-		return fmt.Errorf("keeping %s's network namespace: %w", node, err)
+	if grace <= 0 {
+		if err := l.Kill(ctx, node); err != nil {
+			return err
+		}
 	}
 	l.mu.Lock()
-	l.held[node] = hold
+	pid, killed := l.killed[node]
 	l.mu.Unlock()
-	if grace <= 0 {
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("killing %s (pid %d): %w", node, pid, err)
-		}
+	if killed {
 		waitGone(ctx, []int{pid})
-		l.mu.Lock()
-		l.killed[node] = true
-	} else {
-		secs := int((grace + time.Second - 1) / time.Second)
-		if out, err := l.docker(ctx, "stop", "-t", strconv.Itoa(secs), l.Container(node)).CombinedOutput(); err != nil {
-			return fmt.Errorf("docker stop %s: %w: %s", node, err, out)
-		}
-		l.mu.Lock()
+		return nil
 	}
+	if _, err := l.hold(ctx, node); err != nil {
+		return err
+	}
+	secs := int((grace + time.Second - 1) / time.Second)
+	if out, err := l.docker(ctx, "stop", "-t", strconv.Itoa(secs), l.Container(node)).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker stop %s: %w: %s", node, err, out)
+	}
+	l.mu.Lock()
 	delete(l.pids, node)
 	delete(l.envs, node)
 	l.mu.Unlock()
 	return nil
+}
+
+// Kill implements Runtime: the container's init is killed from the host,
+// which ends its whole pid namespace at once; docker is told at the next
+// StartNode. (docker stop -t 0 would send SIGTERM first, and only half a
+// second or more after the call on a loaded machine: the node's daemons
+// would act on it, and its links would be cut that much later.)
+func (l *ClabLab) Kill(ctx context.Context, node string) error {
+	l.mu.Lock()
+	_, done := l.killed[node]
+	l.mu.Unlock()
+	if done {
+		return nil
+	}
+	pid, err := l.hold(ctx, node)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing %s (pid %d): %w", node, pid, err)
+	}
+	l.mu.Lock()
+	l.killed[node] = pid
+	delete(l.pids, node)
+	delete(l.envs, node)
+	l.mu.Unlock()
+	return nil
+}
+
+// hold keeps node's network namespace (a bind mount) for Exec and
+// StartNode while the container is down; it returns the container's init.
+func (l *ClabLab) hold(ctx context.Context, node string) (int, error) {
+	pid, _, err := l.initProc(ctx, node)
+	if err != nil {
+		return 0, err
+	}
+	if l.heldNetns(node) != "" {
+		return pid, nil
+	}
+	hold := filepath.Join(heldRoot, l.Container(node))
+	if err := os.MkdirAll(heldRoot, 0o755); err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		return 0, err
+	}
+	if err := syscall.Mount(fmt.Sprintf("/proc/%d/ns/net", pid), hold, "", syscall.MS_BIND, ""); err != nil {
+		return 0, fmt.Errorf("keeping %s's network namespace: %w", node, err)
+	}
+	l.mu.Lock()
+	l.held[node] = hold
+	l.mu.Unlock()
+	return pid, nil
 }
 
 // StartNode implements Runtime: docker start, the node's veths moved back
@@ -454,7 +491,7 @@ func (l *ClabLab) StartNode(ctx context.Context, node string) error {
 		return err
 	}
 	l.mu.Lock()
-	killed := l.killed[node]
+	_, killed := l.killed[node]
 	delete(l.killed, node)
 	l.mu.Unlock()
 	if killed { // docker may not have seen the exit yet: stop returns once it has

@@ -229,18 +229,24 @@ func (e *e2e) torFailover(t *testing.T) {
 	sv, sw := pv.seq(), pw.seq()
 	e.snapshotOutage(tl, pv, pw, "tor2")
 	// tor1 dies: its processes killed (SIGKILL, no grace: a dying switch
-	// does not shut down in order), then its host ports down (carrier
-	// lost, as when a switch dies; the kernel data path would forward on).
-	// Killed first because a live torswitch sets its bound ports up again:
-	// with the ports down first and the kill after, docker stop's half
-	// second let it do so, the teams stayed on tor1 and the outage ran to
-	// the kill (1.2 s in CI).
+	// does not shut down in order), at once its host ports down (carrier
+	// lost, as when a switch dies; torswitch's kernel data path would
+	// forward on), then the wait until the processes are gone. Killed
+	// first because a live torswitch sets its bound ports up again: with
+	// the ports down first and docker stop's SIGTERM half a second later,
+	// the teams stayed on tor1 until the kill (1.2 s in CI). The ports go
+	// down before the wait because an ovs-vtep ToR stops forwarding with
+	// its killed ovs-vswitchd: the wait (1.6 s once in CI) was outage.
 	tl.mark("tor1 killed")
-	if err := e.lab.StopNode(e.ctx, "tor1", 0); err != nil {
+	if err := e.lab.Kill(e.ctx, "tor1"); err != nil {
 		t.Fatal(err)
 	}
 	tl.mark("tor1's host ports down")
 	e.sh(t, "tor1", "ip link set eth1 down && ip link set eth2 down")
+	if err := e.lab.StopNode(e.ctx, "tor1", 0); err != nil {
+		t.Fatal(err)
+	}
+	tl.mark("tor1's processes gone")
 	// A failure below must not leave tor1 dead for the scenarios after
 	// this one: they would fail for it, not for what they test.
 	started, back := false, false

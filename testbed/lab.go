@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/torstitch/torstitch/testbed/clab"
@@ -69,6 +70,9 @@ type Lab struct {
 	opts Options
 	log  *slog.Logger
 	st   *state
+
+	mu     sync.Mutex
+	killed map[string][]int // node -> pids sent SIGKILL by Kill, not yet waited for
 }
 
 // Open loads a topology and attaches to the lab it describes, deployed or

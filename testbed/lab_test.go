@@ -236,9 +236,26 @@ func TestDeployConnectivityRedeployDestroy(t *testing.T) {
 	}
 
 	// StopNode with a grace sends SIGTERM first; with none (a crash) only
-	// SIGKILL: no process gets to act on its way out.
+	// SIGKILL: no process gets to act on its way out. Kill is that SIGKILL
+	// without the wait; the node's network stays reachable meanwhile.
 	termFile, ready := filepath.Join(lab.NodeDir("h3"), "term"), filepath.Join(lab.NodeDir("h3"), "trapped")
-	for _, grace := range []time.Duration{time.Second, 0} {
+	for _, c := range []struct {
+		name   string
+		termed bool
+		stop   func() error
+	}{
+		{"StopNode(1s)", true, func() error { return lab.StopNode(ctx, "h3", time.Second) }},
+		{"StopNode(0)", false, func() error { return lab.StopNode(ctx, "h3", 0) }},
+		{"Kill", false, func() error {
+			if err := lab.Kill(ctx, "h3"); err != nil {
+				return err
+			}
+			if _, err := lab.Shell(ctx, "h3", "ip link set eth1 down"); err != nil {
+				return fmt.Errorf("h3's links after Kill: %w", err)
+			}
+			return lab.StopNode(ctx, "h3", 0)
+		}},
+	} {
 		_, _ = os.Remove(termFile), os.Remove(ready)
 		// Returns once the trap is set (a SIGTERM before it would kill the shell).
 		trap := fmt.Sprintf(`setsid sh -c 'trap "echo term > %s; exit 0" TERM; touch %s; while :; do sleep 0.05; done' </dev/null >/dev/null 2>&1 &
@@ -246,15 +263,15 @@ func TestDeployConnectivityRedeployDestroy(t *testing.T) {
 		if _, err := lab.Shell(ctx, "h3", trap); err != nil {
 			t.Fatal(err)
 		}
-		if err := lab.StopNode(ctx, "h3", grace); err != nil {
-			t.Fatal(err)
+		if err := c.stop(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
 		}
 		if pids, err := lab.PIDs("h3"); err != nil || len(pids) != 0 {
-			t.Errorf("h3 after StopNode(%s): pids %v %v", grace, pids, err)
+			t.Errorf("h3 after %s: pids %v %v", c.name, pids, err)
 		}
 		_, err := os.Stat(termFile)
-		if termed := err == nil; termed != (grace > 0) {
-			t.Errorf("StopNode(%s): the node's process saw SIGTERM: %v, want %v", grace, termed, grace > 0)
+		if termed := err == nil; termed != c.termed {
+			t.Errorf("%s: the node's process saw SIGTERM: %v, want %v", c.name, termed, c.termed)
 		}
 		if err := lab.StartNode(ctx, "h3"); err != nil {
 			t.Fatal(err)

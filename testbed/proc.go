@@ -380,7 +380,37 @@ func (l *Lab) StopNode(ctx context.Context, node string, grace time.Duration) er
 	if l.Topology.Node(node) == nil {
 		return fmt.Errorf("no node %q in lab %s", node, l.Name)
 	}
-	return killNetns(ctx, l.Netns(node), grace)
+	if err := killNetns(ctx, l.Netns(node), grace); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	killed := l.killed[node]
+	delete(l.killed, node)
+	l.mu.Unlock()
+	waitGone(ctx, killed) // an exiting process leaves the namespace before it is reaped
+	return nil
+}
+
+// Kill implements Runtime: SIGKILL to every process in node's network
+// namespace, not waited for (StopNode does).
+func (l *Lab) Kill(ctx context.Context, node string) error {
+	if l.Topology.Node(node) == nil {
+		return fmt.Errorf("no node %q in lab %s", node, l.Name)
+	}
+	pids, err := pidsInNetns(l.Netns(node))
+	if err != nil {
+		return err
+	}
+	for _, p := range pids {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
+	l.mu.Lock()
+	if l.killed == nil {
+		l.killed = map[string][]int{}
+	}
+	l.killed[node] = append(l.killed[node], pids...)
+	l.mu.Unlock()
+	return nil
 }
 
 // StartNode runs node's cmd and exec commands again (after StopNode) and

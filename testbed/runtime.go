@@ -40,6 +40,13 @@ type Runtime interface {
 	// act on its way out). Its links stay: a crashed or powered-off box.
 	// Shell still reaches its network.
 	StopNode(ctx context.Context, node string, grace time.Duration) error
+	// Kill sends SIGKILL to every process of node at once and returns
+	// without waiting for them to exit: a crash, for a scenario that cuts
+	// the node's links right after it (StopNode with no grace waits until
+	// the processes are gone, which can take a second or more on a loaded
+	// machine). The links stay and Shell reaches the node's network;
+	// StopNode afterwards waits for the processes, StartNode starts again.
+	Kill(ctx context.Context, node string) error
 	// StartNode starts node again: its cmd and exec commands, then health.
 	StartNode(ctx context.Context, node string) error
 	// NodeDir is the host directory bound as __clabNodeDir__ for node.
