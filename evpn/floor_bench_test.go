@@ -4,12 +4,18 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
+	"github.com/torstitch/torstitch/evpn/evpntest"
 	"github.com/torstitch/torstitch/internal/netnstest"
 	"github.com/torstitch/torstitch/vtep/l2"
 )
@@ -25,10 +31,17 @@ import (
 //     cannot go below while GoBGP receives the routes.
 //   - speaker: our Speaker, counted by its remote MACs (decoded, best route
 //     chosen, route targets imported).
+//   - frr: FRR 8.4 as an EVPN VTEP (kernel VXLAN device, advertise-all-vni)
+//     in its own network namespace, counted by the remote entries of its
+//     kernel FDB (netlink events, dated as they are read): the peer issue 18
+//     compares toragent with, here against the same fabric in the same run.
 //
-// For each: time from its session Established to all n routes, then the
-// fabric withdraws everything in one call and the time until none are left;
-// the process CPU of both phases (fabric included, the same for both).
+// For each: time from its session Established (for FRR: as the fabric sees
+// it) to all n routes, then the fabric withdraws everything in one call and
+// the time until none are left; the process CPU of both phases (fabric
+// included, the same for all; FRR's own daemons are other processes, so its
+// figure is the fabric's and the FDB counter's alone). Rounds rotate the
+// order of the receivers.
 func BenchmarkIntakeFloor(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) { benchIntakeFloor(b, n) })
@@ -38,16 +51,20 @@ func BenchmarkIntakeFloor(b *testing.B) {
 // intakeReceiver is one side under test: start connects it to the fabric,
 // count reports the routes it holds (-1 before Established).
 type intakeReceiver struct {
-	name  string
-	start func(b *testing.B) (count func() int, stop func())
+	name     string
+	start    func(b *testing.B) (count func() int, stop func())
+	external bool // another process: its memory is not this one's heap
 }
 
 func benchIntakeFloor(b *testing.B, n int) {
-	netnstest.RequireIsolated(b)
+	netnstest.RequireIsolated(b, "/usr/lib/frr/bgpd", "vtysh")
 	ctx := context.Background()
+	frrNS := netnstest.New(b, "frrfl")
+	netnstest.Link(b, frrNS, "ev-frrfl", fabricFRRSide+"/24", "eth0", floorFRR+"/24")
 	port := netnstest.FreePort(b, "127.0.0.1")
 	gr := GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}
 	fabric := newFabric(b, port, n)
+	frr := startFloorFRR(b, frrNS, port)
 	receivers := []intakeReceiver{
 		{name: "gobgp", start: func(b *testing.B) (func() int, func()) { return bareGoBGP(b, port) }},
 		{name: "speaker", start: func(b *testing.B) (func() int, func()) {
@@ -76,19 +93,23 @@ func benchIntakeFloor(b *testing.B, n int) {
 				}
 			}
 		}},
+		{name: "frr", start: func(b *testing.B) (func() int, func()) { return frr.start(b, fabric) }, external: true},
 	}
 	for i := 0; i < b.N; i++ {
-		order := receivers
-		if i%2 == 1 {
-			order = []intakeReceiver{receivers[1], receivers[0]}
-		}
+		order := append(slices.Clone(receivers[i%len(receivers):]), receivers[:i%len(receivers)]...)
 		for _, r := range order {
 			fabric.load(b)
+			heap0 := heapInUse()
 			cpu0 := processCPU()
 			count, stop := r.start(b)
 			up, all := waitCount(b, count, func(c int) bool { return c >= n }, r.name+": all routes")
 			cpuIn := processCPU()
 			b.ReportMetric(all.Sub(up).Seconds(), r.name+"-install-s")
+			if !r.external {
+				perRoute := float64(heapInUse()-heap0) / float64(n)
+				b.ReportMetric(perRoute, r.name+"-heap-B/route")
+				b.Logf("%-7s n=%d: heap in use grew by %.0f B per route (after GC, all routes held)", r.name, n, perRoute)
+			}
 			t0 := time.Now()
 			fabric.withdrawAll(b)
 			_, none := waitCount(b, count, func(c int) bool { return c == 0 }, r.name+": every route withdrawn")
@@ -180,13 +201,13 @@ func newFabric(b *testing.B, port, n int) *intakeFabric {
 	go s.Serve()
 	b.Cleanup(s.Stop)
 	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65030, RouterId: "10.0.0.30",
-		ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"}}}); err != nil {
+		ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1", fabricFRRSide}}}); err != nil {
 		b.Fatal(err)
 	}
 	for _, nb := range []struct {
 		addr string
 		asn  uint32
-	}{{"127.0.0.2", 65031}, {"127.0.0.3", 65032}} {
+	}{{"127.0.0.2", 65031}, {"127.0.0.3", 65032}, {floorFRR, floorFRRASN}} {
 		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
 			Conf:            &api.PeerConf{NeighborAddress: nb.addr, PeerAsn: nb.asn},
 			Transport:       &api.Transport{PassiveMode: true},
@@ -224,5 +245,209 @@ func (f *intakeFabric) load(b *testing.B) {
 func (f *intakeFabric) withdrawAll(b *testing.B) {
 	if err := f.s.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: evpnFamily}); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// The FRR receiver's addresses: the fabric's end of the link and FRR's.
+const (
+	fabricFRRSide = "10.99.9.1"
+	floorFRR      = "10.99.9.2"
+	floorFRRASN   = 65033
+)
+
+// floorFRRPeer is FRR 8.4 as a VTEP receiving the fabric's routes: its
+// neighbor is shut down between rounds, so each round is a fresh session.
+type floorFRRPeer struct {
+	f *evpntest.FRR
+}
+
+func startFloorFRR(b *testing.B, ns *netnstest.Netns, fabricPort int) *floorFRRPeer {
+	ns.Run("ip", "route", "add", "192.0.2.0/24", "via", fabricFRRSide) // the routes' next hop (genLocal's VTEP)
+	f := evpntest.StartFRR(b, ns, evpntest.FRRConfig{ASN: floorFRRASN, RouterID: floorFRR, VTEP: floorFRR,
+		VNIs:      []uint32{5000},
+		Neighbors: []evpntest.FRRNeighbor{{Address: fabricFRRSide, ASN: 65030, Port: fabricPort, Shutdown: true}}})
+	return &floorFRRPeer{f: f}
+}
+
+// start brings FRR's session up and counts the remote MACs of its kernel
+// FDB from netlink events (a subscription opened before the session, so
+// none is missed; the count is -1 until the fabric sees the session
+// Established).
+func (p *floorFRRPeer) start(b *testing.B, fabric *intakeFabric) (count func() int, stop func()) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	macs := map[string]bool{}
+	var lost error
+	updates, done := make(chan netlink.NeighUpdate, 4096), make(chan struct{})
+	h := p.f.NS.Handle()
+	if err := netlink.NeighSubscribeWithOptions(updates, done, netlink.NeighSubscribeOptions{
+		Namespace: &h, ReceiveBufferSize: 256 << 20, ReceiveBufferForceSize: true,
+		ErrorCallback: func(err error) { mu.Lock(); lost = err; mu.Unlock() },
+	}); err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		for u := range updates {
+			if u.Family != unix.AF_BRIDGE || u.IP == nil || len(u.HardwareAddr) != 6 || isZeroMAC(u.HardwareAddr) {
+				continue
+			}
+			mu.Lock()
+			switch u.Type {
+			case unix.RTM_NEWNEIGH:
+				macs[u.HardwareAddr.String()] = true
+			case unix.RTM_DELNEIGH:
+				delete(macs, u.HardwareAddr.String())
+			}
+			mu.Unlock()
+		}
+	}()
+	if err := p.f.SetShutdown(ctx, fabricFRRSide, false); err != nil {
+		b.Fatal(err)
+	}
+	est := false
+	count = func() int {
+		if !est {
+			if err := fabric.s.ListPeer(ctx, &api.ListPeerRequest{Address: floorFRR}, func(pe *api.Peer) {
+				est = pe.GetState().GetSessionState() == api.PeerState_ESTABLISHED
+			}); err != nil || !est {
+				return -1
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if lost != nil {
+			b.Fatalf("frr: netlink FDB events lost, the count is wrong: %v", lost)
+		}
+		return len(macs)
+	}
+	return count, func() {
+		if err := p.f.SetShutdown(ctx, fabricFRRSide, true); err != nil {
+			b.Errorf("frr: %v", err)
+		}
+		close(done)
+	}
+}
+
+func isZeroMAC(m []byte) bool {
+	for _, c := range m {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// BenchmarkAdvertiseFloor separates what the speaker adds to advertising
+// from what GoBGP v3 itself costs (issue 18's advertise target). The same
+// receiver (a bare GoBGP v3 server counting its table) gets n type-2 routes
+// in the same run from two senders in turn, each over a fresh session that
+// is Established before the clock starts:
+//
+//   - speaker: our Speaker, SetLocal with n local MACs;
+//   - gobgp: a bare GoBGP v3 server given the same n paths by AddPath, with
+//     as many calls in flight as the speaker keeps (exportWorkers).
+//
+// Reported: routes/s from the first call until the receiver holds all n.
+func BenchmarkAdvertiseFloor(b *testing.B) {
+	netnstest.RequireIsolated(b)
+	const n = 10_000
+	ctx := context.Background()
+	st := genLocal(n, 5000, ip("192.0.2.1"))
+	res := wanted(st, newRTPolicy(65030, RouteTargets{}), newMobility(5, 180*time.Second),
+		func(l2.MACKey) *remoteBest { return nil }, time.Unix(0, 0))
+	var paths []*api.Path
+	for _, r := range res.routes {
+		if r.Kind == kindMAC {
+			paths = append(paths, toAPIPath(r, false))
+		}
+	}
+	senders := []struct {
+		name string
+		// start listens on port for the receiver; send advertises the n routes.
+		start func(b *testing.B, port int) (send func(), stop func())
+	}{
+		{"speaker", func(b *testing.B, port int) (func(), func()) {
+			tx, err := New(Config{ASN: 65030, RouterID: ip("10.0.0.30"), ListenAddress: "127.0.0.1", ListenPort: int32(port),
+				Neighbors:       []Neighbor{{Address: ip("127.0.0.3"), ASN: 65032, Port: 1}},
+				GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 60 * time.Second}}, testLogger(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			return func() {
+					if err := tx.SetLocal(ctx, st); err != nil {
+						b.Fatal(err)
+					}
+				}, func() {
+					if err := tx.Stop(ctx); err != nil {
+						b.Errorf("stop: %v", err)
+					}
+				}
+		}},
+		{"gobgp", func(b *testing.B, port int) (func(), func()) {
+			s := server.NewBgpServer(server.LoggerOption(slogAdapter{slog.New(slog.DiscardHandler)}))
+			go s.Serve()
+			if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65030, RouterId: "10.0.0.30",
+				ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"}}}); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+				Conf:            &api.PeerConf{NeighborAddress: "127.0.0.3", PeerAsn: 65032},
+				Transport:       &api.Transport{PassiveMode: true},
+				AfiSafis:        []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: evpnFamily, Enabled: true}}},
+				GracefulRestart: &api.GracefulRestart{Enabled: true, RestartTime: 60},
+			}}); err != nil {
+				b.Fatal(err)
+			}
+			return func() {
+				in := make(chan *api.Path)
+				var wg sync.WaitGroup
+				for range exportWorkers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for p := range in {
+							if _, err := s.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
+								b.Error(err)
+							}
+						}
+					}()
+				}
+				for _, p := range paths {
+					in <- p
+				}
+				close(in)
+				wg.Wait()
+			}, s.Stop
+		}},
+	}
+	for i := 0; i < b.N; i++ {
+		for j := range senders {
+			snd := senders[(i+j)%len(senders)]
+			port := netnstest.FreePort(b, "127.0.0.1")
+			send, stopTx := snd.start(b, port)
+			count, stopRx := bareGoBGP(b, port)
+			waitCount(b, count, func(c int) bool { return c >= 0 }, snd.name+": session")
+			t0 := time.Now()
+			send()
+			sent := time.Since(t0)
+			_, all := waitCount(b, count, func(c int) bool { return c >= n }, snd.name+": all routes at the receiver")
+			d := all.Sub(t0)
+			b.ReportMetric(float64(n)/d.Seconds(), snd.name+"-routes/s")
+			b.Logf("%-7s n=%d: all at the receiver %s after the first call (%.0f routes/s); the calls returned after %s",
+				snd.name, n, d.Round(time.Millisecond), float64(n)/d.Seconds(), sent.Round(time.Millisecond))
+			stopRx()
+			stopTx()
+		}
 	}
 }

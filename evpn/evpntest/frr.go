@@ -20,6 +20,7 @@ type FRRNeighbor struct {
 	Address  string
 	ASN      uint32
 	Password string
+	Port     int  // the neighbor's BGP port, when not 179
 	Shutdown bool // start administratively down (see SetShutdown)
 }
 
@@ -67,6 +68,9 @@ func StartFRR(t testing.TB, ns *netnstest.Netns, cfg FRRConfig) *FRR {
 	}
 	for _, n := range cfg.Neighbors {
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers connect 1\n", n.Address, n.ASN, n.Address)
+		if n.Port != 0 {
+			fmt.Fprintf(&b, " neighbor %s port %d\n", n.Address, n.Port)
+		}
 		if n.Shutdown {
 			fmt.Fprintf(&b, " neighbor %s shutdown\n", n.Address)
 		}
