@@ -237,18 +237,28 @@ type intakeFabric struct {
 }
 
 func newFabric(b *testing.B, port, n int) *intakeFabric {
+	s := fabricServer(b, port, []string{"127.0.0.1", fabricFRRSide},
+		passivePeer{"127.0.0.2", 65031}, passivePeer{"127.0.0.3", 65032}, passivePeer{floorFRR, floorFRRASN})
+	b.Cleanup(s.Stop)
+	return &intakeFabric{s: s, paths: type2Paths(b, n)}
+}
+
+type passivePeer struct {
+	addr string
+	asn  uint32
+}
+
+// fabricServer starts a bare GoBGP v3 server (AS 65030) listening on port
+// at the listen addresses, with a passive EVPN session for each peer.
+func fabricServer(b *testing.B, port int, listen []string, peers ...passivePeer) *server.BgpServer {
 	ctx := context.Background()
 	s := server.NewBgpServer(server.LoggerOption(slogAdapter{slog.New(slog.DiscardHandler)}))
 	go s.Serve()
-	b.Cleanup(s.Stop)
 	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65030, RouterId: "10.0.0.30",
-		ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1", fabricFRRSide}}}); err != nil {
+		ListenPort: int32(port), ListenAddresses: listen}}); err != nil {
 		b.Fatal(err)
 	}
-	for _, nb := range []struct {
-		addr string
-		asn  uint32
-	}{{"127.0.0.2", 65031}, {"127.0.0.3", 65032}, {floorFRR, floorFRRASN}} {
+	for _, nb := range peers {
 		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
 			Conf:            &api.PeerConf{NeighborAddress: nb.addr, PeerAsn: nb.asn},
 			Transport:       &api.Transport{PassiveMode: true},
@@ -258,19 +268,24 @@ func newFabric(b *testing.B, port, n int) *intakeFabric {
 			b.Fatal(err)
 		}
 	}
-	rts := newRTPolicy(65030, RouteTargets{})
-	res := wanted(genLocal(n, 5000, ip("192.0.2.1")), rts, newMobility(5, 180*time.Second),
+	return s
+}
+
+// type2Paths is n type-2 routes (genLocal's MACs, as the speaker would
+// advertise them with AS 65030's route targets) as GoBGP API paths.
+func type2Paths(b *testing.B, n int) []*api.Path {
+	res := wanted(genLocal(n, 5000, ip("192.0.2.1")), newRTPolicy(65030, RouteTargets{}), newMobility(5, 180*time.Second),
 		func(l2.MACKey) *remoteBest { return nil }, time.Unix(0, 0))
-	f := &intakeFabric{s: s}
+	var paths []*api.Path
 	for _, r := range res.routes {
 		if r.Kind == kindMAC {
-			f.paths = append(f.paths, toAPIPath(r, false))
+			paths = append(paths, toAPIPath(r, false))
 		}
 	}
-	if len(f.paths) != n {
-		b.Fatalf("fabric: %d type-2 paths, want %d", len(f.paths), n)
+	if len(paths) != n {
+		b.Fatalf("%d type-2 paths, want %d", len(paths), n)
 	}
-	return f
+	return paths
 }
 
 // load puts every route into the fabric's table (before a session).
@@ -402,14 +417,7 @@ func BenchmarkAdvertiseFloor(b *testing.B) {
 	const n = 10_000
 	ctx := context.Background()
 	st := genLocal(n, 5000, ip("192.0.2.1"))
-	res := wanted(st, newRTPolicy(65030, RouteTargets{}), newMobility(5, 180*time.Second),
-		func(l2.MACKey) *remoteBest { return nil }, time.Unix(0, 0))
-	var paths []*api.Path
-	for _, r := range res.routes {
-		if r.Kind == kindMAC {
-			paths = append(paths, toAPIPath(r, false))
-		}
-	}
+	paths := type2Paths(b, n)
 	senders := []struct {
 		name string
 		// start listens on port for the receiver; send advertises the n routes.
@@ -436,20 +444,7 @@ func BenchmarkAdvertiseFloor(b *testing.B) {
 				}
 		}},
 		{"gobgp", func(b *testing.B, port int) (func(), func()) {
-			s := server.NewBgpServer(server.LoggerOption(slogAdapter{slog.New(slog.DiscardHandler)}))
-			go s.Serve()
-			if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: 65030, RouterId: "10.0.0.30",
-				ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"}}}); err != nil {
-				b.Fatal(err)
-			}
-			if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-				Conf:            &api.PeerConf{NeighborAddress: "127.0.0.3", PeerAsn: 65032},
-				Transport:       &api.Transport{PassiveMode: true},
-				AfiSafis:        []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: evpnFamily, Enabled: true}}},
-				GracefulRestart: &api.GracefulRestart{Enabled: true, RestartTime: 60},
-			}}); err != nil {
-				b.Fatal(err)
-			}
+			s := fabricServer(b, port, []string{"127.0.0.1"}, passivePeer{"127.0.0.3", 65032})
 			return func() {
 				in := make(chan *api.Path)
 				var wg sync.WaitGroup
